@@ -1,0 +1,50 @@
+"""Stage `seeds`: multi-scale + flip CAMs of the labelled classes, one fp16 .npz per image."""
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pipeline.paths import CLASSIFIER, SEED_MAPS
+from wsss.data.transforms import to_tensor
+from wsss.device import resolve_device
+from wsss.io import atomic_dir, save_score_map
+from wsss.models.backbones import build_backbone
+from wsss.models.cam import CAMClassifier, multiscale_cam
+from wsss.stage import load_params, open_split, run_main
+from wsss.tracking import stage_run
+from wsss.visualize import overlay_row
+
+SECTIONS = ["project", "dataset", "seeds.method", "seeds.backbone", "seeds.infer"]
+
+
+def load_classifier(params: dict, num_classes: int, device) -> CAMClassifier:
+    backbone_cfg = dict(params["seeds"]["backbone"], pretrained=False, checkpoint=None)
+    model = CAMClassifier(build_backbone(backbone_cfg), num_classes - 1)
+    model.load_state_dict(torch.load(CLASSIFIER, map_location="cpu", weights_only=True))
+    return model.to(device).eval()
+
+
+def main() -> None:
+    params = load_params()
+    cfg = params["seeds"]["infer"]
+    device = resolve_device(params["project"]["device"])
+    dataset = open_split(params, params["dataset"]["train_split"])
+    model = load_classifier(params, dataset.num_classes, device)
+    with stage_run("seeds", params, SECTIONS) as run, atomic_dir(SEED_MAPS) as out:
+        examples = []
+        for index, image_id in enumerate(tqdm(dataset.ids, desc="seeds", disable=not params["project"]["progress"])):
+            image = dataset.load_image(image_id)
+            class_ids = dataset.labels(image_id)
+            maps = multiscale_cam(model, to_tensor(image).to(device), torch.from_numpy(class_ids),
+                                  cfg["scales"], cfg["hflip"]).cpu().numpy()
+            save_score_map(out / f"{image_id}.npz", maps, class_ids)
+            if index < params["tracking"]["num_overlays"]:
+                examples.append(overlay_row(image, maps, None, None))
+        if examples:
+            run.log_image(np.concatenate(examples, axis=0), "cams.png")
+        run.log_metrics({"num_images": len(dataset.ids)})
+        print(f"seeds: wrote {len(dataset.ids)} score maps to {SEED_MAPS}")
+
+
+if __name__ == "__main__":
+    run_main(main)

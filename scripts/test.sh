@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The tests: set up if needed, then run the whole pytest suite, the slow end-to-end tests
+# included. Extra arguments go to pytest (e.g. `-m "not slow"` for the fast part only).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+venv="${WSSS_VENV:-.venv}"
+export PATH="$PWD/$venv/bin:$PATH"
+exec python -m pytest -m "slow or not slow" "$@"

@@ -1,0 +1,93 @@
+"""The `wsss` command.
+
+  wsss repro [dvc args]   run the pipeline (dvc repro) under one MLflow parent run, then print
+                          the results table
+  wsss results            print the results table of the last run
+  wsss check-params       validate params.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from wsss.errors import WsssError
+
+MLFLOW_HINT = (
+    "MLflow UI: mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000\n"
+    "           then open http://127.0.0.1:5000 (experiment '{experiment}', newest parent run)"
+)
+
+
+def cmd_results(args) -> int:
+    from wsss.metrics import format_table
+    from wsss.results import COLUMNS, result_rows
+
+    rows = result_rows(args.project)
+    if not rows:
+        print("no results yet: run `wsss repro` (or `dvc repro`) first", file=sys.stderr)
+        return 1
+    print(format_table(rows, COLUMNS))
+    return 0
+
+
+def cmd_check_params(args) -> int:
+    from wsss import params
+
+    params.load(Path(args.project) / params.PARAMS_FILE)
+    print("params.yaml is valid")
+    return 0
+
+
+def cmd_repro(args) -> int:
+    """dvc repro with a parent MLflow run that every stage nests under."""
+    from wsss import params as params_mod
+    from wsss import tracking
+
+    project = Path(args.project)
+    params = params_mod.load(project / params_mod.PARAMS_FILE)
+    experiment_id = tracking.configure(params["tracking"]["experiment"], project)
+    parent = tracking.start_parent_run(experiment_id, params, f"wsss-repro:{os.getpid()}", project)
+    env = dict(os.environ, **{tracking.PARENT_ENV: parent})
+    returncode = subprocess.run(["dvc", "repro", *args.dvc_args], cwd=project, env=env).returncode
+    ran_stages = tracking.finish_parent_run(parent, returncode == 0)
+    if returncode != 0:
+        print(f"dvc repro failed (exit {returncode}); fix the cause and run again: "
+              "finished stages are cached and will not run twice", file=sys.stderr)
+        return returncode
+    if not ran_stages:
+        print("dvc repro: every stage is up to date (no new MLflow run)")
+    print()
+    cmd_results(args)
+    print()
+    print(MLFLOW_HINT.format(experiment=params["tracking"]["experiment"]))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wsss", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--project", default=".", help="project directory (default: .)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    repro = sub.add_parser("repro", help="run the pipeline and print the results table")
+    repro.add_argument("dvc_args", nargs=argparse.REMAINDER, help="passed on to dvc repro")
+    repro.set_defaults(func=cmd_repro)
+    sub.add_parser("results", help="print the results table").set_defaults(func=cmd_results)
+    sub.add_parser("check-params", help="validate params.yaml").set_defaults(func=cmd_check_params)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except WsssError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

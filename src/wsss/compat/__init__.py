@@ -1,0 +1,1 @@
+"""Work-arounds for packaging problems of third-party wheels (each isolated, each a no-op when unneeded)."""

@@ -1,0 +1,1 @@
+"""Data sets: VOC and COCO readers, the synthetic generator, saliency sources."""

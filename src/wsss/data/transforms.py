@@ -1,0 +1,80 @@
+"""Joint image (+ mask) transforms and the torch Dataset used to train classifiers."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from wsss.data.base import IGNORE_INDEX, SegmentationDataset
+from wsss.models.backbones import IMAGENET_MEAN, IMAGENET_STD
+
+_MEAN = np.array(IMAGENET_MEAN, dtype=np.float32) * 255.0
+_STD = np.array(IMAGENET_STD, dtype=np.float32) * 255.0
+
+
+def normalize(image: np.ndarray) -> np.ndarray:
+    """uint8 H x W x 3 -> float32 3 x H x W, ImageNet mean/std."""
+    return ((image.astype(np.float32) - _MEAN) / _STD).transpose(2, 0, 1).copy()
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(normalize(image))
+
+
+def resize_long_side(image: np.ndarray, long_side: int, mask: np.ndarray | None = None):
+    height, width = image.shape[:2]
+    scale = long_side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+    if mask is not None:
+        mask = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
+    return image, mask
+
+
+def random_crop(image: np.ndarray, crop: int, rng: np.random.Generator, mask: np.ndarray | None = None):
+    """Crop a C x H x W array (or pad: image with 0 = the mean after normalisation, mask with
+    ignore) to C x crop x crop at a random position."""
+    height, width = image.shape[:2]
+    channels = image.shape[0]
+    out = np.zeros((channels, crop, crop), dtype=image.dtype)
+    out_mask = None if mask is None else np.full((crop, crop), IGNORE_INDEX, dtype=mask.dtype)
+    src_y = rng.integers(0, max(height - crop, 0) + 1)
+    src_x = rng.integers(0, max(width - crop, 0) + 1)
+    dst_y = rng.integers(0, max(crop - height, 0) + 1)
+    dst_x = rng.integers(0, max(crop - width, 0) + 1)
+    h, w = min(crop, height), min(crop, width)
+    out[:, dst_y : dst_y + h, dst_x : dst_x + w] = image[:, src_y : src_y + h, src_x : src_x + w]
+    if mask is not None:
+        out_mask[dst_y : dst_y + h, dst_x : dst_x + w] = mask[src_y : src_y + h, src_x : src_x + w]
+    return out, out_mask
+
+
+class ClassificationDataset(Dataset):
+    """Images with their multi-hot labels, augmented as in the reference CAM training."""
+
+    def __init__(self, dataset: SegmentationDataset, resize_long: tuple[int, int], crop_size: int,
+                 hflip: bool, seed: int = 0):
+        self.dataset = dataset
+        self.resize_long = resize_long
+        self.crop_size = crop_size
+        self.hflip = hflip
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch  # reseeds augmentation so each epoch differs yet runs are repeatable
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        image_id = self.dataset.ids[index]
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        image = self.dataset.load_image(image_id)
+        image, _ = resize_long_side(image, int(rng.integers(self.resize_long[0], self.resize_long[1] + 1)))
+        if self.hflip and rng.random() < 0.5:
+            image = image[:, ::-1]
+        image, _ = random_crop(normalize(image), self.crop_size, rng)
+        return torch.from_numpy(image), torch.from_numpy(self.dataset.label_vector(image_id))

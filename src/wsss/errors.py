@@ -1,0 +1,13 @@
+"""Errors that name the culprit: a file, an image id or a params key."""
+
+
+class WsssError(Exception):
+    """Base class for every error this package raises on bad input."""
+
+
+class DataError(WsssError):
+    """A data set file is missing, corrupt or inconsistent (the message names the file/id)."""
+
+
+class ParamsError(WsssError):
+    """params.yaml has an unknown key, a wrong type or an out-of-range value (names the key)."""

@@ -1,0 +1,157 @@
+"""Plain artifact formats, written atomically (write beside, then rename).
+
+- masks: palette PNGs, VOC palette, 255 = ignore;
+- score maps: one ``.npz`` per image holding ``scores`` (fp16, K x H x W) and ``class_ids``
+  (int16, K) -- the ids of the foreground classes the K maps belong to;
+- JSON for metrics and indexes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from PIL import Image
+
+from wsss.errors import DataError
+
+
+def voc_palette() -> list[int]:
+    """The 256-entry PASCAL VOC colour map (bit-interleaved), flattened RGB."""
+    palette = []
+    for index in range(256):
+        r = g = b = 0
+        c = index
+        for shift in range(7, -1, -1):
+            r |= ((c >> 0) & 1) << shift
+            g |= ((c >> 1) & 1) << shift
+            b |= ((c >> 2) & 1) << shift
+            c >>= 3
+        palette.extend([r, g, b])
+    return palette
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary directory beside ``path``; it replaces ``path`` on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: str | os.PathLike):
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+
+
+def write_palette_png(path: str | os.PathLike, mask: np.ndarray) -> None:
+    """Save a label mask (H x W, values 0..254 or 255) as a VOC palette PNG, atomically."""
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"{path}: a mask must be 2-D, got shape {mask.shape}")
+    if mask.size and (mask.min() < 0 or mask.max() > 255):
+        raise ValueError(f"{path}: mask values must lie in 0..255")
+    image = Image.fromarray(mask.astype(np.uint8), mode="P")
+    image.putpalette(voc_palette())
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+
+
+def read_label_png(path: str | os.PathLike) -> np.ndarray:
+    """Read a label PNG (palette or grayscale) as the raw index values, uint8 H x W."""
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            if image.mode not in ("P", "L"):
+                raise DataError(
+                    f"{path}: a label mask must be a palette (P) or grayscale (L) PNG, "
+                    f"got mode {image.mode}"
+                )
+            return np.array(image, dtype=np.uint8)
+    except FileNotFoundError:
+        raise DataError(f"{path}: mask file not found") from None
+    except DataError:
+        raise
+    except Exception as exc:  # PIL raises many types on corrupt files
+        raise DataError(f"{path}: cannot read mask ({exc})") from None
+
+
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Read an image as uint8 H x W x 3 RGB; a clear DataError if missing or corrupt."""
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return np.array(image.convert("RGB"), dtype=np.uint8)
+    except FileNotFoundError:
+        raise DataError(f"{path}: image file not found") from None
+    except Exception as exc:
+        raise DataError(f"{path}: cannot decode image ({exc})") from None
+
+
+def save_score_map(path: str | os.PathLike, scores: np.ndarray, class_ids: np.ndarray) -> None:
+    """Store K score maps (K x H x W) in fp16 with the K foreground class ids they belong to."""
+    scores = np.asarray(scores)
+    class_ids = np.asarray(class_ids, dtype=np.int16).reshape(-1)
+    if scores.ndim != 3 or scores.shape[0] != class_ids.shape[0]:
+        raise ValueError(
+            f"{path}: scores must be K x H x W with K = len(class_ids); got {scores.shape} "
+            f"for {class_ids.shape[0]} class ids"
+        )
+    if not np.isfinite(scores).all():
+        raise ValueError(f"{path}: score map holds NaN or inf")
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, scores=scores.astype(np.float16), class_ids=class_ids)
+
+
+def load_score_map(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Return (scores float32 K x H x W, class_ids int64 K)."""
+    path = Path(path)
+    try:
+        with np.load(path) as data:
+            return data["scores"].astype(np.float32), data["class_ids"].astype(np.int64)
+    except FileNotFoundError:
+        raise DataError(f"{path}: score map not found") from None
+    except Exception as exc:
+        raise DataError(f"{path}: cannot read score map ({exc})") from None

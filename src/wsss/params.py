@@ -1,0 +1,270 @@
+"""params.yaml: the single source of truth, validated against one schema.
+
+Every key a stage reads is declared here with its default, type and range. Loading checks the
+whole file up front, so a typo or an out-of-range value fails before any stage does work, with
+an error naming the key (``seeds.train.lr``) and what was expected.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from wsss.errors import ParamsError
+
+PARAMS_FILE = "params.yaml"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One leaf of the schema."""
+
+    default: Any
+    kind: type | tuple[type, ...]
+    low: float | None = None
+    high: float | None = None
+    choices: tuple | None = None
+    nullable: bool = False
+    item: type | tuple[type, ...] | None = None  # element type for list fields
+    min_len: int = 0
+    check: Callable[[str, Any], None] | None = None  # extra validation of the whole value
+
+
+@dataclass(frozen=True)
+class Free:
+    """A sub-tree validated by its owner (e.g. the synthetic generator's config)."""
+
+    validate: Callable[[dict], Any]
+    default: dict
+
+
+def _synthetic_validator(section: dict):
+    from wsss.data.synthetic import SyntheticConfig
+
+    return SyntheticConfig.from_dict(section)
+
+
+def _positive_scales(key: str, scales: list) -> None:
+    if any(s <= 0 for s in scales):
+        raise ParamsError(f"params.yaml: '{key}' must hold positive scales, got {scales}")
+
+
+def _range_pair(key: str, pair: list) -> None:
+    if len(pair) != 2 or pair[0] > pair[1]:
+        raise ParamsError(f"params.yaml: '{key}' must be [low, high] with low <= high, got {pair}")
+
+
+NUM = (int, float)
+
+SCHEMA: dict = {
+    "project": {
+        "device": Field("auto", str, check=lambda k, v: _check_device(k, v)),
+        "seed": Field(0, int, low=0),
+        "num_workers": Field(0, int, low=0, high=64),
+        "progress": Field(True, bool),
+    },
+    "data": {
+        "synthetic": Free(_synthetic_validator, {}),
+    },
+    "dataset": {
+        "name": Field("synthetic", str, choices=("synthetic", "voc", "coco")),
+        "root": Field("data/synthetic/VOCdevkit/VOC2012", str),
+        "train_split": Field("train", str),
+        "eval_split": Field("train", str),
+        "val_split": Field("val", str),
+        "mask_dir": Field("auto", str),
+        "saliency": Field("SaliencyMaps", str, nullable=True),
+        "annotation_file": Field(None, str, nullable=True),
+        "label_dir": Field(None, str, nullable=True),
+        "max_images": Field(None, int, low=1, nullable=True),
+    },
+    "seeds": {
+        "method": Field("cam", str, choices=("cam",)),
+        "backbone": {
+            "name": Field(
+                "tiny", str, choices=("tiny", "resnet50", "resnet101", "efficientnet_lite0")
+            ),
+            "pretrained": Field(True, bool),
+            "checkpoint": Field(None, str, nullable=True),
+            "output_stride": Field(16, int, choices=(8, 16, 32)),
+        },
+        "train": {
+            "epochs": Field(5, int, low=1, high=1000),
+            "batch_size": Field(16, int, low=1, high=4096),
+            "lr": Field(0.1, NUM, low=0.0, high=10.0),
+            "new_layer_lr_mult": Field(10.0, NUM, low=0.0, high=1000.0),
+            "momentum": Field(0.9, NUM, low=0.0, high=1.0),
+            "weight_decay": Field(1e-4, NUM, low=0.0, high=1.0),
+            "resize_long": Field([320, 640], list, item=int, min_len=2, check=_range_pair),
+            "crop_size": Field(512, int, low=8, high=4096),
+            "hflip": Field(True, bool),
+            "freeze_bn": Field(True, bool),
+        },
+        "infer": {
+            "scales": Field([1.0, 0.5, 1.5, 2.0], list, item=NUM, min_len=1, check=_positive_scales),
+            "hflip": Field(True, bool),
+        },
+    },
+    "evaluate": {
+        "bg_thresholds": Field(
+            [round(0.05 * i, 2) for i in range(1, 13)], list, item=NUM, min_len=1,
+            check=lambda k, v: _check_unit_interval(k, v),
+        ),
+        "cam_bg_threshold": Field(0.15, NUM, low=0.0, high=1.0),
+        "boundary_tolerance": Field(1, int, low=0, high=32),
+    },
+    "tracking": {
+        "experiment": Field("wsss", str),
+        "num_overlays": Field(4, int, low=0, high=64),
+    },
+}
+
+
+def _check_device(key: str, value: str) -> None:
+    if value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
+        return
+    raise ParamsError(f"params.yaml: '{key}' must be auto, cpu, cuda or cuda:N, got {value!r}")
+
+
+def _check_unit_interval(key: str, values: list) -> None:
+    if any(not 0.0 <= v <= 1.0 for v in values):
+        raise ParamsError(f"params.yaml: '{key}' values must lie in [0, 1], got {values}")
+
+
+def _type_name(kind) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(k.__name__ for k in kinds)
+
+
+def _is_kind(value, kind) -> bool:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and bool not in kinds:
+        return False  # YAML true/false is not a number
+    if float in kinds and isinstance(value, int):
+        return True
+    return isinstance(value, kinds)
+
+
+def _validate_field(key: str, field: Field, value):
+    if value is None:
+        if field.nullable:
+            return None
+        raise ParamsError(f"params.yaml: '{key}' must not be null (expected {_type_name(field.kind)})")
+    if not _is_kind(value, field.kind):
+        raise ParamsError(
+            f"params.yaml: '{key}' must be {_type_name(field.kind)}, got {value!r} "
+            f"({type(value).__name__})"
+        )
+    if field.choices is not None and value not in field.choices:
+        raise ParamsError(f"params.yaml: '{key}' must be one of {list(field.choices)}, got {value!r}")
+    if field.low is not None and value < field.low or field.high is not None and value > field.high:
+        raise ParamsError(
+            f"params.yaml: '{key}' = {value!r} is out of range [{field.low}, {field.high}]"
+        )
+    if isinstance(value, list):
+        if len(value) < field.min_len:
+            raise ParamsError(f"params.yaml: '{key}' needs at least {field.min_len} items, got {value}")
+        if field.item is not None:
+            for item in value:
+                if not _is_kind(item, field.item):
+                    raise ParamsError(
+                        f"params.yaml: '{key}' items must be {_type_name(field.item)}, got {item!r}"
+                    )
+    if field.check is not None:
+        field.check(key, value)
+    return value
+
+
+def _validate_tree(prefix: str, schema: dict, values) -> dict:
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ParamsError(f"params.yaml: '{prefix}' must be a mapping, got {values!r}")
+    unknown = sorted(set(values) - set(schema))
+    if unknown:
+        where = f"under '{prefix}'" if prefix else "at the top level"
+        raise ParamsError(
+            f"params.yaml: unknown key '{_join(prefix, unknown[0])}' "
+            f"(known keys {where}: {', '.join(sorted(schema))})"
+        )
+    result = {}
+    for name, spec in schema.items():
+        key = _join(prefix, name)
+        if isinstance(spec, dict):
+            result[name] = _validate_tree(key, spec, values.get(name))
+        elif isinstance(spec, Free):
+            section = values.get(name, spec.default)
+            if section is None:
+                section = {}
+            if not isinstance(section, dict):
+                raise ParamsError(f"params.yaml: '{key}' must be a mapping, got {section!r}")
+            spec.validate(section)
+            result[name] = copy.deepcopy(section)
+        else:
+            result[name] = _validate_field(key, spec, values.get(name, copy.deepcopy(spec.default)))
+    return result
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def validate(raw: dict) -> dict:
+    """Check ``raw`` against the schema; return a complete copy with defaults filled in."""
+    return _validate_tree("", SCHEMA, raw)
+
+
+def load(path: str | Path = PARAMS_FILE, overrides: dict | None = None) -> dict:
+    """Read, override (``{"seeds.train.lr": 0.01}``) and validate params.yaml."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: params file not found") from None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML ({exc})") from None
+    for key, value in (overrides or {}).items():
+        set_key(raw, key, value)
+    return validate(raw)
+
+
+def get_key(params: dict, key: str):
+    node = params
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ParamsError(f"params.yaml: no key '{key}'")
+        node = node[part]
+    return node
+
+
+def set_key(params: dict, key: str, value) -> None:
+    parts = key.split(".")
+    node = params
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+def section_hash(params: dict, sections: list[str]) -> str:
+    """A short content hash of the given params sections (for run tags and caches)."""
+    chosen = {s: get_key(params, s) for s in sections}
+    blob = json.dumps(chosen, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1} (lists kept as values), for logging to MLflow."""
+    flat = {}
+    for name, value in tree.items():
+        key = _join(prefix, name)
+        if isinstance(value, dict):
+            flat.update(flatten(value, key))
+        else:
+            flat[key] = value
+    return flat

@@ -1,0 +1,39 @@
+"""The results table: one row per evaluated stage (and baseline), from the DVC metrics files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from wsss.io import read_json
+
+METRICS_DIR = "metrics"
+# Stages in pipeline order; later issues add theirs here.
+METRICS_FILES = ["seeds.json"]
+COLUMNS = ["stage", "method", "split", "mIoU", "bg threshold", "boundary F1"]
+
+
+def result_rows(project_dir: str | Path = ".") -> list[dict]:
+    rows = []
+    for name in METRICS_FILES:
+        path = Path(project_dir) / METRICS_DIR / name
+        if not path.exists():
+            continue
+        metrics = read_json(path)
+        rows.append({
+            "stage": metrics["stage"],
+            "method": metrics["method"],
+            "split": metrics["split"],
+            "mIoU": metrics["miou"],
+            "bg threshold": metrics.get("bg_threshold"),
+            "boundary F1": (metrics.get("boundary") or {}).get("f1"),
+        })
+        for baseline, values in (metrics.get("baselines") or {}).items():
+            rows.append({
+                "stage": "baseline",
+                "method": baseline.replace("_", " "),
+                "split": metrics["split"],
+                "mIoU": values["miou"],
+                "bg threshold": None,
+                "boundary F1": (values.get("boundary") or {}).get("f1"),
+            })
+    return rows

@@ -1,0 +1,80 @@
+"""Classifier training loop: SGD with poly decay, per-group learning rates, optional frozen BN.
+
+Pure of I/O and logging: progress and losses go to the ``on_step`` callback.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+StepCallback = Callable[[int, dict], None]
+
+
+def freeze_batchnorm(module: nn.Module) -> None:
+    """Keep BN statistics and affine parameters fixed (the reference freezes them)."""
+    for layer in module.modules():
+        if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            layer.eval()
+            for p in layer.parameters():
+                p.requires_grad_(False)
+
+
+def poly_lr(base: float, step: int, total: int, power: float = 0.9) -> float:
+    return base * (1.0 - step / max(total, 1)) ** power
+
+
+def make_sgd(groups: list[tuple[list, float]], lr: float, momentum: float, weight_decay: float):
+    """SGD over (parameters, lr multiplier) groups. Momentum is a real momentum here: the
+    public WSSS repos pass weight decay into SGD's momentum slot (METHODS.md §1); we do not."""
+    param_groups = [
+        {"params": params, "lr": lr * mult, "initial_lr": lr * mult}
+        for params, mult in groups
+        if params
+    ]
+    return torch.optim.SGD(param_groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def train_multilabel(
+    model: nn.Module,
+    loader: DataLoader,
+    epochs: int,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    freeze_bn: bool,
+    on_step: StepCallback | None = None,
+) -> dict:
+    """Train with the multi-label soft margin loss; returns the final epoch's mean loss."""
+    total_steps = epochs * len(loader)
+    step = 0
+    epoch_loss = float("nan")
+    for epoch in range(epochs):
+        model.train()
+        if freeze_bn:
+            freeze_batchnorm(model.backbone)
+        if hasattr(loader.dataset, "set_epoch"):
+            loader.dataset.set_epoch(epoch)
+        running, count = 0.0, 0
+        for images, labels in loader:
+            images, labels = images.to(device), labels.to(device)
+            for group in optimizer.param_groups:
+                group["lr"] = poly_lr(group["initial_lr"], step, total_steps)
+            loss = F.multilabel_soft_margin_loss(model(images), labels)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"classifier loss became {loss.item()} at step {step}; lower 'seeds.train.lr'"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            running += loss.item() * len(images)
+            count += len(images)
+            step += 1
+            if on_step is not None:
+                on_step(step, {"loss": loss.item(), "lr": optimizer.param_groups[-1]["lr"], "epoch": epoch})
+        epoch_loss = running / max(count, 1)
+    return {"final_epoch_loss": epoch_loss, "steps": step}

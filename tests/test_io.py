@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from wsss import io
+from wsss.errors import DataError
+
+
+def test_palette_png_roundtrip_keeps_raw_indices(tmp_path):
+    mask = np.array([[0, 1, 255], [20, 3, 0]], dtype=np.uint8)
+    io.write_palette_png(tmp_path / "m.png", mask)
+    with Image.open(tmp_path / "m.png") as image:
+        assert image.mode == "P"
+        assert image.getpalette()[3:6] == [128, 0, 0]  # VOC colour of class 1
+    np.testing.assert_array_equal(io.read_label_png(tmp_path / "m.png"), mask)
+
+
+def test_score_map_roundtrip_fp16(tmp_path):
+    scores = np.random.default_rng(0).random((2, 5, 7)).astype(np.float32)
+    io.save_score_map(tmp_path / "s.npz", scores, np.array([3, 7]))
+    loaded, ids = io.load_score_map(tmp_path / "s.npz")
+    assert loaded.shape == (2, 5, 7) and ids.tolist() == [3, 7]
+    np.testing.assert_allclose(loaded, scores, atol=1e-3)
+    with np.load(tmp_path / "s.npz") as data:
+        assert data["scores"].dtype == np.float16
+
+
+def test_score_map_rejects_nan_and_mismatched_ids(tmp_path):
+    with pytest.raises(ValueError, match="NaN"):
+        io.save_score_map(tmp_path / "s.npz", np.full((1, 2, 2), np.nan), [1])
+    with pytest.raises(ValueError, match="class ids"):
+        io.save_score_map(tmp_path / "s.npz", np.zeros((2, 2, 2)), [1])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with io.atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+def test_atomic_dir_replaces_only_on_success(tmp_path):
+    target = tmp_path / "maps"
+    with io.atomic_dir(target) as tmp:
+        (tmp / "a").write_text("1")
+    assert (target / "a").read_text() == "1"
+    with pytest.raises(RuntimeError):
+        with io.atomic_dir(target) as tmp:
+            (tmp / "b").write_text("2")
+            raise RuntimeError
+    assert sorted(p.name for p in target.iterdir()) == ["a"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["maps"]
+
+
+def test_unreadable_files_name_the_file(tmp_path):
+    bad = tmp_path / "x.jpg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(DataError, match="x.jpg"):
+        io.read_rgb(bad)
+    with pytest.raises(DataError, match="missing.png"):
+        io.read_label_png(tmp_path / "missing.png")
+    Image.new("RGB", (2, 2)).save(tmp_path / "rgb.png")
+    with pytest.raises(DataError, match="palette"):
+        io.read_label_png(tmp_path / "rgb.png")

@@ -1,0 +1,73 @@
+"""The MLflow layer against a real sqlite tracking database."""
+
+import mlflow
+import numpy as np
+import pytest
+
+from wsss import params as params_mod
+from wsss import tracking
+
+
+def _runs(uri):
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("wsss")
+    return client, client.search_runs([experiment.experiment_id])
+
+
+def test_stage_runs_nest_under_the_parent_from_the_environment(mlflow_db, tmp_path, monkeypatch):
+    params = params_mod.validate({})
+    experiment_id = tracking.configure("wsss", tmp_path)
+    parent = tracking.start_parent_run(experiment_id, params, "test:1", tmp_path)
+    monkeypatch.setenv(tracking.PARENT_ENV, parent)
+    for stage in ("train_classifier", "seeds"):
+        with tracking.stage_run(stage, params, ["seeds.train"], tmp_path) as run:
+            run.log_metrics({"a": {"b": 0.5}, "name": "skipped", "nan": float("nan")}, step=3)
+            run.log_image(np.zeros((8, 8, 3), np.uint8), "pic.png")
+    client, runs = _runs(mlflow_db)
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent]
+    assert sorted(r.info.run_name for r in children) == ["seeds", "train_classifier"]
+    child = children[0]
+    assert child.data.metrics == {"a.b": 0.5}
+    assert child.data.params["seeds.train.epochs"] == str(params["seeds"]["train"]["epochs"])
+    assert child.data.tags["wsss.params_hash"] == params_mod.section_hash(params, ["seeds.train"])
+    assert child.info.status == "FINISHED"
+    assert [a.path for a in client.list_artifacts(child.info.run_id)] == ["pic.png"]
+    parent_run = client.get_run(parent)
+    assert parent_run.info.status == "FINISHED"
+    assert parent_run.data.params["seeds.method"] == "cam"
+
+
+def test_failed_stage_marks_runs_failed(mlflow_db, tmp_path, monkeypatch):
+    params = params_mod.validate({})
+    parent = tracking.start_parent_run(tracking.configure("wsss", tmp_path), params, "test:2", tmp_path)
+    monkeypatch.setenv(tracking.PARENT_ENV, parent)
+    with pytest.raises(RuntimeError):
+        with tracking.stage_run("seeds", params, ["seeds.infer"], tmp_path):
+            raise RuntimeError("boom")
+    client, runs = _runs(mlflow_db)
+    stage = next(r for r in runs if r.info.run_name == "seeds")
+    assert stage.info.status == "FAILED"
+    assert client.get_run(parent).info.status == "FAILED"
+
+
+def test_without_parent_each_manual_stage_gets_a_parent(mlflow_db, tmp_path):
+    params = params_mod.validate({})
+    with tracking.stage_run("seeds", params, ["seeds.infer"], tmp_path):
+        pass
+    _, runs = _runs(mlflow_db)
+    stage = next(r for r in runs if r.info.run_name == "seeds")
+    parent = next(r for r in runs if r.info.run_id == stage.data.tags["mlflow.parentRunId"])
+    assert parent.data.tags["wsss.kind"] == "pipeline"
+
+
+def test_finish_parent_deletes_empty_parent(mlflow_db, tmp_path):
+    params = params_mod.validate({})
+    parent = tracking.start_parent_run(tracking.configure("wsss", tmp_path), params, "test:3", tmp_path)
+    assert tracking.finish_parent_run(parent, True) is False
+    client = mlflow.MlflowClient(tracking_uri=mlflow_db)
+    assert client.get_run(parent).info.lifecycle_stage == "deleted"
+
+
+def test_default_uri_is_sqlite_in_the_project(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking.tracking_uri(tmp_path) == f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}"
