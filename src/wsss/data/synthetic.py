@@ -31,17 +31,17 @@ from __future__ import annotations
 import colorsys
 import math
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
 from wsss.data.base import IGNORE_INDEX
-from wsss.errors import ParamsError
+from wsss.errors import DataError, ParamsError
 from wsss.io import atomic_dir, write_json, write_palette_png
 
 CLASS_NAMES: list[str] = ["background", "aeroplane", "boat", "bottle", "car", "cow", "person", "train"]
@@ -49,8 +49,8 @@ CONTEXT_NAMES: list[str] = ["object", "sky", "water", "grass", "railroad", "road
 
 _KEY = "data.synthetic"
 _SKY = CONTEXT_NAMES.index("sky")
-_MAX_SCENE_ATTEMPTS = 50  # whole-scene redraws before giving up (never reached in practice)
-_MAX_PLACE_ATTEMPTS = 25  # placements of one object before the scene is redrawn
+_MAX_SCENE_ATTEMPTS = 50  # layout redraws per image before giving up (defaults never need 2)
+_MAX_PLACE_ATTEMPTS = 25  # placements of one object before the layout is redrawn
 
 DEFAULT_COOCCURRENCE: tuple[tuple[str, str, float], ...] = (
     ("water", "boat", 0.9),
@@ -78,8 +78,8 @@ class SyntheticConfig:
     max_objects: int = 3
     ignore_border: int = 1  # width (px) of the 255 band along boundaries in SegmentationClass
     # Largest dimension of an object as a fraction of the shorter image side (before the
-    # per-class size factor: train 1.4, aeroplane 1.2, person 0.9, bottle 0.8).
-    object_scale: tuple[float, float] = (0.12, 0.5)
+    # per-class size factor: train 1.6, aeroplane 1.2, person 1.1, bottle 0.9).
+    object_scale: tuple[float, float] = (0.2, 0.75)
     # (context, class, rate): P(context present | class present) = rate.
     cooccurrence: tuple[tuple[str, str, float], ...] = DEFAULT_COOCCURRENCE
     context_base_rate: float = 0.15  # P(context present) when no class paired with it is
@@ -105,7 +105,7 @@ class SyntheticConfig:
             raise ParamsError(f"{_KEY}.object_scale: [low, high] needs low <= high, got {[lo, hi]}")
 
     @classmethod
-    def from_dict(cls, d: Mapping | None) -> "SyntheticConfig":
+    def from_dict(cls, d: Mapping | None) -> SyntheticConfig:
         """Build from a params.yaml section; ParamsError naming ``data.synthetic.<key>``."""
         if d is None:
             return cls()
@@ -171,7 +171,9 @@ def _check_pairs(key: str, value: object) -> tuple[tuple[str, str, float], ...]:
         else:
             raise ParamsError(f"{_KEY}.{where}: expected {{context, class, rate}}, got {item!r}")
         if context not in CONTEXT_NAMES[1:]:
-            raise ParamsError(f"{_KEY}.{where}.context: unknown context {context!r}; known: {CONTEXT_NAMES[1:]}")
+            raise ParamsError(
+                f"{_KEY}.{where}.context: unknown context {context!r}; known: {CONTEXT_NAMES[1:]}"
+            )
         if name not in CLASS_NAMES[1:]:
             raise ParamsError(f"{_KEY}.{where}.class: unknown class {name!r}; known: {CLASS_NAMES[1:]}")
         rate = _float(0.0, 1.0)(f"{where}.rate", rate)
@@ -233,38 +235,57 @@ class _ClassStyle:
     home: str | None  # context it sits on when no pair is configured for it
 
 
+# fmt: off
 _CLASS_STYLES: dict[str, _ClassStyle] = {
-    "aeroplane": _ClassStyle(210, 15, (0.0, 0.12), (0.8, 1.0), "gradient", "shade", ("dark", "accent"), "center", 1.2, 30, "sky"),
-    "boat": _ClassStyle(0, 12, (0.6, 0.9), (0.55, 0.9), "stripes", "light", ("dark", "light", "light"), "bottom", 1.0, 6, "water"),
-    "bottle": _ClassStyle(125, 15, (0.5, 0.85), (0.3, 0.6), "glass", "light", ("accent", "light"), "bottom", 0.8, 10, "indoor"),
-    "car": _ClassStyle(52, 8, (0.7, 0.95), (0.75, 0.95), "checker", "dark", ("glass", "dark", "silver"), "bottom", 1.0, 4, "road"),
-    "cow": _ClassStyle(28, 8, (0.4, 0.7), (0.35, 0.6), "spots", "contrast", ("base", "shade", "light"), "bottom", 1.0, 4, "grass"),
-    "person": _ClassStyle(295, 20, (0.45, 0.8), (0.45, 0.85), "plaid", "shade", ("skin", "dark"), "bottom", 0.9, 6, None),
-    "train": _ClassStyle(180, 12, (0.5, 0.8), (0.35, 0.6), "noise", "shade", ("glass", "accent", "dark"), "bottom", 1.4, 0, "railroad"),
-}  # fmt: skip
+    "aeroplane": _ClassStyle(
+        hue=210, hue_jitter=15, sat=(0.0, 0.12), val=(0.8, 1.0), texture="gradient", second="shade",
+        parts=("dark", "accent"), anchor="center", size=1.2, rotation=30, home="sky"),
+    "boat": _ClassStyle(
+        hue=0, hue_jitter=12, sat=(0.6, 0.9), val=(0.55, 0.9), texture="stripes", second="light",
+        parts=("dark", "light", "light"), anchor="bottom", size=1.0, rotation=6, home="water"),
+    "bottle": _ClassStyle(
+        hue=125, hue_jitter=15, sat=(0.5, 0.85), val=(0.3, 0.6), texture="glass", second="light",
+        parts=("accent", "light"), anchor="bottom", size=0.9, rotation=10, home="indoor"),
+    "car": _ClassStyle(
+        hue=52, hue_jitter=8, sat=(0.7, 0.95), val=(0.75, 0.95), texture="checker", second="dark",
+        parts=("glass", "dark", "silver"), anchor="bottom", size=1.0, rotation=4, home="road"),
+    "cow": _ClassStyle(
+        hue=28, hue_jitter=8, sat=(0.4, 0.7), val=(0.35, 0.6), texture="spots", second="contrast",
+        parts=("base", "shade", "light"), anchor="bottom", size=1.0, rotation=4, home="grass"),
+    "person": _ClassStyle(
+        hue=295, hue_jitter=20, sat=(0.45, 0.8), val=(0.45, 0.85), texture="plaid", second="shade",
+        parts=("skin", "dark"), anchor="bottom", size=1.1, rotation=6, home=None),
+    "train": _ClassStyle(
+        hue=180, hue_jitter=12, sat=(0.5, 0.8), val=(0.35, 0.6), texture="noise", second="shade",
+        parts=("glass", "accent", "dark"), anchor="bottom", size=1.6, rotation=0, home="railroad"),
+}
+# fmt: on
 
 
 @dataclass(frozen=True)
 class _ContextStyle:
     anchor_rel: tuple[float, float]  # band-relative height (0 top, 1 bottom) where objects stand
     blob: bool  # may also appear as an irregular blob inside the ground bands
+    walkable: bool  # objects without a home context may stand on it
 
 
 _CONTEXT_STYLES: dict[str, _ContextStyle] = {
-    "sky": _ContextStyle((0.15, 0.85), False),
-    "water": _ContextStyle((0.2, 0.85), True),
-    "grass": _ContextStyle((0.25, 1.0), True),
-    "railroad": _ContextStyle((0.72, 0.8), False),  # the lower rail: trains stand on it
-    "road": _ContextStyle((0.35, 0.95), False),
-    "indoor": _ContextStyle((0.72, 1.0), False),  # the floor, below the wall
-    "clutter": _ContextStyle((0.2, 1.0), True),
+    "sky": _ContextStyle((0.15, 0.85), blob=False, walkable=False),
+    "water": _ContextStyle((0.2, 0.85), blob=True, walkable=False),
+    "grass": _ContextStyle((0.25, 1.0), blob=True, walkable=True),
+    "railroad": _ContextStyle((0.72, 0.8), blob=False, walkable=True),  # the lower rail: trains stand on it
+    "road": _ContextStyle((0.35, 0.95), blob=False, walkable=True),
+    "indoor": _ContextStyle((0.72, 1.0), blob=False, walkable=True),  # the floor, below the wall
+    "clutter": _ContextStyle((0.2, 1.0), blob=True, walkable=True),
 }
 
 
 # ---------------------------------------------------------------------------------------------
 # Small numeric helpers
 # ---------------------------------------------------------------------------------------------
-def _hsv(rng: np.random.Generator, hue: float, sat: tuple[float, float], val: tuple[float, float]) -> np.ndarray:
+def _hsv(
+    rng: np.random.Generator, hue: float, sat: tuple[float, float], val: tuple[float, float]
+) -> np.ndarray:
     h = (hue % 360.0) / 360.0
     rgb = colorsys.hsv_to_rgb(h, rng.uniform(*sat), rng.uniform(*val))
     return np.array(rgb, dtype=np.float32) * 255.0
@@ -340,7 +361,9 @@ def _rotated(grid: _Grid, angle_deg: float) -> tuple[np.ndarray, np.ndarray]:
     return grid.xx * math.cos(a) + grid.yy * math.sin(a), -grid.xx * math.sin(a) + grid.yy * math.cos(a)
 
 
-def _stripes(rng: np.random.Generator, grid: _Grid, period: float, angle: float, sharp: float = 4.0) -> np.ndarray:
+def _stripes(
+    rng: np.random.Generator, grid: _Grid, period: float, angle: float, sharp: float = 4.0
+) -> np.ndarray:
     u, _ = _rotated(grid, angle)
     t = 0.5 + 0.5 * np.sin(2 * np.pi * u / period + rng.uniform(0, 2 * np.pi))
     return np.clip((t - 0.5) * sharp + 0.5, 0.0, 1.0)
@@ -395,7 +418,9 @@ def _object_texture(
 # ---------------------------------------------------------------------------------------------
 # Background stuff: which contexts are present, where they lie, how they look
 # ---------------------------------------------------------------------------------------------
-def _choose_contexts(rng: np.random.Generator, class_ids: Sequence[int], config: SyntheticConfig) -> list[int]:
+def _choose_contexts(
+    rng: np.random.Generator, class_ids: Sequence[int], config: SyntheticConfig
+) -> list[int]:
     """Context ids present in an image holding ``class_ids``.
 
     A context paired with a present class appears with the pair's rate (the largest, if several
@@ -406,16 +431,16 @@ def _choose_contexts(rng: np.random.Generator, class_ids: Sequence[int], config:
     present, paired_here = [], set()
     for k, context in enumerate(CONTEXT_NAMES[1:], start=1):
         rates = [r for ctx, cls, r in config.cooccurrence if ctx == context and cls in names]
-        paired_here.update([k] if rates else [])
-        rate = max(rates) if rates else config.context_base_rate
-        if rng.random() < rate:
+        if rates:
+            paired_here.add(k)
+        if rng.random() < (max(rates) if rates else config.context_base_rate):
             present.append(k)
     needs_ground = any(_CLASS_STYLES[n].anchor == "bottom" for n in names)
     if not present or (needs_ground and present == [_SKY]):
         # Every pixel needs some stuff. Take it from contexts not paired with these classes,
         # so the configured P(context | class) stays exact.
-        candidates = [k for k in range(2, len(CONTEXT_NAMES)) if k not in paired_here and k not in present]
-        candidates = candidates or [k for k in range(2, len(CONTEXT_NAMES)) if k not in present]
+        ground = [k for k in range(1, len(CONTEXT_NAMES)) if k != _SKY and k not in present]
+        candidates = [k for k in ground if k not in paired_here] or ground
         present.append(int(candidates[rng.integers(len(candidates))]))
     return sorted(present)
 
@@ -429,7 +454,9 @@ def _fill_band(ctx: np.ndarray, grid: _Grid, top: np.ndarray, bottom: np.ndarray
     grid.span[sel] = height[sel]
 
 
-def _layout(rng: np.random.Generator, present: list[int], height: int, width: int) -> tuple[np.ndarray, _Grid]:
+def _layout(
+    rng: np.random.Generator, present: list[int], height: int, width: int
+) -> tuple[np.ndarray, _Grid]:
     """Context id map: sky above a wavy horizon, the other stuff as wavy horizontal bands."""
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     grid = _Grid(yy, xx, np.zeros_like(yy), np.ones_like(yy))
@@ -523,10 +550,9 @@ def _paint_railroad(rng: np.random.Generator, grid: _Grid) -> np.ndarray:
     )  # fmt: skip
     rails = (0.42, 0.76)
     period = rng.uniform(5, 9)
-    sleepers = ((grid.xx + rng.uniform(0, period)) % period < 0.4 * period) & (grid.rel > rails[0] - 0.12) & (
-        grid.rel < rails[1] + 0.1
-    )
-    gravel[sleepers] = _hsv(rng, 25, (0.4, 0.6), (0.15, 0.25))
+    on_sleeper = (grid.xx + rng.uniform(0, period)) % period < 0.4 * period
+    under_rails = (grid.rel > rails[0] - 0.12) & (grid.rel < rails[1] + 0.1)
+    gravel[on_sleeper & under_rails] = _hsv(rng, 25, (0.4, 0.6), (0.15, 0.25))
     for f in rails:
         gravel[np.abs((grid.rel - f) * grid.span) < 0.9] = _hsv(rng, 210, (0.0, 0.08), (0.7, 0.85))
     return gravel
@@ -539,8 +565,11 @@ def _paint_road(rng: np.random.Generator, grid: _Grid) -> np.ndarray:
         _smooth_noise(rng, grid.shape, 0.6),
     )  # fmt: skip
     period = rng.uniform(10, 20)
-    dashes = ((grid.xx + rng.uniform(0, period)) % period < 0.55 * period) & (np.abs((grid.rel - 0.5) * grid.span) < 1.0)
-    asphalt[dashes] = _hsv(rng, rng.choice([0.0, 50.0]), (0.0, 0.8), (0.85, 1.0))
+    on_dash = (grid.xx + rng.uniform(0, period)) % period < 0.55 * period
+    centre_line = np.abs((grid.rel - 0.5) * grid.span) < 1.0
+    yellow = rng.random() < 0.4
+    lane = _hsv(rng, 50, (0.6, 0.9), (0.85, 1.0)) if yellow else _hsv(rng, 0, (0.0, 0.05), (0.85, 1.0))
+    asphalt[on_dash & centre_line] = lane
     if rng.random() < 0.5:  # a solid edge line
         asphalt[np.abs((grid.rel - 0.1) * grid.span) < 0.7] = _hsv(rng, 0, (0.0, 0.05), (0.8, 0.95))
     return asphalt
@@ -594,7 +623,9 @@ _PAINTERS: dict[str, Callable[[np.random.Generator, _Grid], np.ndarray]] = {
 }
 
 
-def _paint_background(rng: np.random.Generator, ctx: np.ndarray, grid: _Grid, present: list[int]) -> np.ndarray:
+def _paint_background(
+    rng: np.random.Generator, ctx: np.ndarray, grid: _Grid, present: list[int]
+) -> np.ndarray:
     image = np.zeros(ctx.shape + (3,), np.float32)
     for k in present:
         sel = ctx == k
@@ -611,8 +642,12 @@ def _paint_background(rng: np.random.Generator, ctx: np.ndarray, grid: _Grid, pr
 Parts = list[tuple[int, np.ndarray]]
 
 
+def _poly(*points: tuple[float, float]) -> np.ndarray:
+    return np.array(points, np.float32)
+
+
 def _rect(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
-    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
+    return _poly((x0, y0), (x1, y0), (x1, y1), (x0, y1))
 
 
 def _ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 28) -> np.ndarray:
@@ -622,24 +657,25 @@ def _ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 28) -> np.ndar
 
 def _segment(p0: tuple[float, float], p1: tuple[float, float], width: float) -> np.ndarray:
     """A thick line (limb, mast, tail) as a quadrilateral."""
-    d = np.subtract(p1, p0).astype(np.float32)
+    a, b = np.asarray(p0, np.float32), np.asarray(p1, np.float32)
+    d = b - a
     n = np.array([-d[1], d[0]], np.float32) / (np.linalg.norm(d) + 1e-6) * width / 2
-    return np.array([p0 + n, p1 + n, p1 - n, p0 - n], np.float32)
+    return np.stack([a + n, b + n, b - n, a - n])
 
 
 def _shape_boat(rng: np.random.Generator) -> Parts:
-    hull_h, keel = rng.uniform(0.14, 0.22), rng.uniform(0.5, 0.8)
-    bow = rng.uniform(0.0, 0.12)
-    parts: Parts = [(0, np.array([[-0.5, -hull_h], [0.5 + bow, -hull_h - 0.4 * bow], [keel / 2, 0], [-keel / 2, 0]], np.float32))]
+    hull_h, keel, bow = rng.uniform(0.14, 0.22), rng.uniform(0.5, 0.8), rng.uniform(0.0, 0.12)
     deck = -hull_h
+    parts: Parts = [(0, _poly((-0.5, deck), (0.5 + bow, deck - 0.4 * bow), (keel / 2, 0), (-keel / 2, 0)))]
     if rng.random() < 0.7:  # sailing boat: mast, mainsail, maybe a jib
         mx, mh, mw = rng.uniform(-0.12, 0.08), rng.uniform(0.45, 0.75), 0.03
-        parts.append((1, _rect(mx - mw / 2, deck - mh, mx + mw / 2, deck + 0.01)))
-        sail_w = rng.uniform(0.25, 0.42)
-        parts.append((2, np.array([[mx + mw / 2, deck - 0.95 * mh], [mx + mw / 2, deck - 0.05], [mx + sail_w, deck - 0.05]], np.float32)))
+        left, right, foot = mx - mw / 2, mx + mw / 2, deck - 0.05
+        parts.append((1, _rect(left, deck - mh, right, deck + 0.01)))
+        clew = mx + rng.uniform(0.25, 0.42)
+        parts.append((2, _poly((right, deck - 0.95 * mh), (right, foot), (clew, foot))))
         if rng.random() < 0.6:
-            jib = rng.uniform(0.15, 0.3)
-            parts.append((2, np.array([[mx - mw / 2, deck - 0.85 * mh], [mx - mw / 2, deck - 0.05], [mx - jib, deck - 0.05]], np.float32)))
+            tack = mx - rng.uniform(0.15, 0.3)
+            parts.append((2, _poly((left, deck - 0.85 * mh), (left, foot), (tack, foot))))
     else:  # motor boat: a cabin
         cx, cw, ch = rng.uniform(-0.25, 0.05), rng.uniform(0.25, 0.4), rng.uniform(0.1, 0.18)
         parts.append((3, _rect(cx, deck - ch, cx + cw, deck + 0.01)))
@@ -647,19 +683,19 @@ def _shape_boat(rng: np.random.Generator) -> Parts:
 
 
 def _shape_train(rng: np.random.Generator) -> Parts:
-    body_h, wheel_r = rng.uniform(0.17, 0.25), rng.uniform(0.025, 0.04)
+    body_h, wheel_r, nose = rng.uniform(0.17, 0.25), rng.uniform(0.025, 0.04), rng.uniform(0.05, 0.12)
     y0, y1 = -2 * wheel_r - body_h, -wheel_r * 1.2
-    nose = rng.uniform(0.05, 0.12)
+    front = 0.5 + nose
     parts: Parts = [
         (0, _rect(-0.5, y0, 0.5, y1)),
-        (0, np.array([[0.5, y0 + 0.1 * body_h], [0.5 + nose, y0 + 0.55 * body_h], [0.5 + nose, y1], [0.5, y1]], np.float32)),
+        (0, _poly((0.5, y0 + 0.1 * body_h), (front, y0 + 0.55 * body_h), (front, y1), (0.5, y1))),
     ]
     n_win = int(rng.integers(4, 10))
     win_w = 0.8 / n_win * rng.uniform(0.45, 0.7)
     for i in range(n_win):
         x = -0.45 + (i + 0.5) * 0.9 / n_win
         parts.append((1, _rect(x - win_w / 2, y0 + 0.18 * body_h, x + win_w / 2, y0 + 0.5 * body_h)))
-    parts.append((2, _rect(-0.5, y1 - 0.25 * body_h, 0.5 + nose, y1 - 0.12 * body_h)))
+    parts.append((2, _rect(-0.5, y1 - 0.25 * body_h, front, y1 - 0.12 * body_h)))  # livery stripe
     for x in np.linspace(-0.42, 0.42, int(rng.integers(4, 9))):
         parts.append((3, _ellipse(x, -wheel_r, wheel_r, wheel_r, 12)))
     return parts
@@ -673,11 +709,14 @@ def _shape_aeroplane(rng: np.random.Generator) -> Parts:
     tip = chord * rng.uniform(0.3, 0.6)
     parts: Parts = [(0, _ellipse(0, 0, 0.5, fus / 2, 32))]
     for s in (-1, 1):
-        wing = [[root + chord / 2, 0], [root - chord / 2, 0], [root - sweep - tip / 2, s * span / 2], [root - sweep + tip / 2, s * span / 2]]
-        parts.append((0, np.array(wing, np.float32)))
-        tail = [[-0.36, 0], [-0.46, 0], [-0.5, s * span * 0.18], [-0.44, s * span * 0.18]]
-        parts.append((2, np.array(tail, np.float32)))
-        if rng.random() < 0.7:
+        y_tip, x_tip = s * span / 2, root - sweep
+        wing = _poly(
+            (root + chord / 2, 0), (root - chord / 2, 0), (x_tip - tip / 2, y_tip), (x_tip + tip / 2, y_tip)
+        )
+        parts.append((0, wing))
+        y_fin = s * span * 0.18
+        parts.append((2, _poly((-0.36, 0), (-0.46, 0), (-0.5, y_fin), (-0.44, y_fin))))
+        if rng.random() < 0.7:  # an engine under each wing
             parts.append((1, _ellipse(root - sweep / 2 + chord * 0.1, s * span * 0.22, 0.08, 0.03, 16)))
     return parts
 
@@ -690,35 +729,37 @@ def _shape_cow(rng: np.random.Generator) -> Parts:
     for fx in (-0.38, -0.24, 0.22, 0.36):
         x = fx * bw + rng.normal(0, 0.01)
         parts.append((2, _rect(x - lw / 2, cy, x + lw / 2, 0)))
-    parts.append((0, _segment((-bw / 2 + 0.02, cy - 0.2 * bh), (-bw / 2 - 0.04, cy + 0.35 * bh), 0.025)))  # tail
+    rear = -bw / 2
+    parts.append((0, _segment((rear + 0.02, cy - 0.2 * bh), (rear - 0.04, cy + 0.35 * bh), 0.025)))  # tail
     parts.append((0, _ellipse(0, cy, bw / 2, bh / 2)))
-    hx, hy = bw / 2 + rng.uniform(0.05, 0.1), cy - bh * rng.uniform(0.2, 0.5)
-    hr = rng.uniform(0.08, 0.11)
+    hx, hy, hr = bw / 2 + rng.uniform(0.05, 0.1), cy - bh * rng.uniform(0.2, 0.5), rng.uniform(0.08, 0.11)
     parts.append((1, _segment((bw / 2 - 0.06, cy - 0.1 * bh), (hx, hy), 0.12)))  # neck
     parts.append((1, _ellipse(hx, hy, hr, 0.75 * hr)))
-    for s in (-1, 1):
-        parts.append((3, np.array([[hx + s * 0.3 * hr, hy - 0.6 * hr], [hx + s * 0.6 * hr, hy - 1.3 * hr], [hx + s * 0.05 * hr, hy - 0.7 * hr]], np.float32)))
+    for s in (-1, 1):  # horns
+        horn = _poly((0.3 * s, -0.6), (0.6 * s, -1.3), (0.05 * s, -0.7)) * hr + np.float32([hx, hy])
+        parts.append((3, horn))
     return parts
 
 
 def _shape_car(rng: np.random.Generator) -> Parts:
     bh, wr = rng.uniform(0.2, 0.28), rng.uniform(0.08, 0.11)
     y1 = -0.8 * wr
-    y0 = y1 - bh
-    c = 0.05  # chamfered corners
-    body = [[-0.5, y0 + c], [-0.5 + c, y0], [0.5 - c, y0], [0.5, y0 + c], [0.5, y1], [-0.5, y1]]
-    top_w, bot_w, cab_h, off = rng.uniform(0.35, 0.5), rng.uniform(0.55, 0.7), rng.uniform(0.16, 0.22), rng.uniform(-0.1, 0.05)
-    cabin = [[off - top_w / 2, y0 - cab_h], [off + top_w / 2, y0 - cab_h], [off + bot_w / 2, y0 + 0.01], [off - bot_w / 2, y0 + 0.01]]
-    parts: Parts = [(0, np.array(body, np.float32)), (0, np.array(cabin, np.float32))]
+    y0, c = y1 - bh, 0.05  # roofline of the body, chamfer of its corners
+    body = _poly((-0.5, y0 + c), (-0.5 + c, y0), (0.5 - c, y0), (0.5, y0 + c), (0.5, y1), (-0.5, y1))
+    parts: Parts = [(0, body)]
+    top, bottom = rng.uniform(0.35, 0.5) / 2, rng.uniform(0.55, 0.7) / 2  # cabin half widths
+    cab_h, off = rng.uniform(0.16, 0.22), rng.uniform(-0.1, 0.05)
+    yc = y0 - cab_h
+    cabin = _poly((off - top, yc), (off + top, yc), (off + bottom, y0 + 0.01), (off - bottom, y0 + 0.01))
+    parts.append((0, cabin))
     m, p = 0.025, 0.02  # window inset, half pillar width
-    yt, yb = y0 - cab_h + m, y0 - m
-    left = [[off - top_w / 2 + m, yt], [off - p, yt], [off - p, yb], [off - bot_w / 2 + 2 * m, yb]]
-    right = [[off + p, yt], [off + top_w / 2 - m, yt], [off + bot_w / 2 - 2 * m, yb], [off + p, yb]]
-    parts += [(1, np.array(left, np.float32)), (1, np.array(right, np.float32))]
-    for x in (-1, 1):
-        wx = x * rng.uniform(0.28, 0.34)
+    yt, yb = yc + m, y0 - m
+    parts.append((1, _poly((off - top + m, yt), (off - p, yt), (off - p, yb), (off - bottom + 2 * m, yb))))
+    parts.append((1, _poly((off + p, yt), (off + top - m, yt), (off + bottom - 2 * m, yb), (off + p, yb))))
+    for s in (-1, 1):
+        wx = s * rng.uniform(0.28, 0.34)
         parts.append((2, _ellipse(wx, -wr, wr, wr, 20)))
-        parts.append((3, _ellipse(wx, -wr, 0.45 * wr, 0.45 * wr, 12)))
+        parts.append((3, _ellipse(wx, -wr, 0.45 * wr, 0.45 * wr, 12)))  # hubcap
     return parts
 
 
@@ -727,18 +768,21 @@ def _shape_person(rng: np.random.Generator) -> Parts:
     torso_h, torso_w = rng.uniform(0.3, 0.36), rng.uniform(0.18, 0.24)
     neck = -1.0 + 2 * hr
     hip = neck + 0.02 + torso_h
-    spread = rng.uniform(0.0, 0.12)
-    lw = rng.uniform(0.07, 0.09)
+    spread, lw = rng.uniform(0.0, 0.12), rng.uniform(0.07, 0.09)
     parts: Parts = []
     for s in (-1, 1):  # legs first: the torso covers their tops
-        parts.append((2, _segment((s * torso_w * 0.25, hip - 0.02), (s * (torso_w * 0.25 + spread), 0.0), lw)))
+        foot = torso_w * 0.25 + spread
+        parts.append((2, _segment((s * torso_w * 0.25, hip - 0.02), (s * foot, 0.0), lw)))
     top_w = torso_w * rng.uniform(1.0, 1.2)
-    parts.append((0, np.array([[-top_w / 2, neck + 0.02], [top_w / 2, neck + 0.02], [torso_w / 2, hip], [-torso_w / 2, hip]], np.float32)))
+    chest = neck + 0.02
+    torso = _poly((-top_w / 2, chest), (top_w / 2, chest), (torso_w / 2, hip), (-torso_w / 2, hip))
+    parts.append((0, torso))
     arm = rng.uniform(0.3, 0.38)
     for s in (-1, 1):
         angle = math.radians(rng.uniform(5, 60))
+        raised = -1 if rng.random() < 0.2 else 1
         shoulder = (s * top_w / 2, neck + 0.05)
-        hand = (shoulder[0] + s * arm * math.sin(angle), shoulder[1] + arm * math.cos(angle) * rng.choice([1, -1], p=[0.8, 0.2]))
+        hand = (shoulder[0] + s * arm * math.sin(angle), shoulder[1] + raised * arm * math.cos(angle))
         parts.append((0, _segment(shoulder, hand, lw * 0.8)))
     parts.append((1, _ellipse(0, -1.0 + hr, hr, hr * 1.1, 20)))
     return parts
@@ -746,13 +790,12 @@ def _shape_person(rng: np.random.Generator) -> Parts:
 
 def _shape_bottle(rng: np.random.Generator) -> Parts:
     bw, body_h = rng.uniform(0.28, 0.38), rng.uniform(0.55, 0.65)
-    shoulder = rng.uniform(0.1, 0.15)
-    nw, cap = bw * rng.uniform(0.3, 0.4), rng.uniform(0.05, 0.08)
-    y_body = -body_h
-    y_neck = y_body - shoulder
+    shoulder, cap = rng.uniform(0.1, 0.15), rng.uniform(0.05, 0.08)
+    nw = bw * rng.uniform(0.3, 0.4)
+    y_body, y_neck = -body_h, -body_h - shoulder
     parts: Parts = [
         (0, _rect(-bw / 2, y_body, bw / 2, 0)),
-        (0, np.array([[-bw / 2, y_body + 0.01], [bw / 2, y_body + 0.01], [nw / 2, y_neck], [-nw / 2, y_neck]], np.float32)),
+        (0, _poly((-bw / 2, y_body + 0.01), (bw / 2, y_body + 0.01), (nw / 2, y_neck), (-nw / 2, y_neck))),
         (0, _rect(-nw / 2, -1.0 + cap, nw / 2, y_neck + 0.01)),
         (1, _rect(-nw / 2 - 0.01, -1.0, nw / 2 + 0.01, -1.0 + cap)),
     ]
@@ -771,3 +814,518 @@ _SHAPES: dict[str, Callable[[np.random.Generator], Parts]] = {
     "person": _shape_person,
     "train": _shape_train,
 }
+
+
+# ---------------------------------------------------------------------------------------------
+# Placing and colouring objects
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class _Placed:
+    class_id: int
+    parts: np.ndarray  # H x W uint8: 0 outside the object, p + 1 on part p (in-image part only)
+    full_area: int  # pixels of the whole object, including any cut off by the image border
+    centre: tuple[float, float]  # (x, y) centroid of its in-image pixels
+    size: float  # largest dimension in px
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self.parts > 0
+
+    @property
+    def truncated(self) -> bool:
+        return int(np.count_nonzero(self.parts)) < self.full_area
+
+
+def _homes(class_id: int, config: SyntheticConfig) -> list[int]:
+    """Contexts the class stands on, best first: configured pairs by rate, then its style's home."""
+    name = CLASS_NAMES[class_id]
+    pairs = sorted((r, ctx) for ctx, cls, r in config.cooccurrence if cls == name)
+    homes = [CONTEXT_NAMES.index(ctx) for _, ctx in reversed(pairs)]
+    home = _CLASS_STYLES[name].home
+    if home is not None and CONTEXT_NAMES.index(home) not in homes:
+        homes.append(CONTEXT_NAMES.index(home))
+    return homes
+
+
+def _pick_anchor(
+    rng: np.random.Generator,
+    class_id: int,
+    ctx: np.ndarray,
+    grid: _Grid,
+    config: SyntheticConfig,
+    size: float,
+) -> tuple[float, float]:
+    """Where the object goes: on its home context when present (the co-occurrence cue)."""
+    style = _CLASS_STYLES[CLASS_NAMES[class_id]]
+    sel = None
+    for k in _homes(class_id, config):
+        if (ctx == k).any():
+            sel = _standing_area(ctx, grid, [k])
+            break
+    if sel is None and style.anchor == "bottom":  # stand anywhere on walkable ground
+        walkable = [k for k, n in enumerate(CONTEXT_NAMES) if k > 0 and _CONTEXT_STYLES[n].walkable]
+        sel = _standing_area(ctx, grid, walkable)
+    if sel is None or not sel.any():
+        sel = np.ones_like(ctx, dtype=bool)
+    # Keep most objects off the left/right edges (some truncation stays, as in VOC).
+    margin = min(0.4 * size, 0.3 * ctx.shape[1])
+    inside = sel & (grid.xx >= margin) & (grid.xx <= ctx.shape[1] - 1 - margin)
+    sel = inside if inside.any() else sel
+    ys, xs = np.nonzero(sel)
+    i = rng.integers(len(ys))
+    return float(xs[i]) + rng.uniform(-0.5, 0.5), float(ys[i]) + rng.uniform(0.0, 0.5)
+
+
+def _standing_area(ctx: np.ndarray, grid: _Grid, contexts: list[int]) -> np.ndarray:
+    """Pixels of ``contexts`` at the band heights where objects stand on them (else anywhere on them)."""
+    area = np.zeros(ctx.shape, bool)
+    for k in contexts:
+        lo, hi = _CONTEXT_STYLES[CONTEXT_NAMES[k]].anchor_rel
+        area |= (ctx == k) & (grid.rel >= lo) & (grid.rel <= hi)
+    return area if area.any() else np.isin(ctx, contexts)
+
+
+def _to_pixels(
+    parts: Parts, size: float, angle: float, flip: bool, anchor: tuple[float, float], mode: str
+) -> Parts:
+    """Normalise a shape to largest dimension ``size`` px, flip, rotate and move it onto ``anchor``."""
+    points = np.concatenate([poly for _, poly in parts])
+    (x0, y0), (x1, y1) = points.min(0), points.max(0)
+    scale = size / max(x1 - x0, y1 - y0)
+    origin = np.array([(x0 + x1) / 2, y1 if mode == "bottom" else (y0 + y1) / 2], np.float32)
+    a = math.radians(angle)
+    rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]], np.float32)
+    out = []
+    for part, poly in parts:
+        q = (poly - origin) * scale
+        if flip:
+            q[:, 0] *= -1
+        out.append((part, q @ rot.T + np.asarray(anchor, np.float32)))
+    return out
+
+
+def _place_object(
+    rng: np.random.Generator, class_id: int, ctx: np.ndarray, grid: _Grid, config: SyntheticConfig
+) -> _Placed:
+    name = CLASS_NAMES[class_id]
+    style = _CLASS_STYLES[name]
+    h, w = ctx.shape
+    size = min(rng.uniform(*config.object_scale) * min(h, w) * style.size, 0.95 * w)
+    anchor = _pick_anchor(rng, class_id, ctx, grid, config, size)
+    angle = rng.uniform(-style.rotation, style.rotation)
+    polys = _to_pixels(_SHAPES[name](rng), size, angle, bool(rng.random() < 0.5), anchor, style.anchor)
+    # Draw on a padded canvas so the area cut off by the image border is known.
+    pad = math.ceil(1.5 * size) + 2
+    canvas = np.zeros((h + 2 * pad, w + 2 * pad), np.uint8)
+    for part, poly in polys:
+        points = np.round((poly + pad) * 16).astype(np.int32)  # 4 fractional bits (shift=4)
+        cv2.fillPoly(canvas, [points], part + 1, lineType=cv2.LINE_8, shift=4)
+    parts = canvas[pad : pad + h, pad : pad + w].copy()
+    ys, xs = np.nonzero(parts)
+    centre = (float(xs.mean()), float(ys.mean())) if len(xs) else anchor
+    return _Placed(class_id, parts, int(np.count_nonzero(canvas)), centre, size)
+
+
+def _acceptable(
+    placed: _Placed, inst: np.ndarray, objects: list[_Placed], ctx: np.ndarray, present: list[int],
+    config: SyntheticConfig,
+) -> bool:  # fmt: skip
+    """Enough of the new object and of every earlier one stays visible, and no context vanishes."""
+    h, w = inst.shape
+    min_pixels = max(12, int(0.0008 * h * w))
+    trial = inst.copy()
+    trial[placed.mask] = len(objects) + 1
+    counts = np.bincount(trial.ravel(), minlength=len(objects) + 2)
+    for j, obj in enumerate([*objects, placed], start=1):
+        if counts[j] < min_pixels or counts[j] < config.min_visible_fraction * obj.full_area:
+            return False
+    background = trial == 0
+    min_context = max(8, int(0.01 * h * w))
+    return all(np.count_nonzero((ctx == k) & background) >= min_context for k in present)
+
+
+def _render_object(rng: np.random.Generator, placed: _Placed, grid: _Grid) -> np.ndarray:
+    """Colour layer (H x W x 3, valid on the object): textured body, flat-coloured parts."""
+    style = _CLASS_STYLES[CLASS_NAMES[placed.class_id]]
+    base = _hsv(rng, style.hue + rng.uniform(-style.hue_jitter, style.hue_jitter), style.sat, style.val)
+    second = _colour_rule(style.second, rng, base)
+    layer = _mix(base, second, _object_texture(style.texture, rng, grid, placed.centre, placed.size))
+    for part, rule in enumerate(style.parts, start=1):
+        colour = _colour_rule(rule, rng, base)
+        layer[placed.parts == part + 1] = colour
+    return layer
+
+
+_CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def _ensure_contrast(
+    layer: np.ndarray, mask: np.ndarray, image: np.ndarray, min_contrast: float
+) -> np.ndarray:
+    """Shift the object's brightness if it blends into what surrounds it.
+
+    Compares the mean colour just inside the boundary with the mean colour just outside; when
+    they differ by less than ``min_contrast`` the object is moved away in luminance.
+    """
+    m = mask.astype(np.uint8)
+    inner = mask & (cv2.erode(m, _CROSS) == 0)
+    outer = (cv2.dilate(m, _CROSS) > 0) & ~mask
+    if not inner.any() or not outer.any():
+        return layer
+    c_in, c_out = layer[inner].mean(0), image[outer].mean(0)
+    if float(np.abs(c_in - c_out).mean()) >= min_contrast:
+        return layer
+    l_in, l_out = float(c_in @ _LUMA), float(c_out @ _LUMA)
+    target = l_out - 1.5 * min_contrast if l_out > 127.5 else l_out + 1.5 * min_contrast
+    return np.clip(layer + (target - l_in), 0.0, 255.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Masks, saliency, annotation
+# ---------------------------------------------------------------------------------------------
+def ignore_band(mask: np.ndarray, width: int) -> np.ndarray:
+    """VOC-style mask: 255 on a band of ``width`` px along every object boundary.
+
+    The band lies ceil(width / 2) px inside objects and floor(width / 2) px outside them, so the
+    default width 1 marks the objects' own outermost pixels. Image borders are not boundaries.
+    """
+    out = mask.copy()
+    for radius, side in ((width - width // 2, mask > 0), (width // 2, mask == 0)):
+        if radius == 0:
+            continue
+        size = 2 * radius + 1
+        kernel = _CROSS if radius == 1 else cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+        differs = cv2.dilate(mask, kernel) != cv2.erode(mask, kernel)
+        out[differs & side] = IGNORE_INDEX
+    return out
+
+
+def _saliency(
+    rng: np.random.Generator, inst: np.ndarray, class_ids: list[int], config: SyntheticConfig
+) -> np.ndarray:
+    """An imperfect detector's map: misses some classes, blurs edges, fires on background blobs."""
+    missed = {CLASS_NAMES.index(name) for name in config.saliency_missed_classes}
+    levels = [0.0] + [
+        rng.uniform(0.0, config.saliency_missed_level) if c in missed else rng.uniform(0.75, 1.0)
+        for c in class_ids
+    ]
+    sal = np.asarray(levels, np.float32)[inst]
+    h, w = inst.shape
+    ys, xs = np.nonzero(inst == 0)
+    side = min(h, w)
+    for _ in range(rng.poisson(config.saliency_false_blob_rate)):
+        if not len(ys):
+            break
+        i = rng.integers(len(ys))
+        blob = np.zeros_like(sal)
+        axes = (int(rng.uniform(0.04, 0.12) * side) + 1, int(rng.uniform(0.03, 0.09) * side) + 1)
+        cv2.ellipse(
+            blob, (int(xs[i]), int(ys[i])), axes, rng.uniform(0, 180), 0, 360, rng.uniform(0.35, 0.85), -1
+        )
+        sal = np.maximum(sal, blob)
+    if config.saliency_blur_sigma > 0:
+        sal = cv2.GaussianBlur(sal, (0, 0), sigmaX=config.saliency_blur_sigma)
+    if config.saliency_noise > 0:
+        sal = sal + rng.normal(0.0, config.saliency_noise, sal.shape).astype(np.float32)
+    return np.round(np.clip(sal, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class SyntheticObject:
+    class_id: int
+    bbox: tuple[int, int, int, int]  # visible box, VOC 1-based inclusive (xmin, ymin, xmax, ymax)
+    truncated: bool
+
+    @property
+    def name(self) -> str:
+        return CLASS_NAMES[self.class_id]
+
+
+@dataclass
+class SyntheticSample:
+    """One rendered image with everything written for it."""
+
+    image: np.ndarray  # uint8 H x W x 3 RGB
+    mask: np.ndarray  # uint8 H x W, 0..C, no ignore band (SegmentationClassAug)
+    mask_voc: np.ndarray  # uint8 H x W, 0..C and 255 (SegmentationClass)
+    context: np.ndarray  # uint8 H x W, 0 = object, 1..K stuff
+    saliency: np.ndarray  # uint8 H x W
+    objects: list[SyntheticObject] = field(default_factory=list)
+
+
+def _annotation_xml(image_id: str, sample: SyntheticSample) -> bytes:
+    h, w = sample.mask.shape
+    root = ET.Element("annotation")
+    ET.SubElement(root, "folder").text = "VOC2012"
+    ET.SubElement(root, "filename").text = f"{image_id}.jpg"
+    ET.SubElement(ET.SubElement(root, "source"), "database").text = "wsss synthetic"
+    size = ET.SubElement(root, "size")
+    for tag, value in (("width", w), ("height", h), ("depth", 3)):
+        ET.SubElement(size, tag).text = str(value)
+    ET.SubElement(root, "segmented").text = "1"
+    for obj in sample.objects:
+        node = ET.SubElement(root, "object")
+        ET.SubElement(node, "name").text = obj.name
+        ET.SubElement(node, "pose").text = "Unspecified"
+        ET.SubElement(node, "truncated").text = str(int(obj.truncated))
+        ET.SubElement(node, "difficult").text = "0"
+        box = ET.SubElement(node, "bndbox")
+        for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), obj.bbox):
+            ET.SubElement(box, tag).text = str(value)
+    ET.indent(root)
+    return ET.tostring(root, encoding="utf-8") + b"\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# One image
+# ---------------------------------------------------------------------------------------------
+def render_sample(config: SyntheticConfig, index: int) -> SyntheticSample:
+    """Image ``index`` of the set. It depends only on (seed, index), not on generation order.
+
+    The generator is seeded with ``SeedSequence(seed, spawn_key=(index,))``, i.e. child ``index``
+    of ``SeedSequence(seed).spawn(n)``.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(index,)))
+    n = int(rng.integers(config.min_objects, config.max_objects + 1))
+    class_ids = [int(c) for c in rng.choice(np.arange(1, len(CLASS_NAMES)), size=n, replace=False)]
+    present = _choose_contexts(rng, class_ids, config)
+    # Redraw only the layout and placement on failure: redrawing the classes or contexts would
+    # bias the co-occurrence rates towards scenes that are easy to place.
+    for _ in range(_MAX_SCENE_ATTEMPTS):
+        sample = _try_scene(rng, class_ids, present, config)
+        if sample is not None:
+            return sample
+    raise RuntimeError(
+        f"synthetic image {index}: no valid scene in {_MAX_SCENE_ATTEMPTS} attempts; "
+        f"objects may be too large for {config.image_height}x{config.image_width} images"
+    )
+
+
+def _try_scene(
+    rng: np.random.Generator, class_ids: list[int], present: list[int], config: SyntheticConfig
+) -> SyntheticSample | None:
+    """Lay out and fill a scene; None when its objects cannot all be placed visibly."""
+    h, w = config.image_height, config.image_width
+    ctx, grid = _layout(rng, present, h, w)
+    if rng.random() < config.context_blob_prob:
+        _add_blob(rng, ctx, present, max(8, int(0.02 * h * w)))
+    image = _paint_background(rng, ctx, grid, present)
+
+    inst = np.zeros((h, w), np.uint8)  # 0 background, i + 1 instance i (later ones occlude)
+    objects: list[_Placed] = []
+    for class_id in class_ids:
+        for _ in range(_MAX_PLACE_ATTEMPTS):
+            placed = _place_object(rng, class_id, ctx, grid, config)
+            if _acceptable(placed, inst, objects, ctx, present, config):
+                break
+        else:
+            return None
+        layer = _ensure_contrast(_render_object(rng, placed, grid), placed.mask, image, config.min_contrast)
+        image[placed.mask] = layer[placed.mask]
+        inst[placed.mask] = len(objects) + 1
+        objects.append(placed)
+
+    mask = np.asarray([0] + class_ids, np.uint8)[inst]
+    mask_voc = ignore_band(mask, config.ignore_border)
+    if set(np.unique(mask_voc).tolist()) - {0, IGNORE_INDEX} != set(class_ids):
+        return None  # an object would exist only as ignore band
+    return SyntheticSample(
+        image=_finish_image(rng, image),
+        mask=mask,
+        mask_voc=mask_voc,
+        context=np.where(inst > 0, 0, ctx).astype(np.uint8),
+        saliency=_saliency(rng, inst, class_ids, config),
+        objects=[_describe(obj, inst == i) for i, obj in enumerate(objects, start=1)],
+    )
+
+
+def _finish_image(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+    """Per-image exposure change and sensor noise, then 8 bits."""
+    image = image * rng.uniform(0.85, 1.15) + rng.uniform(-12, 12)
+    image = image + rng.normal(0.0, 2.5, image.shape).astype(np.float32)
+    return np.round(np.clip(image, 0, 255)).astype(np.uint8)
+
+
+def _describe(obj: _Placed, visible: np.ndarray) -> SyntheticObject:
+    ys, xs = np.nonzero(visible)
+    bbox = (int(xs.min()) + 1, int(ys.min()) + 1, int(xs.max()) + 1, int(ys.max()) + 1)
+    return SyntheticObject(obj.class_id, bbox, obj.truncated)
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole data set
+# ---------------------------------------------------------------------------------------------
+_FOLDERS = (
+    "JPEGImages",
+    "SegmentationClass",
+    "SegmentationClassAug",
+    "SegmentationContext",
+    "SaliencyMaps",
+    "Annotations",
+)
+
+
+class _Stats:
+    """Counts for synthetic_meta.json: which classes and contexts appear, and how much."""
+
+    def __init__(self) -> None:
+        c, k = len(CLASS_NAMES), len(CONTEXT_NAMES)
+        self.images = 0
+        self.class_images = np.zeros(c, np.int64)
+        self.class_context_images = np.zeros((c, k), np.int64)  # images holding class c and stuff k
+        self.class_pixels = np.zeros(c, np.int64)
+        self.class_saliency = np.zeros(c, np.float64)  # summed saliency (0..1) per class's pixels
+        self.context_images = np.zeros(k, np.int64)
+        self.context_pixels = np.zeros(k, np.int64)
+        self.ignore_pixels = 0
+        self.pixels = 0
+        self.objects_per_image: dict[int, int] = {}
+
+    def add(self, sample: SyntheticSample) -> None:
+        c, k = len(CLASS_NAMES), len(CONTEXT_NAMES)
+        class_px = np.bincount(sample.mask.ravel(), minlength=c)[:c]
+        context_px = np.bincount(sample.context.ravel(), minlength=k)[:k]
+        classes, contexts = class_px > 0, context_px > 0
+        classes[0] = contexts[0] = False
+        self.images += 1
+        self.class_images += classes
+        self.class_context_images += np.outer(classes, contexts)
+        self.class_pixels += class_px
+        sal = sample.saliency.ravel().astype(np.float64) / 255.0
+        self.class_saliency += np.bincount(sample.mask.ravel(), weights=sal, minlength=c)[:c]
+        self.context_images += contexts
+        self.context_pixels += context_px
+        self.ignore_pixels += int(np.count_nonzero(sample.mask_voc == IGNORE_INDEX))
+        self.pixels += sample.mask.size
+        n = int(classes.sum())
+        self.objects_per_image[n] = self.objects_per_image.get(n, 0) + 1
+
+    def summary(self, config: SyntheticConfig) -> dict:
+        total = max(self.pixels, 1)
+        classes = {}
+        for c, name in enumerate(CLASS_NAMES):
+            n = int(self.class_images[c])
+            entry = {
+                "pixel_fraction": round(float(self.class_pixels[c]) / total, 5),
+                "mean_saliency": round(float(self.class_saliency[c] / max(self.class_pixels[c], 1)), 4),
+            }
+            if c > 0:
+                presence = {
+                    ctx: round(float(self.class_context_images[c, k]) / n, 4) if n else None
+                    for k, ctx in enumerate(CONTEXT_NAMES) if k > 0
+                }  # fmt: skip
+                paired = {ctx: presence[ctx] for ctx, cls, _ in config.cooccurrence if cls == name}
+                entry = {
+                    "images": n,
+                    **entry,
+                    "paired_context_presence": paired,
+                    "context_presence": presence,
+                }
+            classes[name] = entry
+        contexts = {
+            name: {
+                "images": int(self.context_images[k]),
+                "image_fraction": round(float(self.context_images[k]) / max(self.images, 1), 4),
+                "pixel_fraction": round(float(self.context_pixels[k]) / total, 5),
+            }
+            for k, name in enumerate(CONTEXT_NAMES) if k > 0
+        }  # fmt: skip
+        return {
+            "images": self.images,
+            "objects_per_image": {str(n): self.objects_per_image[n] for n in sorted(self.objects_per_image)},
+            "ignore_pixel_fraction": round(self.ignore_pixels / total, 5),
+            "classes": classes,
+            "contexts": contexts,
+        }
+
+
+def _write_sample(folder: Path, image_id: str, sample: SyntheticSample, config: SyntheticConfig) -> None:
+    Image.fromarray(sample.image, mode="RGB").save(
+        folder / "JPEGImages" / f"{image_id}.jpg", format="JPEG", quality=config.jpeg_quality, subsampling=0
+    )
+    write_palette_png(folder / "SegmentationClass" / f"{image_id}.png", sample.mask_voc)
+    write_palette_png(folder / "SegmentationClassAug" / f"{image_id}.png", sample.mask)
+    write_palette_png(folder / "SegmentationContext" / f"{image_id}.png", sample.context)
+    Image.fromarray(sample.saliency, mode="L").save(folder / "SaliencyMaps" / f"{image_id}.png", format="PNG")
+    (folder / "Annotations" / f"{image_id}.xml").write_bytes(_annotation_xml(image_id, sample))
+
+
+def _check_replaceable(root: Path) -> None:
+    """Refuse to delete a folder that is not an earlier synthetic set (a mistyped root)."""
+    if not root.exists():
+        return
+    if not root.is_dir():
+        raise DataError(f"{root}: exists and is not a folder; refusing to replace it with the synthetic set")
+    if any(root.iterdir()) and not (root / "synthetic_meta.json").is_file():
+        raise DataError(
+            f"{root}: a non-empty folder without synthetic_meta.json; refusing to replace it with the "
+            "synthetic set (delete it yourself or choose another root)"
+        )
+
+
+def generate(root: str | Path, config: SyntheticConfig, progress: bool = False) -> dict:
+    """Write the whole data set under ``root`` (the ``VOC2012`` folder) and return its meta dict.
+
+    Built in a temporary folder beside ``root``, then renamed onto it (replacing an earlier
+    synthetic set). The same config gives byte-identical files.
+    """
+    root = Path(root)
+    _check_replaceable(root)
+    splits = {
+        "train": range(config.num_train),
+        "val": range(config.num_train, config.num_train + config.num_val),
+    }
+    stats = {"all": _Stats(), "train": _Stats(), "val": _Stats()}
+    with atomic_dir(root) as tmp:
+        for name in _FOLDERS:
+            (tmp / name).mkdir()
+        bar = tqdm(total=config.num_train + config.num_val, desc="synthetic data", disable=not progress)
+        with bar:
+            for split, indices in splits.items():
+                for index in indices:
+                    sample = render_sample(config, index)
+                    _write_sample(tmp, _image_id(index), sample, config)
+                    stats["all"].add(sample)
+                    stats[split].add(sample)
+                    bar.update()
+        _write_lists(tmp, splits)
+        meta = _meta(config, stats)
+        write_json(tmp / "synthetic_meta.json", meta)
+    return meta
+
+
+def _image_id(index: int) -> str:
+    return f"syn_{index:06d}"
+
+
+def _write_lists(folder: Path, splits: dict[str, range]) -> None:
+    lists = folder / "ImageSets" / "Segmentation"
+    lists.mkdir(parents=True)
+    for split, indices in {**splits, "train_aug": splits["train"]}.items():
+        (lists / f"{split}.txt").write_text("".join(f"{_image_id(i)}\n" for i in indices))
+    (folder / "classes.txt").write_text("\n".join(CLASS_NAMES) + "\n")
+    (folder / "context_classes.txt").write_text("\n".join(CONTEXT_NAMES) + "\n")
+
+
+def _meta(config: SyntheticConfig, stats: dict[str, _Stats]) -> dict:
+    overall = stats["all"].summary(config)
+    pairs = [
+        {
+            "context": ctx,
+            "class": cls,
+            "rate": rate,
+            "measured": overall["classes"][cls]["context_presence"][ctx],
+        }
+        for ctx, cls, rate in config.cooccurrence
+    ]
+    return {
+        "generator": "wsss.data.synthetic",
+        "config": config.to_dict(),
+        "class_names": list(CLASS_NAMES),
+        "context_names": list(CONTEXT_NAMES),
+        "cooccurrence": pairs,
+        "saliency_missed_classes": list(config.saliency_missed_classes),
+        "splits": {"train": config.num_train, "val": config.num_val, "train_aug": config.num_train},
+        "stats": {split: (overall if split == "all" else s.summary(config)) for split, s in stats.items()},
+    }

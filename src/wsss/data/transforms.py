@@ -36,8 +36,7 @@ def resize_long_side(image: np.ndarray, long_side: int, mask: np.ndarray | None 
 def random_crop(image: np.ndarray, crop: int, rng: np.random.Generator, mask: np.ndarray | None = None):
     """Crop a C x H x W array (or pad: image with 0 = the mean after normalisation, mask with
     ignore) to C x crop x crop at a random position."""
-    height, width = image.shape[:2]
-    channels = image.shape[0]
+    channels, height, width = image.shape
     out = np.zeros((channels, crop, crop), dtype=image.dtype)
     out_mask = None if mask is None else np.full((crop, crop), IGNORE_INDEX, dtype=mask.dtype)
     src_y = rng.integers(0, max(height - crop, 0) + 1)
