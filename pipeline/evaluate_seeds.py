@@ -73,7 +73,8 @@ def main() -> None:
                 "bg_threshold": cfg["cam_bg_threshold"],
                 **M.segmentation_scores(at_default.matrix, names),
             },
-            "per_class_iou": {n: v["iou"] for n, v in best["scores"]["per_class"].items()},
+            "pixel_accuracy": best["scores"]["pixel_accuracy"],
+            "per_class": best["scores"]["per_class"],  # IoU, precision, recall at the best threshold
             "boundary": boundary.result(),
             "baselines": {k: M.segmentation_scores(v.matrix, names) for k, v in baselines.items()},
         }
@@ -81,6 +82,8 @@ def main() -> None:
             result["cooccurrence"] = cooc.result(names, context_names)
         write_json(SEEDS_METRICS, result)
         run.log_metrics({k: v for k, v in result.items() if k not in ("stage", "method", "split")})
+        run.log_headline({f"seeds.{result['method']}.miou": result["miou"],
+                          "seeds.bg_threshold": result["bg_threshold"]})
         run.log_artifact(SEEDS_METRICS)
         _log_overlays(run, dataset, best["threshold"], params["tracking"]["num_overlays"])
         print(f"evaluate_seeds: CAM mIoU {best['miou']:.4f} at background threshold {best['threshold']}")

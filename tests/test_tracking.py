@@ -71,3 +71,10 @@ def test_finish_parent_deletes_empty_parent(mlflow_db, tmp_path):
 def test_default_uri_is_sqlite_in_the_project(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert tracking.tracking_uri(tmp_path) == f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}"
+
+
+def test_queued_dvc_experiments_log_to_the_project_store(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    queued = tmp_path / ".dvc" / "tmp" / "exps" / "tmpab12" / "sub"
+    assert tracking.tracking_root(queued) == tmp_path.resolve()
+    assert tracking.tracking_uri(queued) == f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}"

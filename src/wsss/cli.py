@@ -17,9 +17,21 @@ from pathlib import Path
 from wsss.errors import WsssError
 
 MLFLOW_HINT = (
-    "MLflow UI: mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000\n"
+    "MLflow UI: {bin}mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000\n"
     "           then open http://127.0.0.1:5000 (experiment '{experiment}', newest parent run)"
 )
+
+
+def _tool_dir() -> Path:
+    """The folder of this interpreter's console scripts (dvc, mlflow), e.g. .venv/bin."""
+    return Path(sys.executable).parent
+
+
+def _tool_env(**extra: str) -> dict:
+    """Environment in which `dvc` and the stages' `python` are the ones installed beside wsss,
+    even when the virtual environment is not activated."""
+    path = f"{_tool_dir()}{os.pathsep}{os.environ.get('PATH', '')}"
+    return dict(os.environ, PATH=path, **extra)
 
 
 def cmd_results(args) -> int:
@@ -51,7 +63,7 @@ def cmd_repro(args) -> int:
     params = params_mod.load(project / params_mod.PARAMS_FILE)
     experiment_id = tracking.configure(params["tracking"]["experiment"], project)
     parent = tracking.start_parent_run(experiment_id, params, f"wsss-repro:{os.getpid()}", project)
-    env = dict(os.environ, **{tracking.PARENT_ENV: parent})
+    env = _tool_env(**{tracking.PARENT_ENV: parent})
     returncode = subprocess.run(["dvc", "repro", *args.dvc_args], cwd=project, env=env).returncode
     ran_stages = tracking.finish_parent_run(parent, returncode == 0)
     if returncode != 0:
@@ -63,7 +75,9 @@ def cmd_repro(args) -> int:
     print()
     cmd_results(args)
     print()
-    print(MLFLOW_HINT.format(experiment=params["tracking"]["experiment"]))
+    tools = os.path.relpath(_tool_dir(), Path.cwd())
+    prefix = "" if os.environ.get("VIRTUAL_ENV") else f"{tools}{os.sep}"
+    print(MLFLOW_HINT.format(bin=prefix, experiment=params["tracking"]["experiment"]))
     return 0
 
 

@@ -30,11 +30,25 @@ DB_FILE = "mlflow.db"
 ARTIFACT_DIR = "mlruns"
 
 
+def tracking_root(project_dir: str | Path = ".") -> Path:
+    """The project whose mlflow.db and mlruns/ receive the runs.
+
+    ``dvc exp run --queue`` runs stages in a copy under ``<project>/.dvc/tmp/exps/``; their
+    runs belong in the project's own store, not in the throw-away copy.
+    """
+    path = Path(project_dir).resolve()
+    parts = path.parts
+    for i in range(len(parts) - 3):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return path
+
+
 def tracking_uri(project_dir: str | Path = ".") -> str:
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
-    return f"sqlite:///{(Path(project_dir).resolve() / DB_FILE).as_posix()}"
+    return f"sqlite:///{(tracking_root(project_dir) / DB_FILE).as_posix()}"
 
 
 def _mlflow():
@@ -54,7 +68,7 @@ def configure(experiment: str, project_dir: str | Path = ".") -> str:
         return found.experiment_id
     location = None
     if uri.startswith("sqlite:"):
-        location = (Path(project_dir).resolve() / ARTIFACT_DIR).as_uri()
+        location = (tracking_root(project_dir) / ARTIFACT_DIR).as_uri()
     try:
         return client.create_experiment(experiment, artifact_location=location)
     except Exception:  # created concurrently by another process
@@ -112,6 +126,7 @@ def start_parent_run(experiment_id: str, params: dict, key: str, project_dir: st
         tags={
             INVOCATION_TAG: key,
             "wsss.kind": "pipeline",
+            "wsss.dvc_experiment": os.environ.get("DVC_EXP_NAME", ""),
             "wsss.git_commit": git_commit(project_dir),
             "wsss.params_hash": section_hash(params, list(params)),
         },
@@ -148,9 +163,10 @@ def _log_params(client, run_id: str, flat: dict) -> None:
 class StageRun:
     """Handle given to a stage: log metrics, images and files to its nested run."""
 
-    def __init__(self, client, run_id: str):
+    def __init__(self, client, run_id: str, parent_id: str):
         self.client = client
         self.run_id = run_id
+        self.parent_id = parent_id
 
     def log_metrics(self, metrics: dict, step: int | None = None, prefix: str = "") -> None:
         from mlflow.entities import Metric
@@ -162,6 +178,10 @@ class StageRun:
         ]
         for start in range(0, len(entries), 500):
             self.client.log_batch(self.run_id, metrics=entries[start : start + 500])
+
+    def log_headline(self, metrics: dict) -> None:
+        """Also put a stage's headline figures on the parent run, to compare pipeline runs."""
+        StageRun(self.client, self.parent_id, self.parent_id).log_metrics(metrics)
 
     def log_params(self, params: dict) -> None:
         from wsss.params import flatten
@@ -216,7 +236,7 @@ def stage_run(stage: str, params: dict, sections: list[str], project_dir: str | 
             "wsss.params_hash": section_hash(params, sections),
         },
     )
-    handle = StageRun(client, run.info.run_id)
+    handle = StageRun(client, run.info.run_id, parent_id)
     handle.log_params({section: get_key(params, section) for section in sections})
     status = "FAILED"
     try:
