@@ -7,7 +7,7 @@ from tqdm import tqdm
 from pipeline.paths import CLASSIFIER
 from wsss.data.transforms import ClassificationDataset
 from wsss.device import resolve_device
-from wsss.io import atomic_path
+from wsss.io import save_state_dict
 from wsss.models.backbones import build_backbone
 from wsss.models.cam import CAMClassifier
 from wsss.stage import load_params, open_split, run_main
@@ -50,8 +50,7 @@ def main() -> None:
                                    cfg["freeze_bn"], on_step)
         bar.close()
         run.log_metrics({"train.final_epoch_loss": summary["final_epoch_loss"]})
-        with atomic_path(CLASSIFIER) as tmp:
-            torch.save(model.state_dict(), tmp)
+        save_state_dict(CLASSIFIER, model.state_dict())
         print(f"train_classifier: final epoch loss {summary['final_epoch_loss']:.4f}, saved {CLASSIFIER}")
 
 

@@ -67,3 +67,22 @@ def test_unreadable_files_name_the_file(tmp_path):
     Image.new("RGB", (2, 2)).save(tmp_path / "rgb.png")
     with pytest.raises(DataError, match="palette"):
         io.read_label_png(tmp_path / "rgb.png")
+
+
+def test_save_state_dict_is_byte_reproducible(tmp_path):
+    """Same weights, same bytes, whatever the temporary file was called: DVC sees no change."""
+    import hashlib
+
+    import torch
+
+    from wsss.io import save_state_dict
+
+    state = torch.nn.Linear(3, 2).state_dict()
+    digests = set()
+    for name in ("a.pt", "b.pt"):
+        save_state_dict(tmp_path / name, state)
+        digests.add(hashlib.md5((tmp_path / name).read_bytes()).hexdigest())
+    assert len(digests) == 1
+    loaded = torch.load(tmp_path / "a.pt", weights_only=True)
+    assert torch.equal(loaded["weight"], state["weight"])
+    assert not list(tmp_path.glob(".*tmp*"))

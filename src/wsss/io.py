@@ -129,6 +129,19 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
         raise DataError(f"{path}: cannot decode image ({exc})") from None
 
 
+def save_state_dict(path: str | os.PathLike, state: dict) -> None:
+    """torch.save, atomically and byte-reproducibly.
+
+    Saving through a file object fixes the archive's inner folder name (torch otherwise takes
+    it from the file name, here a random temporary one), so identical weights give identical
+    bytes and DVC sees an unchanged output.
+    """
+    import torch
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(state, handle)
+
+
 def save_score_map(path: str | os.PathLike, scores: np.ndarray, class_ids: np.ndarray) -> None:
     """Store K score maps (K x H x W) in fp16 with the K foreground class ids they belong to."""
     scores = np.asarray(scores)
