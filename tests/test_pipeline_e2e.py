@@ -17,11 +17,14 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ["synthesize", "train_classifier", "seeds", "evaluate_seeds"]
+STAGES = ["synthesize", "train_classifier", "seeds", "evaluate_seeds", "irn_labels", "train_irn", "refine",
+          "evaluate_refine"]
+AFTER_SEEDS = STAGES[2:]
 TINY = {
     "data": {"synthetic": {"image_height": 64, "image_width": 80, "num_train": 24, "num_val": 6, "seed": 1}},
     "seeds": {"train": {"epochs": 6, "batch_size": 8, "resize_long": [64, 96], "crop_size": 64},
               "infer": {"scales": [1.0, 0.5]}},
+    "refine": {"irn": {"train": {"epochs": 1, "batch_size": 8, "crop_size": 64}, "walk": {"exp_times": 5}}},
     "project": {"progress": False},
 }
 
@@ -94,7 +97,11 @@ def test_repro_logs_nested_runs_and_reruns_only_what_changed(project, mlflow_db)
     assert metrics["stage"] == "seeds" and metrics["method"] == "cam" and metrics["num_images"] == 24
     assert 0.0 <= metrics["miou"] <= 1.0 and metrics["bg_threshold"] in TINY_THRESHOLDS(cwd)
     assert set(metrics["baselines"]) == {"all_background", "labelled_class"}
-    assert "cooccurrence" in metrics and "f1" in metrics["boundary"]
+    assert "pairs_mean" in metrics["cooccurrence"] and "f1" in metrics["boundary"]
+    refined = json.loads((cwd / "metrics/refine.json").read_text())
+    assert refined["stage"] == "refine" and refined["method"] == "cam+irn" and refined["num_images"] == 24
+    assert len(list((cwd / "artifacts/refine/masks").glob("*.png"))) == 24
+    assert "refine" in first.stdout and "cam+irn" in first.stdout
     score_files = sorted((cwd / "artifacts/seeds/maps").glob("*.npz"))
     assert len(score_files) == 24
     assert any(np.load(f)["scores"].max() > 0 for f in score_files)  # a classifier that learnt something
@@ -118,6 +125,10 @@ def test_repro_logs_nested_runs_and_reruns_only_what_changed(project, mlflow_db)
     assert {"overlays.png", "seeds.json"} <= artifacts
     assert "cams.png" in {a.path for a in client.list_artifacts(runs["seeds"].info.run_id)}
     assert "examples.png" in {a.path for a in client.list_artifacts(runs["synthesize"].info.run_id)}
+    assert "pseudo_masks.png" in {a.path for a in client.list_artifacts(runs["refine"].info.run_id)}
+    assert runs["train_irn"].data.params["refine.irn.train.epochs"] == "1"
+    assert client.get_metric_history(runs["train_irn"].info.run_id, "train.affinity")
+    assert parent.data.metrics["refine.irn.miou"] == pytest.approx(refined["miou"])
 
     # Nothing changed: nothing runs, no new MLflow run.
     second = _run(["wsss", "repro"], cwd, env)
@@ -128,10 +139,18 @@ def test_repro_logs_nested_runs_and_reruns_only_what_changed(project, mlflow_db)
     _set_param(cwd, "seeds.infer.scales", [1.0])
     # Plain `dvc repro` (no wsss wrapper) still groups its stages under one parent run.
     third = _run(["dvc", "repro"], cwd, env)
-    assert _stages_run(third.stdout) == ["seeds", "evaluate_seeds"]
+    ran = _stages_run(third.stdout)
+    assert ran[:2] == ["seeds", "evaluate_seeds"] and set(ran) <= set(AFTER_SEEDS)
     _, parents, children = _pipeline_runs(mlflow_db)
     assert len(parents) == 2
-    assert sorted(r.info.run_name for r in children[parents[-1].info.run_id]) == ["evaluate_seeds", "seeds"]
+    assert sorted(r.info.run_name for r in children[parents[-1].info.run_id]) == sorted(ran)
+
+    # Switching the refinement method re-runs only refine and its evaluation.
+    _set_param(cwd, "refine.method", "crf")
+    fourth = _run(["dvc", "repro"], cwd, env)
+    assert _stages_run(fourth.stdout) == ["refine", "evaluate_refine"]
+    refined = json.loads((cwd / "metrics/refine.json").read_text())
+    assert refined["method"] == "cam+crf" and 0.0 <= refined["miou"] <= 1.0
 
 
 def _stages_run(dvc_stdout: str) -> list[str]:

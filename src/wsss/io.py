@@ -168,3 +168,14 @@ def load_score_map(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{path}: score map not found") from None
     except Exception as exc:
         raise DataError(f"{path}: cannot read score map ({exc})") from None
+
+
+def load_image_scores(directory: str | os.PathLike, image_id: str, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The score map of one image, checked against the image's size and for NaN / inf."""
+    path = Path(directory) / f"{image_id}.npz"
+    scores, class_ids = load_score_map(path)
+    if scores.shape[1:] != tuple(shape):
+        raise DataError(f"{path}: score map size {scores.shape[1:]} differs from image {image_id} {tuple(shape)}")
+    if not np.isfinite(scores).all():
+        raise DataError(f"{path}: score map of image {image_id} holds NaN or inf")
+    return scores, class_ids

@@ -62,6 +62,17 @@ def _range_pair(key: str, pair: list) -> None:
 
 NUM = (int, float)
 
+# Dense CRF (METHODS.md §3), the reference's settings; gt_prob only for label unaries.
+CRF_SCHEMA = {
+    "iterations": Field(10, int, low=0, high=100),
+    "gaussian_sxy": Field(3.0, NUM, low=0.0),
+    "gaussian_compat": Field(3.0, NUM, low=0.0),
+    "bilateral_sxy": Field(50.0, NUM, low=0.0),
+    "bilateral_srgb": Field(5.0, NUM, low=0.0),
+    "bilateral_compat": Field(10.0, NUM, low=0.0),
+    "gt_prob": Field(0.7, NUM, low=0.0, high=1.0),
+}
+
 SCHEMA: dict = {
     "project": {
         "device": Field("auto", str, check=lambda k, v: _check_device(k, v)),
@@ -119,6 +130,48 @@ SCHEMA: dict = {
         "cam_bg_threshold": Field(0.15, NUM, low=0.0, high=1.0),
         "boundary_tolerance": Field(1, int, low=0, high=32),
     },
+    "refine": {
+        "method": Field("irn", str, choices=("irn", "crf", "pamr", "none")),
+        # Constant background score of the seed maps: a number, or "auto" for the best
+        # threshold of the seeds evaluation (metrics/seeds.json).
+        "bg_threshold": Field("auto", (str, float, int), check=lambda k, v: _check_auto_or_unit(k, v)),
+        "crf": CRF_SCHEMA,
+        "pamr": {
+            "num_iter": Field(10, int, low=0, high=100),
+            "dilations": Field([1, 2, 4, 8, 12, 24], list, item=int, min_len=1,
+                               check=lambda k, v: _check_positive(k, v)),
+        },
+        "irn": {
+            # classifier: the trained CAM classifier's backbone, frozen (for backbones trained
+            # from scratch); pretrained: ImageNet weights, frozen (the reference, ResNet-50).
+            "backbone": Field("classifier", str, choices=("classifier", "pretrained")),
+            # IRN sees images resized by this factor (training and inference): its stride-4
+            # grid must resolve the objects; 1.0 for VOC-sized images.
+            "image_scale": Field(1.0, NUM, low=0.25, high=8.0),
+            "labels": {
+                "fg_threshold": Field(0.30, NUM, low=0.0, high=1.0),
+                "bg_threshold": Field(0.05, NUM, low=0.0, high=1.0),
+                "crf": CRF_SCHEMA,
+            },
+            "train": {
+                "epochs": Field(3, int, low=1, high=1000),
+                "batch_size": Field(32, int, low=1, high=4096),
+                "lr": Field(0.1, NUM, low=0.0, high=10.0),
+                "momentum": Field(0.9, NUM, low=0.0, high=1.0),
+                "weight_decay": Field(1e-4, NUM, low=0.0, high=1.0),
+                "crop_size": Field(512, int, low=16, high=4096),
+                "scale_range": Field([0.5, 1.5], list, item=NUM, min_len=2, check=_range_pair),
+                "hflip": Field(True, bool),
+                "radius": Field(10, int, low=2, high=32),
+            },
+            "walk": {
+                "radius": Field(5, int, low=2, high=16),
+                "beta": Field(10.0, NUM, low=0.0, high=100.0),
+                "exp_times": Field(8, int, low=0, high=16),
+                "bg_score": Field(0.25, NUM, low=0.0, high=1.0),
+            },
+        },
+    },
     "tracking": {
         "experiment": Field("wsss", str),
         "num_overlays": Field(4, int, low=0, high=64),
@@ -130,6 +183,17 @@ def _check_device(key: str, value: str) -> None:
     if value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
         return
     raise ParamsError(f"params.yaml: '{key}' must be auto, cpu, cuda or cuda:N, got {value!r}")
+
+
+def _check_auto_or_unit(key: str, value) -> None:
+    if value == "auto" or (not isinstance(value, (str, bool)) and 0.0 <= value <= 1.0):
+        return
+    raise ParamsError(f"params.yaml: '{key}' must be \"auto\" or a number in [0, 1], got {value!r}")
+
+
+def _check_positive(key: str, values: list) -> None:
+    if any(v <= 0 for v in values):
+        raise ParamsError(f"params.yaml: '{key}' values must be positive, got {values}")
 
 
 def _check_unit_interval(key: str, values: list) -> None:

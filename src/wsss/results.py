@@ -8,8 +8,8 @@ from wsss.io import read_json
 
 METRICS_DIR = "metrics"
 # Stages in pipeline order; later issues add theirs here.
-METRICS_FILES = ["seeds.json"]
-COLUMNS = ["stage", "method", "split", "mIoU", "bg threshold", "boundary F1"]
+METRICS_FILES = ["seeds.json", "refine.json"]
+COLUMNS = ["stage", "method", "split", "mIoU", "bg threshold", "boundary F1", "co-occurrence"]
 
 
 def result_rows(project_dir: str | Path = ".") -> list[dict]:
@@ -26,6 +26,8 @@ def result_rows(project_dir: str | Path = ".") -> list[dict]:
             "mIoU": metrics["miou"],
             "bg threshold": metrics.get("bg_threshold"),
             "boundary F1": (metrics.get("boundary") or {}).get("f1"),
+            # mean m_{k,c} over the (context, class) pairs that co-occur by construction
+            "co-occurrence": (metrics.get("cooccurrence") or {}).get("pairs_mean"),
         })
         for baseline, values in (metrics.get("baselines") or {}).items():
             rows.append({
@@ -35,5 +37,6 @@ def result_rows(project_dir: str | Path = ".") -> list[dict]:
                 "mIoU": values["miou"],
                 "bg threshold": None,
                 "boundary F1": (values.get("boundary") or {}).get("f1"),
+                "co-occurrence": None,
             })
     return rows

@@ -78,3 +78,41 @@ def train_multilabel(
                 on_step(step, {"loss": loss.item(), "lr": optimizer.param_groups[-1]["lr"], "epoch": epoch})
         epoch_loss = running / max(count, 1)
     return {"final_epoch_loss": epoch_loss, "steps": step}
+
+
+def train_irn(model: nn.Module, loader: DataLoader, epochs: int, optimizer: torch.optim.Optimizer,
+              device: torch.device, radius: int, on_step: StepCallback | None = None) -> dict:
+    """Train IRN's heads (backbone frozen) on relation labels; returns the final epoch's mean loss."""
+    from wsss.models.irn import irn_losses
+
+    total_steps = epochs * len(loader)
+    step = 0
+    epoch_loss = float("nan")
+    for epoch in range(epochs):
+        model.train()
+        if hasattr(loader.dataset, "set_epoch"):
+            loader.dataset.set_epoch(epoch)
+        running, count = 0.0, 0
+        for images, labels in loader:
+            images, labels = images.to(device), labels.to(device)
+            for group in optimizer.param_groups:
+                group["lr"] = poly_lr(group["initial_lr"], step, total_steps)
+            edge, displacement = model(images)
+            if edge.shape[-2:] != labels.shape[-2:]:  # backbones round odd sizes differently
+                edge = F.interpolate(edge, size=labels.shape[-2:], mode="bilinear", align_corners=False)
+                displacement = F.interpolate(displacement, size=labels.shape[-2:], mode="bilinear",
+                                             align_corners=False)
+            losses = irn_losses(edge, displacement, labels, radius)
+            if not torch.isfinite(losses["loss"]):
+                raise FloatingPointError(f"IRN loss became {losses['loss'].item()} at step {step}; "
+                                         "lower 'refine.irn.train.lr'")
+            optimizer.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            optimizer.step()
+            running += losses["loss"].item() * len(images)
+            count += len(images)
+            step += 1
+            if on_step is not None:
+                on_step(step, {k: v.item() for k, v in losses.items()} | {"lr": optimizer.param_groups[0]["lr"]})
+        epoch_loss = running / max(count, 1)
+    return {"final_epoch_loss": epoch_loss, "steps": step}

@@ -77,3 +77,49 @@ class ClassificationDataset(Dataset):
             image = image[:, ::-1]
         image, _ = random_crop(normalize(image), self.crop_size, rng)
         return torch.from_numpy(image), torch.from_numpy(self.dataset.label_vector(image_id))
+
+
+class RelationLabelDataset(Dataset):
+    """Images with IRN relation labels (palette PNGs), augmented as in the reference IRN training:
+    random rescale, flip, crop; the label is then taken to the stride-4 grid (nearest)."""
+
+    def __init__(self, dataset: SegmentationDataset, label_dir: str, crop_size: int,
+                 scale_range: tuple[float, float], hflip: bool, seed: int = 0):
+        from pathlib import Path
+
+        if crop_size % 4:
+            raise ValueError(f"IRN crop size must be a multiple of 4, got {crop_size}")
+        self.dataset = dataset
+        self.label_dir = Path(label_dir)
+        self.crop_size = crop_size
+        self.scale_range = scale_range
+        self.hflip = hflip
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        from wsss.io import read_label_png
+
+        image_id = self.dataset.ids[index]
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        image = self.dataset.load_image(image_id)
+        label = read_label_png(self.label_dir / f"{image_id}.png")
+        if label.shape != image.shape[:2]:
+            raise ValueError(f"{self.label_dir / image_id}.png: relation labels {label.shape} "
+                             f"differ from image {image_id} {image.shape[:2]}")
+        scale = rng.uniform(*self.scale_range)
+        size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+        label = cv2.resize(label, size, interpolation=cv2.INTER_NEAREST)
+        if self.hflip and rng.random() < 0.5:
+            image, label = image[:, ::-1], label[:, ::-1]
+        image, label = random_crop(normalize(image), self.crop_size, rng, np.ascontiguousarray(label))
+        strided = self.crop_size // 4
+        label = cv2.resize(label, (strided, strided), interpolation=cv2.INTER_NEAREST)
+        return torch.from_numpy(image), torch.from_numpy(label.astype(np.int64))

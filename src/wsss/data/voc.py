@@ -13,6 +13,7 @@ The checking helpers at the bottom are shared with the COCO reader.
 
 from __future__ import annotations
 
+import json
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -57,6 +58,7 @@ class VOCDataset(SegmentationDataset):
         self.split = split
         self.class_names = _load_class_names(self.root, class_names)
         self.context_names = _read_context_names(self.root / "context_classes.txt")
+        self.cooccurrence_pairs = _read_cooccurrence_pairs(self.root / "synthetic_meta.json")
         self.mask_dir = mask_dir
         if mask_dir not in (None, "auto") and not (self.root / mask_dir).is_dir():
             raise DataError(f"{self.root / mask_dir}: mask folder not found (mask_dir={mask_dir!r})")
@@ -204,6 +206,16 @@ def _read_context_names(path: Path) -> list[str] | None:
     if not names or names[0] != "object":
         raise DataError(f"{path}: the first context class must be 'object', got {names[:1]}")
     return names
+
+
+def _read_cooccurrence_pairs(path: Path) -> list[tuple[str, str]] | None:
+    """(context, class) pairs that co-occur by construction (the synthetic set records them)."""
+    if not path.is_file():
+        return None
+    try:
+        return [(pair["context"], pair["class"]) for pair in json.loads(path.read_text())["cooccurrence"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{path}: unreadable co-occurrence pairs ({exc})") from exc
 
 
 def _read_names(path: Path) -> list[str]:

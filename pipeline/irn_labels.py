@@ -1,0 +1,45 @@
+"""Stage `irn_labels`: IRN's inter-pixel relation labels from the seed maps (METHODS.md §2).
+
+Confident foreground (seeds >= fg_threshold) and confident background (all seeds <
+bg_threshold), each cleaned with a dense CRF; everything else 255. One palette PNG per image.
+"""
+
+import numpy as np
+from tqdm import tqdm
+
+from pipeline.paths import RELATION_LABELS, SEED_MAPS
+from wsss.io import atomic_dir, load_image_scores, write_palette_png
+from wsss.refine.crf import CRFParams, relation_labels
+from wsss.stage import load_params, open_split, run_main
+from wsss.tracking import stage_run
+from wsss.visualize import overlay_row
+
+SECTIONS = ["project", "dataset", "refine.irn.labels"]
+
+
+def main() -> None:
+    params = load_params()
+    cfg = params["refine"]["irn"]["labels"]
+    crf = CRFParams(**cfg["crf"])
+    dataset = open_split(params, params["dataset"]["train_split"])
+    with stage_run("irn_labels", params, SECTIONS) as run, atomic_dir(RELATION_LABELS) as out:
+        counts = np.zeros(3, dtype=np.int64)  # background, foreground, ignored pixels
+        examples = []
+        for image_id in tqdm(dataset.ids, desc="irn_labels", disable=not params["project"]["progress"]):
+            image = dataset.load_image(image_id)
+            scores, class_ids = load_image_scores(SEED_MAPS, image_id, image.shape[:2])
+            labels = relation_labels(image, scores, class_ids, cfg["fg_threshold"], cfg["bg_threshold"], crf)
+            write_palette_png(out / f"{image_id}.png", labels)
+            counts += [(labels == 0).sum(), ((labels != 0) & (labels != 255)).sum(), (labels == 255).sum()]
+            if len(examples) < params["tracking"]["num_overlays"]:
+                examples.append(overlay_row(image, scores, labels, dataset.load_mask(image_id)))
+        shares = counts / max(counts.sum(), 1)
+        run.log_metrics({"share.background": shares[0], "share.foreground": shares[1], "share.ignored": shares[2]})
+        if examples:
+            run.log_image(np.concatenate(examples, axis=0), "relation_labels.png")
+        print(f"irn_labels: {len(dataset.ids)} label maps; pixels background {shares[0]:.1%}, "
+              f"foreground {shares[1]:.1%}, ignored {shares[2]:.1%}")
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,92 @@
+"""Stage `refine`: seed maps to pseudo masks by the method `refine.method` chooses.
+
+irn (random walk on IRN's boundary map), crf (dense CRF), pamr, or none (the seeds with a
+constant background score). One palette PNG per training image.
+"""
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pipeline.paths import IRN_WEIGHTS, PSEUDO_MASKS, SEED_MAPS, SEEDS_METRICS
+from pipeline.train_irn import irn_backbone
+from wsss.data.transforms import to_tensor
+from wsss.device import resolve_device
+from wsss.errors import ParamsError
+from wsss.io import atomic_dir, load_image_scores, read_json, write_palette_png
+from wsss.models.irn import IRN
+from wsss.refine import pseudo_masks
+from wsss.refine.crf import CRFParams
+from wsss.refine.pamr import PAMR
+from wsss.stage import load_params, open_split, run_main
+from wsss.tracking import stage_run
+from wsss.visualize import overlay_row
+
+SECTIONS = ["project", "dataset", "seeds.backbone", "refine.method", "refine.bg_threshold", "refine.crf",
+            "refine.pamr", "refine.irn.image_scale", "refine.irn.walk"]
+
+
+def background_threshold(params: dict) -> float:
+    value = params["refine"]["bg_threshold"]
+    if value != "auto":
+        return float(value)
+    try:
+        return float(read_json(SEEDS_METRICS)["bg_threshold"])
+    except Exception as exc:
+        raise ParamsError(f"params.yaml: 'refine.bg_threshold' is auto but {SEEDS_METRICS} has no best "
+                          f"threshold ({exc}); run evaluate_seeds or give a number") from exc
+
+
+def make_refiner(params: dict, device: torch.device):
+    """A function (image, scores, class ids) -> mask for the configured method."""
+    cfg = params["refine"]
+    method = cfg["method"]
+    if method == "irn":
+        walk = cfg["irn"]["walk"]
+        model = IRN(irn_backbone(params, for_training=False))
+        model.load_state_dict(torch.load(IRN_WEIGHTS, map_location="cpu", weights_only=True))
+        model = model.to(device).eval()
+
+        scale = cfg["irn"]["image_scale"]
+
+        def irn(image, scores, class_ids):
+            seen = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+            boundary = model.boundary(to_tensor(seen).to(device))
+            return pseudo_masks.irn_mask(boundary, scores, class_ids, walk["radius"], walk["beta"],
+                                         walk["exp_times"], walk["bg_score"])
+        return irn
+    bg = background_threshold(params)
+    if method == "crf":
+        crf = CRFParams(**cfg["crf"])
+        return lambda image, scores, class_ids: pseudo_masks.crf_mask(image, scores, class_ids, bg, crf)
+    if method == "pamr":
+        pamr = PAMR(cfg["pamr"]["num_iter"], cfg["pamr"]["dilations"]).to(device)
+        return lambda image, scores, class_ids: pseudo_masks.pamr_mask(image, scores, class_ids, bg, pamr, device)
+    return lambda image, scores, class_ids: pseudo_masks.threshold_mask(scores, class_ids, bg)
+
+
+def main() -> None:
+    params = load_params()
+    device = resolve_device(params["project"]["device"])
+    dataset = open_split(params, params["dataset"]["train_split"])
+    refine = make_refiner(params, device)
+    method = params["refine"]["method"]
+    with stage_run("refine", params, SECTIONS) as run, atomic_dir(PSEUDO_MASKS) as out:
+        run.set_tag("wsss.refine_method", method)
+        examples = []
+        for image_id in tqdm(dataset.ids, desc=f"refine ({method})", disable=not params["project"]["progress"]):
+            image = dataset.load_image(image_id)
+            scores, class_ids = load_image_scores(SEED_MAPS, image_id, image.shape[:2])
+            mask = refine(image, scores, class_ids)
+            write_palette_png(out / f"{image_id}.png", mask)
+            if len(examples) < params["tracking"]["num_overlays"]:
+                examples.append(overlay_row(image, scores, mask, dataset.load_mask(image_id)))
+        if examples:
+            run.log_image(np.concatenate(examples, axis=0), "pseudo_masks.png")
+        run.log_metrics({"num_images": len(dataset.ids)})
+        print(f"refine: {method} wrote {len(dataset.ids)} pseudo masks to {PSEUDO_MASKS}")
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,1 @@
+"""Pseudo-mask refinement: PAMR, dense CRF, random walk."""
