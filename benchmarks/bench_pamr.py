@@ -1,17 +1,23 @@
-"""Benchmark: PAMR (one gather for all dilations) against a straightforward implementation.
+"""Benchmark: PAMR (wsss.refine.pamr: one gather for all dilations, one sparse product per
+iteration) against a straightforward per-dilation implementation.
 
-    .venv/bin/python benchmarks/bench_pamr.py [--device cpu|cuda] [--threads 2] [--repeats 5]
+    .venv/bin/python benchmarks/bench_pamr.py [--device cpu|cuda] [--threads 2] [--repeats 10]
+                                              [--size 94x125] [--out benchmarks/results/pamr.json]
 
-Case: a quarter-resolution VOC image (3 x 94 x 125), 4 classes given at stride 4 (24 x 32),
-10 iterations, dilations 1, 2, 4, 8, 12, 24. The baseline is the usual per-dilation code: pad
-the map once per dilation and slice out the 8 neighbours, in a Python loop, every iteration.
-Both run in this process; the script checks they agree and prints median times and the ratio.
+Case: a quarter-resolution VOC image (3 x 94 x 125), 4 classes given at stride 4 (24 x 32, resized
+inside), 10 iterations, dilations 1, 2, 4, 8, 12, 24. Both variants are timed in this process
+(median of --repeats after a warm-up) and their outputs compared. Peak memory is measured for each
+in a fresh subprocess, so that one variant's allocations cannot hide the other's: on CPU the peak
+RSS (VmHWM, reset through /proc/self/clear_refs: Linux only) above the RSS just before the call,
+on CUDA torch.cuda.max_memory_allocated above what was allocated before the call.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,68 +25,177 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
 from wsss.refine.pamr import PAMR  # noqa: E402
 
 DILATIONS = (1, 2, 4, 8, 12, 24)
-RING = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
+NUM_ITER, CLASSES, STRIDE = 10, 4, 4
 
 
-def baseline_pamr(image: torch.Tensor, mask: torch.Tensor, num_iter: int = 10) -> torch.Tensor:
-    """Per-dilation padding and slicing, the way the public implementations loop."""
-    height, width = image.shape[-2:]
-    mask = F.interpolate(mask, size=(height, width), mode="bilinear", align_corners=True)
+# --- BASELINE: the straightforward implementation, structured like the reference code ----------
+# Per dilation: replicate-pad by d, then a dilated 3x3 convolution with fixed one-hot kernels
+# extracts the 8 neighbours (difference kernels for the image, copy kernels for the map); the
+# dilations are concatenated. Every iteration pads and convolves the map once per dilation.
 
-    def neighbours(x: torch.Tensor, dilation: int) -> torch.Tensor:
-        padded = F.pad(x, [dilation] * 4, mode="replicate")
-        return torch.stack([padded[..., dilation + dy * dilation: dilation + dy * dilation + height,
-                                   dilation + dx * dilation: dilation + dx * dilation + width]
-                            for dy, dx in RING], dim=2)
+def _one_hot_kernels(with_centre: bool) -> torch.Tensor:
+    cells = [(r, c) for r in range(3) for c in range(3) if with_centre or (r, c) != (1, 1)]
+    weight = torch.zeros(len(cells), 1, 3, 3)
+    for k, (r, c) in enumerate(cells):
+        weight[k, 0, r, c] = 1.0
+    return weight
 
-    window = torch.cat([image.unsqueeze(2), neighbours(image, 1)], dim=2)
-    sigma = window.std(dim=2, keepdim=True)
-    kernel = torch.cat([-(image.unsqueeze(2) - neighbours(image, d)).abs() / (1e-8 + 0.1 * sigma)
-                        for d in DILATIONS], dim=2)
+
+def _baseline_neighbours(x: torch.Tensor, weight: torch.Tensor, dilations) -> torch.Tensor:
+    """B x K x H x W -> B x K x P x H x W by one padding and one convolution per dilation."""
+    batch, channels, height, width = x.shape
+    flat = x.reshape(batch * channels, 1, height, width)
+    out = [F.conv2d(F.pad(flat, [d] * 4, mode="replicate"), weight, dilation=d) for d in dilations]
+    return torch.cat(out, dim=1).view(batch, channels, -1, height, width)
+
+
+def baseline_pamr(image: torch.Tensor, mask: torch.Tensor, num_iter: int = NUM_ITER,
+                  dilations=DILATIONS) -> torch.Tensor:
+    copy = _one_hot_kernels(with_centre=False).to(image)
+    window = _one_hot_kernels(with_centre=True).to(image)
+    diff = window[4:5] - copy  # centre minus neighbour
+    mask = F.interpolate(mask, size=image.shape[-2:], mode="bilinear", align_corners=True)
+    sigma = _baseline_neighbours(image, window, [1]).std(dim=2, keepdim=True)
+    kernel = -_baseline_neighbours(image, diff, dilations).abs() / (1e-8 + 0.1 * sigma)
     weights = F.softmax(kernel.mean(dim=1, keepdim=True), dim=2)
     for _ in range(num_iter):
-        mask = (torch.cat([neighbours(mask, d) for d in DILATIONS], dim=2) * weights).sum(dim=2)
+        mask = (_baseline_neighbours(mask, copy, dilations) * weights).sum(dim=2)
     return mask
 
 
-def timed(fn, repeats: int, device: str) -> tuple[float, torch.Tensor]:
-    out = fn()  # warm-up
+# --- harness ------------------------------------------------------------------------------------
+
+def make_inputs(size: tuple[int, int], device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    height, width = size
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 3, height, width, generator=generator)
+    mask = torch.rand(1, CLASSES, -(-height // STRIDE), -(-width // STRIDE), generator=generator)
+    return image.to(device), mask.to(device)
+
+
+def variant(name: str):
+    ours = PAMR(NUM_ITER, DILATIONS)
+    return {"ours": ours, "baseline": baseline_pamr}[name]
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def median_seconds(fn, repeats: int, device: str) -> float:
+    fn()  # warm-up (caches, allocator, kernels)
     times = []
     for _ in range(repeats):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
+        _sync(device)
         start = time.perf_counter()
-        out = fn()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def peak_memory_child(name: str, size: tuple[int, int], device: str) -> float:
+    """In a fresh process: the peak memory (MB) one call of `name` adds above what was in use.
+
+    A warm-up call on a small image first loads the kernels and libraries (one-off costs that
+    are not the method's); the measured call at `size` still builds its own caches.
+    """
+    fn = variant(name)
+    small_image, small_mask = make_inputs((16, 20), device)
+    image, mask = make_inputs(size, device)
+    with torch.no_grad():
+        fn(small_image, small_mask)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
+            torch.cuda.reset_peak_memory_stats()
+            before = torch.cuda.memory_allocated()
+            fn(image, mask)
+            torch.cuda.synchronize()
+            return (torch.cuda.max_memory_allocated() - before) / 2**20
+        before = _reset_peak_rss()
+        fn(image, mask)
+        return (_peak_rss() - before) / 2**20
+
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
+
+
+def _reset_peak_rss() -> int:
+    """Reset the peak RSS to the current RSS (Linux: write 5 to clear_refs); return it in bytes."""
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+    return _status_kb("VmRSS") * 1024
+
+
+def _peak_rss() -> int:
+    return _status_kb("VmHWM") * 1024
+
+
+def peak_memory(name: str, args) -> float:
+    cmd = [sys.executable, __file__, "--memory-of", name, "--device", args.device,
+           "--threads", str(args.threads), "--size", f"{args.size[0]}x{args.size[1]}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+def _size(text: str) -> tuple[int, int]:
+    height, width = text.lower().split("x")
+    return int(height), int(width)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--size", type=_size, default=(94, 125), help="image H x W (default 94x125)")
+    parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--memory-of", choices=["ours", "baseline"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    generator = torch.Generator().manual_seed(0)
-    image = torch.rand(1, 3, 94, 125, generator=generator).to(args.device)
-    mask = torch.rand(1, 4, 24, 32, generator=generator).to(args.device)
-    pamr = PAMR(10, DILATIONS)
-    ours, refined = timed(lambda: pamr(image, mask), args.repeats, args.device)
-    base, expected = timed(lambda: baseline_pamr(image, mask), args.repeats, args.device)
-    print(f"PAMR on 3x94x125, 4 classes, 10 iterations, dilations {DILATIONS}; device {args.device}, "
-          f"{args.threads} threads, median of {args.repeats}\n")
-    print("| implementation | seconds |")
-    print("| -------------- | ------- |")
-    print(f"| one padding    | {ours:7.4f} |")
-    print(f"| per dilation   | {base:7.4f} |")
-    print(f"\nspeed-up {base / ours:.2f}x; max |difference| {(refined - expected).abs().max().item():.1e}")
+    if args.memory_of:  # child process: one peak-memory measurement
+        print(peak_memory_child(args.memory_of, args.size, args.device))
+        return
+
+    image, mask = make_inputs(args.size, args.device)
+    ours, baseline = variant("ours"), variant("baseline")
+    with torch.no_grad():
+        diff = (ours(image, mask) - baseline(image, mask)).abs().max().item()
+        seconds = {name: median_seconds(lambda: fn(image, mask), args.repeats, args.device)
+                   for name, fn in (("ours", ours), ("baseline", baseline))}
+    memory = {name: peak_memory(name, args) for name in ("ours", "baseline")}
+
+    height, width = args.size
+    h, w = mask.shape[-2:]
+    print(f"PAMR: image 3x{height}x{width}, {CLASSES} classes at {h}x{w}, {NUM_ITER} iterations, dilations "
+          f"{DILATIONS}; device {args.device}, {args.threads} threads, median of {args.repeats}; "
+          f"torch {torch.__version__}\n")
+    print("| implementation                              | ms per call | peak memory (MB) |")
+    print("| ------------------------------------------- | ----------- | ---------------- |")
+    labels = {"ours": "ours (one gather, sparse product)", "baseline": "baseline (per-dilation pad + conv)"}
+    for name in ("ours", "baseline"):
+        print(f"| {labels[name]:<43} | {1e3 * seconds[name]:11.2f} | {memory[name]:16.1f} |")
+    ratio = seconds["baseline"] / seconds["ours"]
+    print(f"\nspeed ratio baseline / ours: {ratio:.1f}x; max |ours - baseline|: {diff:.1e}")
+
+    if args.out:
+        result = {"case": {"image": [3, height, width], "classes": CLASSES, "mask": [h, w], "num_iter": NUM_ITER,
+                           "dilations": list(DILATIONS)},
+                  "device": args.device, "threads": args.threads, "repeats": args.repeats,
+                  "torch": torch.__version__, "seconds": seconds, "peak_memory_mb": memory,
+                  "speed_ratio": ratio, "max_abs_diff": diff}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.out.with_name(args.out.name + ".tmp")
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+        tmp.replace(args.out)  # atomic: a reader never sees half a file
 
 
 if __name__ == "__main__":
