@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from wsss.refine.pamr import PAMR  # noqa: E402
+from wsss.refine.pamr import PAMR, neighbour_index  # noqa: E402
 
 DILATIONS = (1, 2, 4, 8, 12, 24)
 NUM_ITER, CLASSES, STRIDE = 10, 4, 4
@@ -68,6 +68,22 @@ def baseline_pamr(image: torch.Tensor, mask: torch.Tensor, num_iter: int = NUM_I
     return mask
 
 
+# --- ABLATION: our gather index and affinities, but a dense gather + weighted sum per iteration ----
+# (B x C x N x P values each time) instead of the sparse product: shows what the product buys.
+
+def dense_gather_pamr(image: torch.Tensor, mask: torch.Tensor, num_iter: int = NUM_ITER) -> torch.Tensor:
+    module = PAMR(num_iter, DILATIONS)
+    height, width = image.shape[-2:]
+    weights = module.affinity(image).unsqueeze(1)  # B x 1 x N x P
+    index = neighbour_index(height, width, module.offsets, image.device).flatten()
+    scores = F.interpolate(mask, size=(height, width), mode="bilinear", align_corners=True).flatten(2)
+    batch, classes, n = scores.shape
+    for _ in range(num_iter):
+        neighbours = scores.reshape(batch * classes, n).index_select(1, index).view(batch, classes, n, -1)
+        scores = (neighbours * weights).sum(dim=3)
+    return scores.view(batch, classes, height, width)
+
+
 # --- harness ------------------------------------------------------------------------------------
 
 def make_inputs(size: tuple[int, int], device: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,9 +94,13 @@ def make_inputs(size: tuple[int, int], device: str) -> tuple[torch.Tensor, torch
     return image.to(device), mask.to(device)
 
 
+VARIANTS = {"ours": "ours: one gather, sparse product per iteration",
+            "dense_gather": "ablation: one gather, dense weighted sum",
+            "baseline": "baseline: per-dilation pad + conv (reference)"}
+
+
 def variant(name: str):
-    ours = PAMR(NUM_ITER, DILATIONS)
-    return {"ours": ours, "baseline": baseline_pamr}[name]
+    return {"ours": PAMR(NUM_ITER, DILATIONS), "dense_gather": dense_gather_pamr, "baseline": baseline_pamr}[name]
 
 
 def _sync(device: str) -> None:
@@ -158,7 +178,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--size", type=_size, default=(94, 125), help="image H x W (default 94x125)")
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
-    parser.add_argument("--memory-of", choices=["ours", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument("--memory-of", choices=list(VARIANTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.memory_of:  # child process: one peak-memory measurement
@@ -166,32 +186,33 @@ def main() -> None:
         return
 
     image, mask = make_inputs(args.size, args.device)
-    ours, baseline = variant("ours"), variant("baseline")
+    fns = {name: variant(name) for name in VARIANTS}
     with torch.no_grad():
-        diff = (ours(image, mask) - baseline(image, mask)).abs().max().item()
+        reference = fns["baseline"](image, mask)
+        diff = {name: (fn(image, mask) - reference).abs().max().item() for name, fn in fns.items()}
         seconds = {name: median_seconds(lambda: fn(image, mask), args.repeats, args.device)
-                   for name, fn in (("ours", ours), ("baseline", baseline))}
-    memory = {name: peak_memory(name, args) for name in ("ours", "baseline")}
+                   for name, fn in fns.items()}
+    memory = {name: peak_memory(name, args) for name in VARIANTS}
 
     height, width = args.size
     h, w = mask.shape[-2:]
     print(f"PAMR: image 3x{height}x{width}, {CLASSES} classes at {h}x{w}, {NUM_ITER} iterations, dilations "
           f"{DILATIONS}; device {args.device}, {args.threads} threads, median of {args.repeats}; "
           f"torch {torch.__version__}\n")
-    print("| implementation                              | ms per call | peak memory (MB) |")
-    print("| ------------------------------------------- | ----------- | ---------------- |")
-    labels = {"ours": "ours (one gather, sparse product)", "baseline": "baseline (per-dilation pad + conv)"}
-    for name in ("ours", "baseline"):
-        print(f"| {labels[name]:<43} | {1e3 * seconds[name]:11.2f} | {memory[name]:16.1f} |")
+    print("| implementation                                 | ms per call | peak memory (MB) | max abs diff to baseline |")
+    print("| ---------------------------------------------- | ----------- | ---------------- | ------------------------ |")
+    for name, label in VARIANTS.items():
+        print(f"| {label:<46} | {1e3 * seconds[name]:11.2f} | {memory[name]:16.1f} | {diff[name]:24.1e} |")
     ratio = seconds["baseline"] / seconds["ours"]
-    print(f"\nspeed ratio baseline / ours: {ratio:.1f}x; max |ours - baseline|: {diff:.1e}")
+    print(f"\nspeed ratio baseline / ours: {ratio:.1f}x; memory ratio baseline / ours: "
+          f"{memory['baseline'] / max(memory['ours'], 0.1):.1f}x")
 
     if args.out:
         result = {"case": {"image": [3, height, width], "classes": CLASSES, "mask": [h, w], "num_iter": NUM_ITER,
                            "dilations": list(DILATIONS)},
                   "device": args.device, "threads": args.threads, "repeats": args.repeats,
                   "torch": torch.__version__, "seconds": seconds, "peak_memory_mb": memory,
-                  "speed_ratio": ratio, "max_abs_diff": diff}
+                  "speed_ratio": ratio, "max_abs_diff_to_baseline": diff}
         args.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.out.with_name(args.out.name + ".tmp")
         tmp.write_text(json.dumps(result, indent=2) + "\n")

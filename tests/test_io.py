@@ -86,3 +86,23 @@ def test_save_state_dict_is_byte_reproducible(tmp_path):
     loaded = torch.load(tmp_path / "a.pt", weights_only=True)
     assert torch.equal(loaded["weight"], state["weight"])
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_image_scores_are_checked_against_the_image(tmp_path):
+    import numpy as np
+
+    from wsss.errors import DataError
+    from wsss.io import load_image_scores, save_score_map
+
+    save_score_map(tmp_path / "img_7.npz", np.zeros((2, 8, 10), np.float32), np.array([1, 4]))
+    scores, class_ids = load_image_scores(tmp_path, "img_7", (8, 10))
+    assert scores.shape == (2, 8, 10) and list(class_ids) == [1, 4]
+    with pytest.raises(DataError, match=r"img_7.*\(8, 10\).*\(9, 10\)"):
+        load_image_scores(tmp_path, "img_7", (9, 10))
+    with np.load(tmp_path / "img_7.npz") as data:
+        broken = {"scores": np.full((1, 8, 10), np.nan, np.float16), "class_ids": data["class_ids"][:1]}
+    np.savez(tmp_path / "img_8.npz", **broken)
+    with pytest.raises(DataError, match="img_8.*NaN"):
+        load_image_scores(tmp_path, "img_8", (8, 10))
+    with pytest.raises(DataError, match="img_9.npz: score map not found"):
+        load_image_scores(tmp_path, "img_9", (8, 10))

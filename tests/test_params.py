@@ -37,6 +37,13 @@ def test_repo_params_file_is_valid():
         ({"dataset": {"root": None}}, "dataset.root"),
         ({"data": {"synthetic": {"num_train": 0}}}, "data.synthetic.num_train"),
         ({"data": {"synthetic": {"no_such_knob": 1}}}, "data.synthetic.no_such_knob"),
+        ({"refine": {"method": "densecrf"}}, "refine.method"),
+        ({"refine": {"bg_threshold": "best"}}, "refine.bg_threshold"),
+        ({"refine": {"bg_threshold": 1.5}}, "refine.bg_threshold"),
+        ({"refine": {"crf": {"gt_prob": 1.0}}}, "refine.crf.gt_prob"),
+        ({"refine": {"irn": {"labels": {"crf": {"bilateral_srgb": 0}}}}}, "refine.irn.labels.crf.bilateral_srgb"),
+        ({"refine": {"pamr": {"dilations": [1, 0]}}}, "refine.pamr.dilations"),
+        ({"refine": {"irn": {"walk": {"exp_times": -1}}}}, "refine.irn.walk.exp_times"),
     ],
 )
 def test_bad_values_name_the_key(raw, key):

@@ -65,12 +65,12 @@ NUM = (int, float)
 # Dense CRF (METHODS.md §3), the reference's settings; gt_prob only for label unaries.
 CRF_SCHEMA = {
     "iterations": Field(10, int, low=0, high=100),
-    "gaussian_sxy": Field(3.0, NUM, low=0.0),
+    "gaussian_sxy": Field(3.0, NUM, low=1e-3),
     "gaussian_compat": Field(3.0, NUM, low=0.0),
-    "bilateral_sxy": Field(50.0, NUM, low=0.0),
-    "bilateral_srgb": Field(5.0, NUM, low=0.0),
+    "bilateral_sxy": Field(50.0, NUM, low=1e-3),
+    "bilateral_srgb": Field(5.0, NUM, low=1e-3),
     "bilateral_compat": Field(10.0, NUM, low=0.0),
-    "gt_prob": Field(0.7, NUM, low=0.0, high=1.0),
+    "gt_prob": Field(0.7, NUM, low=0.01, high=0.99),
 }
 
 SCHEMA: dict = {
