@@ -2,19 +2,23 @@
 iteration) against a straightforward per-dilation implementation.
 
     .venv/bin/python benchmarks/bench_pamr.py [--device cpu|cuda] [--threads 2] [--repeats 10]
-                                              [--size 94x125] [--out benchmarks/results/pamr.json]
+                                              [--size 94x125] [--out [FILE]]
 
 Case: a quarter-resolution VOC image (3 x 94 x 125), 4 classes given at stride 4 (24 x 32, resized
-inside), 10 iterations, dilations 1, 2, 4, 8, 12, 24. Both variants are timed in this process
-(median of --repeats after a warm-up) and their outputs compared. Peak memory is measured for each
-in a fresh subprocess, so that one variant's allocations cannot hide the other's: on CPU the peak
-RSS (VmHWM, reset through /proc/self/clear_refs: Linux only) above the RSS just before the call,
-on CUDA torch.cuda.max_memory_allocated above what was allocated before the call.
+inside), 10 iterations, dilations 1, 2, 4, 8, 12, 24. Three variants: ours; an ablation (our
+gather, but a dense weighted sum per iteration); and the baseline, a straightforward per-dilation
+implementation shaped like the reference code (both defined below, clearly labelled). All are
+timed in this process (median of --repeats after a warm-up, their calls interleaved) and checked
+against the baseline (exit status 1 if any differs by more than 1e-4). Peak memory is measured
+for each in a fresh subprocess, so that one variant's allocations cannot hide another's: on CPU
+the peak RSS (VmHWM, reset through /proc/self/clear_refs: Linux only) above the RSS just before
+the call, on CUDA torch.cuda.max_memory_allocated above what was allocated before the call.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import subprocess
@@ -108,16 +112,23 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def median_seconds(fn, repeats: int, device: str) -> float:
-    fn()  # warm-up (caches, allocator, kernels)
-    times = []
+def median_seconds(fns: dict, repeats: int, device: str) -> dict[str, float]:
+    """Median seconds per call of each function, after a warm-up call of each.
+
+    The repeats are interleaved (one call of each function per round), so that a burst of load
+    from elsewhere on the machine hits every variant alike rather than one of them.
+    """
+    for fn in fns.values():
+        fn()  # warm-up: caches, allocator, kernels
+    times = {name: [] for name in fns}
     for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            _sync(device)
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def peak_memory_child(name: str, size: tuple[int, int], device: str) -> float:
@@ -177,7 +188,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--size", type=_size, default=(94, 125), help="image H x W (default 94x125)")
-    parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--out", type=Path, nargs="?", const=ROOT / "benchmarks" / "results" / "pamr.json",
+                        help="also write the results as JSON (default path: benchmarks/results/pamr.json)")
     parser.add_argument("--memory-of", choices=list(VARIANTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -190,8 +202,8 @@ def main() -> None:
     with torch.no_grad():
         reference = fns["baseline"](image, mask)
         diff = {name: (fn(image, mask) - reference).abs().max().item() for name, fn in fns.items()}
-        seconds = {name: median_seconds(lambda: fn(image, mask), args.repeats, args.device)
-                   for name, fn in fns.items()}
+        seconds = median_seconds({name: functools.partial(fn, image, mask) for name, fn in fns.items()},
+                                 args.repeats, args.device)
     memory = {name: peak_memory(name, args) for name in VARIANTS}
 
     height, width = args.size
@@ -217,6 +229,8 @@ def main() -> None:
         tmp = args.out.with_name(args.out.name + ".tmp")
         tmp.write_text(json.dumps(result, indent=2) + "\n")
         tmp.replace(args.out)  # atomic: a reader never sees half a file
+    if max(diff.values()) > 1e-4:
+        sys.exit(f"the variants disagree: max abs differences {diff}")
 
 
 if __name__ == "__main__":

@@ -9,18 +9,22 @@ at every dilation d (48 for d in {1, 2, 4, 8, 12, 24}; replicate padding, i.e. c
     M_i ← Σ_j a_ij · M_j    (num_iter times),
 
 σ_i being the unbiased standard deviation of each colour channel over i's 3x3 window (dilation 1,
-centre included). Dividing by σ makes the result independent of an affine change a·I + b (a > 0).
+centre included; as METHODS.md says: the reference's LocalStDev(dilations) pools the 3x3 windows
+of every dilation instead). Dividing by σ makes the result independent of an affine change a·I + b
+(a > 0).
 
-All dilations are one vectorised pass. A cached gather index (P x H·W, P = 8 per dilation) holds
+All dilations are one vectorised pass. A cached gather index (H·W x P, P = 8 per dilation) holds
 the flat position of every neighbour of every pixel for all dilations at once: the affinities take
 one gather of the image. The weights a_ij then form a sparse, row-stochastic H·W x H·W matrix
 with the same pattern, so an iteration is one sparse-dense product, i.e. the gather and the
-weighted sum fused in one kernel, instead of the reference's padding and convolution per dilation.
+weighted sum fused in one kernel, instead of the reference's padding and convolution per dilation
+(or a dense B x C x H·W x P gather per iteration, several times slower: benchmarks/bench_pamr.py).
 
-Memory: the affinities need one B x 3 x P x H·W buffer (2 MB for a quarter-resolution VOC image,
-94x125; 108 MB at 375x500); the matrix holds B·P·H·W weights and int32 column indices; an
-iteration needs only B x C x H·W. The cached index structures take about 16·P·H·W bytes per image
-size (9 MB at 94x125). Intended for inference: call it under torch.no_grad().
+Memory: the affinities need one B x 3 x H·W x P buffer, once (7 MB for a quarter-resolution VOC
+image, 94x125, with P = 48; 108 MB at 375x500); the matrix holds B·H·W·P weights and int32
+column indices; an iteration needs only B x C x H·W. The index structures, cached for the last 4
+image sizes and devices, take 16·H·W·P bytes each (9 MB at 94x125, 144 MB at 375x500).
+Intended for inference: call it under torch.no_grad().
 """
 
 from __future__ import annotations
