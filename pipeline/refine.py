@@ -47,8 +47,7 @@ def make_refiner(params: dict, device: torch.device):
         model = IRN(irn_backbone(params, for_training=False))
         model.load_state_dict(torch.load(IRN_WEIGHTS, map_location="cpu", weights_only=True))
         model = model.to(device).eval()
-
-        scale = cfg["irn"]["image_scale"]
+        scale = cfg["irn"]["image_scale"]  # IRN was trained on images resized by this factor
 
         def irn(image, scores, class_ids):
             seen = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)

@@ -94,8 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
+    # dvc's own options (`wsss repro --force`) are not ours: pass them through unparsed.
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.command != "repro":
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command == "repro":
+        args.dvc_args = unknown + args.dvc_args
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         return args.func(args)
     except WsssError as exc:
