@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+from measure import parse_size, peak_memory_mb, sync, write_json  # noqa: E402
 from wsss.refine.pamr import PAMR, neighbour_index  # noqa: E402
 
 DILATIONS = (1, 2, 4, 8, 12, 24)
@@ -107,11 +107,6 @@ def variant(name: str):
     return {"ours": PAMR(NUM_ITER, DILATIONS), "dense_gather": dense_gather_pamr, "baseline": baseline_pamr}[name]
 
 
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 def median_seconds(fns: dict, repeats: int, device: str) -> dict[str, float]:
     """Median seconds per call of each function, after a warm-up call of each.
 
@@ -123,10 +118,10 @@ def median_seconds(fns: dict, repeats: int, device: str) -> dict[str, float]:
     times = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            _sync(device)
+            sync(device)
             start = time.perf_counter()
             fn()
-            _sync(device)
+            sync(device)
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}
 
@@ -142,32 +137,7 @@ def peak_memory_child(name: str, size: tuple[int, int], device: str) -> float:
     image, mask = make_inputs(size, device)
     with torch.no_grad():
         fn(small_image, small_mask)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            before = torch.cuda.memory_allocated()
-            fn(image, mask)
-            torch.cuda.synchronize()
-            return (torch.cuda.max_memory_allocated() - before) / 2**20
-        before = _reset_peak_rss()
-        fn(image, mask)
-        return (_peak_rss() - before) / 2**20
-
-
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
-
-
-def _reset_peak_rss() -> int:
-    """Reset the peak RSS to the current RSS (Linux: write 5 to clear_refs); return it in bytes."""
-    with open("/proc/self/clear_refs", "w") as clear_refs:
-        clear_refs.write("5")
-    return _status_kb("VmRSS") * 1024
-
-
-def _peak_rss() -> int:
-    return _status_kb("VmHWM") * 1024
+        return peak_memory_mb(lambda: fn(image, mask), device)
 
 
 def peak_memory(name: str, args) -> float:
@@ -177,17 +147,12 @@ def peak_memory(name: str, args) -> float:
     return float(out.strip().splitlines()[-1])
 
 
-def _size(text: str) -> tuple[int, int]:
-    height, width = text.lower().split("x")
-    return int(height), int(width)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--size", type=_size, default=(94, 125), help="image H x W (default 94x125)")
+    parser.add_argument("--size", type=parse_size, default=(94, 125), help="image H x W (default 94x125)")
     parser.add_argument("--out", type=Path, nargs="?", const=ROOT / "benchmarks" / "results" / "pamr.json",
                         help="also write the results as JSON (default path: benchmarks/results/pamr.json)")
     parser.add_argument("--memory-of", choices=list(VARIANTS), help=argparse.SUPPRESS)
@@ -225,10 +190,7 @@ def main() -> None:
                   "device": args.device, "threads": args.threads, "repeats": args.repeats,
                   "torch": torch.__version__, "seconds": seconds, "peak_memory_mb": memory,
                   "speed_ratio": ratio, "max_abs_diff_to_baseline": diff}
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_name(args.out.name + ".tmp")
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-        tmp.replace(args.out)  # atomic: a reader never sees half a file
+        write_json(args.out, result)
     if max(diff.values()) > 1e-4:
         sys.exit(f"the variants disagree: max abs differences {diff}")
 

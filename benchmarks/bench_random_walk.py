@@ -6,8 +6,7 @@ Sizes: VOC (a stride-4 map of 94x125, 3 classes) and COCO (160x120, 3 classes) w
 defaults (radius 5, beta 10, exp_times 8); the dense form runs at the largest size where it
 fits in reasonable time and memory (--dense-size, default 47x63: a quarter of the VOC map's
 pixels) and the sparse one runs there too, so the ratio compares like with like. Each case runs
-in a fresh subprocess so that its peak memory (CPU: peak RSS above the process's baseline;
-CUDA: torch.cuda.max_memory_allocated) is its own. Prints a markdown table of medians.
+in a fresh subprocess so that its peak memory (see measure.py) is its own. Prints a markdown table of medians.
 """
 
 from __future__ import annotations
@@ -15,12 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from measure import parse_size, peak_memory_mb, sync, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 RADIUS, BETA, EXP_TIMES = 5, 10.0, 8
@@ -64,30 +64,18 @@ def run_case(kind: str, height: int, width: int, device: str, repeats: int, thre
 
     def once():
         out = walk(maps, boundary, RADIUS, BETA, EXP_TIMES)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
+        sync(device)
         return out
 
-    baseline_rss = _current_rss()
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-    result = once()  # warm-up (and the peak-memory run)
+    result = walk(maps, boundary, RADIUS, BETA, EXP_TIMES)  # warm-up: libraries, allocator
+    peak = peak_memory_mb(once, device)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         once()
         times.append(time.perf_counter() - start)
-    if device.startswith("cuda"):
-        peak = torch.cuda.max_memory_allocated()
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - baseline_rss
     return {"kind": kind, "size": f"{height}x{width}", "device": device, "seconds": statistics.median(times),
-            "peak_mb": peak / 2**20, "checksum": float(result.double().sum())}
-
-
-def _current_rss() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            "peak_mb": peak, "checksum": float(result.double().sum())}
 
 
 def _in_subprocess(kind: str, size: tuple[int, int], args) -> dict:
@@ -98,20 +86,15 @@ def _in_subprocess(kind: str, size: tuple[int, int], args) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def _size(text: str) -> tuple[int, int]:
-    height, width = text.lower().split("x")
-    return int(height), int(width)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--dense-size", type=_size, default=(47, 63))
+    parser.add_argument("--dense-size", type=parse_size, default=(47, 63))
     parser.add_argument("--out", type=Path, help="also write the rows as JSON here")
     parser.add_argument("--case", choices=["sparse", "dense"], help=argparse.SUPPRESS)
-    parser.add_argument("--size", type=_size, help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=parse_size, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:  # child process: one measurement
         print(json.dumps(run_case(args.case, *args.size, args.device, args.repeats, args.threads)))
@@ -135,10 +118,7 @@ def main() -> None:
     print(f"dense at 94x125, extrapolated by (hw)^3: ~{dense_voc:.0f} s and {4 * (94 * 125) ** 2 / 2**20:.0f} MB "
           f"per (hw)^2 matrix, vs {rows[0]['seconds']:.3f} s sparse ({dense_voc / rows[0]['seconds']:.0f}x)")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(rows, indent=2))
-        tmp.replace(args.out)
+        write_json(args.out, rows)
 
 
 if __name__ == "__main__":

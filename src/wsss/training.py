@@ -39,80 +39,69 @@ def make_sgd(groups: list[tuple[list, float]], lr: float, momentum: float, weigh
     return torch.optim.SGD(param_groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
-def train_multilabel(
-    model: nn.Module,
-    loader: DataLoader,
-    epochs: int,
-    optimizer: torch.optim.Optimizer,
-    device: torch.device,
-    freeze_bn: bool,
-    on_step: StepCallback | None = None,
-) -> dict:
-    """Train with the multi-label soft margin loss; returns the final epoch's mean loss."""
+LossFunction = Callable[[nn.Module, torch.Tensor, torch.Tensor], dict]
+
+
+def train_loop(model: nn.Module, loader: DataLoader, epochs: int, optimizer: torch.optim.Optimizer,
+               device: torch.device, compute_losses: LossFunction, lr_key: str,
+               on_step: StepCallback | None = None, freeze_bn_of: nn.Module | None = None) -> dict:
+    """SGD with poly decay over `epochs`; compute_losses(model, inputs, targets) returns a dict
+    whose "loss" is minimised (the rest is reported). Returns the final epoch's mean loss.
+
+    lr_key names the params.yaml key to lower when the loss stops being finite.
+    """
     total_steps = epochs * len(loader)
     step = 0
     epoch_loss = float("nan")
     for epoch in range(epochs):
         model.train()
-        if freeze_bn:
-            freeze_batchnorm(model.backbone)
+        if freeze_bn_of is not None:
+            freeze_batchnorm(freeze_bn_of)
         if hasattr(loader.dataset, "set_epoch"):
             loader.dataset.set_epoch(epoch)
         running, count = 0.0, 0
-        for images, labels in loader:
-            images, labels = images.to(device), labels.to(device)
+        for inputs, targets in loader:
+            inputs, targets = inputs.to(device), targets.to(device)
             for group in optimizer.param_groups:
                 group["lr"] = poly_lr(group["initial_lr"], step, total_steps)
-            loss = F.multilabel_soft_margin_loss(model(images), labels)
+            losses = compute_losses(model, inputs, targets)
+            loss = losses["loss"]
             if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"classifier loss became {loss.item()} at step {step}; lower 'seeds.train.lr'"
-                )
+                raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower '{lr_key}'")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            running += loss.item() * len(images)
-            count += len(images)
+            running += loss.item() * len(inputs)
+            count += len(inputs)
             step += 1
             if on_step is not None:
-                on_step(step, {"loss": loss.item(), "lr": optimizer.param_groups[-1]["lr"], "epoch": epoch})
+                on_step(step, {k: v.item() for k, v in losses.items()}
+                        | {"lr": optimizer.param_groups[-1]["lr"], "epoch": epoch})
         epoch_loss = running / max(count, 1)
     return {"final_epoch_loss": epoch_loss, "steps": step}
+
+
+def train_multilabel(model: nn.Module, loader: DataLoader, epochs: int, optimizer: torch.optim.Optimizer,
+                     device: torch.device, freeze_bn: bool, on_step: StepCallback | None = None) -> dict:
+    """Train a classifier with the multi-label soft margin loss."""
+
+    def losses(model, images, labels):
+        return {"loss": F.multilabel_soft_margin_loss(model(images), labels)}
+
+    return train_loop(model, loader, epochs, optimizer, device, losses, "seeds.train.lr", on_step,
+                      freeze_bn_of=model.backbone if freeze_bn else None)
 
 
 def train_irn(model: nn.Module, loader: DataLoader, epochs: int, optimizer: torch.optim.Optimizer,
               device: torch.device, radius: int, on_step: StepCallback | None = None) -> dict:
-    """Train IRN's heads (backbone frozen) on relation labels; returns the final epoch's mean loss."""
+    """Train IRN's heads (backbone frozen) on stride-4 relation labels."""
     from wsss.models.irn import irn_losses
 
-    total_steps = epochs * len(loader)
-    step = 0
-    epoch_loss = float("nan")
-    for epoch in range(epochs):
-        model.train()
-        if hasattr(loader.dataset, "set_epoch"):
-            loader.dataset.set_epoch(epoch)
-        running, count = 0.0, 0
-        for images, labels in loader:
-            images, labels = images.to(device), labels.to(device)
-            for group in optimizer.param_groups:
-                group["lr"] = poly_lr(group["initial_lr"], step, total_steps)
-            edge, displacement = model(images)
-            if edge.shape[-2:] != labels.shape[-2:]:  # backbones round odd sizes differently
-                edge = F.interpolate(edge, size=labels.shape[-2:], mode="bilinear", align_corners=False)
-                displacement = F.interpolate(displacement, size=labels.shape[-2:], mode="bilinear",
-                                             align_corners=False)
-            losses = irn_losses(edge, displacement, labels, radius)
-            if not torch.isfinite(losses["loss"]):
-                raise FloatingPointError(f"IRN loss became {losses['loss'].item()} at step {step}; "
-                                         "lower 'refine.irn.train.lr'")
-            optimizer.zero_grad(set_to_none=True)
-            losses["loss"].backward()
-            optimizer.step()
-            running += losses["loss"].item() * len(images)
-            count += len(images)
-            step += 1
-            if on_step is not None:
-                on_step(step, {k: v.item() for k, v in losses.items()} | {"lr": optimizer.param_groups[0]["lr"]})
-        epoch_loss = running / max(count, 1)
-    return {"final_epoch_loss": epoch_loss, "steps": step}
+    def losses(model, images, labels):
+        edge, displacement = model(images)
+        if edge.shape[-2:] != labels.shape[-2:]:  # backbones round odd sizes differently
+            edge = F.interpolate(edge, size=labels.shape[-2:], mode="bilinear", align_corners=False)
+            displacement = F.interpolate(displacement, size=labels.shape[-2:], mode="bilinear", align_corners=False)
+        return irn_losses(edge, displacement, labels, radius)
+
+    return train_loop(model, loader, epochs, optimizer, device, losses, "refine.irn.train.lr", on_step)

@@ -50,50 +50,12 @@ def random_crop(image: np.ndarray, crop: int, rng: np.random.Generator, mask: np
     return out, out_mask
 
 
-class ClassificationDataset(Dataset):
-    """Images with their multi-hot labels, augmented as in the reference CAM training."""
+class AugmentedDataset(Dataset):
+    """A split's images with augmentation seeded by (seed, epoch, index): each epoch differs,
+    yet runs are repeatable."""
 
-    def __init__(self, dataset: SegmentationDataset, resize_long: tuple[int, int], crop_size: int,
-                 hflip: bool, seed: int = 0):
+    def __init__(self, dataset: SegmentationDataset, seed: int = 0):
         self.dataset = dataset
-        self.resize_long = resize_long
-        self.crop_size = crop_size
-        self.hflip = hflip
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch  # reseeds augmentation so each epoch differs yet runs are repeatable
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int):
-        image_id = self.dataset.ids[index]
-        rng = np.random.default_rng((self.seed, self.epoch, index))
-        image = self.dataset.load_image(image_id)
-        image, _ = resize_long_side(image, int(rng.integers(self.resize_long[0], self.resize_long[1] + 1)))
-        if self.hflip and rng.random() < 0.5:
-            image = image[:, ::-1]
-        image, _ = random_crop(normalize(image), self.crop_size, rng)
-        return torch.from_numpy(image), torch.from_numpy(self.dataset.label_vector(image_id))
-
-
-class RelationLabelDataset(Dataset):
-    """Images with IRN relation labels (palette PNGs), augmented as in the reference IRN training:
-    random rescale, flip, crop; the label is then taken to the stride-4 grid (nearest)."""
-
-    def __init__(self, dataset: SegmentationDataset, label_dir: str, crop_size: int,
-                 scale_range: tuple[float, float], hflip: bool, seed: int = 0):
-        from pathlib import Path
-
-        if crop_size % 4:
-            raise ValueError(f"IRN crop size must be a multiple of 4, got {crop_size}")
-        self.dataset = dataset
-        self.label_dir = Path(label_dir)
-        self.crop_size = crop_size
-        self.scale_range = scale_range
-        self.hflip = hflip
         self.seed = seed
         self.epoch = 0
 
@@ -103,11 +65,52 @@ class RelationLabelDataset(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
+    def rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng((self.seed, self.epoch, index))
+
+
+class ClassificationDataset(AugmentedDataset):
+    """Images with their multi-hot labels, augmented as in the reference CAM training."""
+
+    def __init__(self, dataset: SegmentationDataset, resize_long: tuple[int, int], crop_size: int,
+                 hflip: bool, seed: int = 0):
+        super().__init__(dataset, seed)
+        self.resize_long = resize_long
+        self.crop_size = crop_size
+        self.hflip = hflip
+
+    def __getitem__(self, index: int):
+        image_id = self.dataset.ids[index]
+        rng = self.rng(index)
+        image = self.dataset.load_image(image_id)
+        image, _ = resize_long_side(image, int(rng.integers(self.resize_long[0], self.resize_long[1] + 1)))
+        if self.hflip and rng.random() < 0.5:
+            image = image[:, ::-1]
+        image, _ = random_crop(normalize(image), self.crop_size, rng)
+        return torch.from_numpy(image), torch.from_numpy(self.dataset.label_vector(image_id))
+
+
+class RelationLabelDataset(AugmentedDataset):
+    """Images with IRN relation labels (palette PNGs), augmented as in the reference IRN training:
+    random rescale, flip, crop; the label is then taken to the stride-4 grid (nearest)."""
+
+    def __init__(self, dataset: SegmentationDataset, label_dir: str, crop_size: int,
+                 scale_range: tuple[float, float], hflip: bool, seed: int = 0):
+        from pathlib import Path
+
+        if crop_size % 4:
+            raise ValueError(f"IRN crop size must be a multiple of 4, got {crop_size}")
+        super().__init__(dataset, seed)
+        self.label_dir = Path(label_dir)
+        self.crop_size = crop_size
+        self.scale_range = scale_range
+        self.hflip = hflip
+
     def __getitem__(self, index: int):
         from wsss.io import read_label_png
 
         image_id = self.dataset.ids[index]
-        rng = np.random.default_rng((self.seed, self.epoch, index))
+        rng = self.rng(index)
         image = self.dataset.load_image(image_id)
         label = read_label_png(self.label_dir / f"{image_id}.png")
         if label.shape != image.shape[:2]:

@@ -1,0 +1,51 @@
+"""What the benchmark scripts share: sizes on the command line, device sync, peak memory, and
+writing results atomically. Peak memory on CPU is the peak RSS (VmHWM) above the RSS at a reset
+through /proc/self/clear_refs (Linux only); on CUDA, torch.cuda.max_memory_allocated."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """"94x125" -> (94, 125)."""
+    height, width = text.lower().split("x")
+    return int(height), int(width)
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
+
+
+def peak_memory_mb(fn: Callable[[], object], device: str) -> float:
+    """Peak memory (MB) one call of fn adds above what was in use just before it."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        fn()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - before) / 2**20
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")  # resets VmHWM to the current RSS
+    before = _status_kb("VmRSS")
+    fn()
+    return (_status_kb("VmHWM") - before) / 1024
+
+
+def write_json(path: Path, result) -> None:
+    """Write then rename: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(path)
