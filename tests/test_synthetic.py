@@ -158,7 +158,8 @@ def test_cooccurrence_rates_as_configured(samples):
     boat, water = CLASS_NAMES.index("boat"), CONTEXT_NAMES.index("water")
     without = [s for s in rendered if boat not in s.mask]
     share = np.mean([water in s.context for s in without])
-    assert 0.05 < share < 0.4
+    assert abs(share - config.context_base_rate) < 0.15
+    assert share < summary["classes"]["boat"]["paired_context_presence"]["water"] - 0.2
 
 
 def test_objects_sit_on_their_context(samples):

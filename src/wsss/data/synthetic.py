@@ -78,11 +78,15 @@ class SyntheticConfig:
     max_objects: int = 3
     ignore_border: int = 1  # width (px) of the 255 band along boundaries in SegmentationClass
     # Largest dimension of an object as a fraction of the shorter image side (before the
-    # per-class size factor: train 1.6, aeroplane 1.2, person 1.1, bottle 0.9).
-    object_scale: tuple[float, float] = (0.2, 0.75)
+    # per-class size factor: train 1.6, aeroplane 1.2, person 1.1, bottle 0.9). Objects must
+    # span several stride-4 cells, or IRN's boundary rings swallow them.
+    object_scale: tuple[float, float] = (0.35, 0.9)
     # (context, class, rate): P(context present | class present) = rate.
     cooccurrence: tuple[tuple[str, str, float], ...] = DEFAULT_COOCCURRENCE
-    context_base_rate: float = 0.15  # P(context present) when no class paired with it is
+    # P(context present) when no class paired with it is. Contexts are common without their
+    # object (water without boats), so context predicts a class without defining it; at 0.15
+    # the classifier read aeroplane off the sky and cow off the grass.
+    context_base_rate: float = 0.4
     context_blob_prob: float = 0.4  # chance of an extra irregular stuff blob in the ground
     min_visible_fraction: float = 0.35  # of an instance's area left after occlusion/cropping
     min_contrast: float = 40.0  # mean |RGB| difference across an object's boundary (0..255)
