@@ -1,7 +1,9 @@
 """Stage `evaluate_seeds`: score the seed maps as pseudo masks on the evaluation split.
 
 Reports the background-threshold sweep (and its best threshold), the figure at the reference
-threshold, boundary F1, co-occurrence confusion (when the data set has context masks) and the
+threshold, the headline mIoU (at the best threshold, or with the method's own background map
+when the seeds carry one: SIPE, AE-SIPE), optionally the same masks after a dense CRF
+(`evaluate.seeds_crf`, the "+CRF" column of the seed papers' tables), boundary F1, co-occurrence confusion (when the data set has context masks) and the
 two trivial baselines, as DVC metrics JSON and in MLflow.
 """
 
@@ -13,22 +15,22 @@ from wsss import metrics as M
 from wsss.errors import DataError
 from wsss.evaluation import MaskEvaluation
 from wsss.io import load_image_scores, load_score_map, write_json
-from wsss.refine.pseudo_masks import threshold_mask
+from wsss.refine.crf import CRFParams
+from wsss.refine.pseudo_masks import crf_mask, threshold_mask
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
 from wsss.visualize import overlay_row
 
-SECTIONS = ["dataset", "seeds.method", "evaluate"]
+SECTIONS = ["dataset", "seeds.method", "evaluate", "refine.crf"]
 
 
 def _scored_images(dataset, progress: bool, desc: str):
-    """(image id, ground truth, scores, class ids) of every image that has a mask."""
+    """(image id, ground truth, ScoreMap) of every image that has a mask."""
     for image_id in tqdm(dataset.ids, desc=desc, disable=not progress):
         gt = dataset.load_mask(image_id)
         if gt is None:
             continue  # no ground truth for this image (e.g. VOC train_aug without SBD mask)
-        scores, class_ids = load_image_scores(SEED_MAPS, image_id, gt.shape)
-        yield image_id, gt, scores, class_ids
+        yield image_id, gt, load_image_scores(SEED_MAPS, image_id, gt.shape)
 
 
 def main() -> None:
@@ -41,45 +43,57 @@ def main() -> None:
         # Pass 1: the background-threshold sweep and the trivial baselines.
         sweep = M.ThresholdSweep(dataset.num_classes, cfg["bg_thresholds"])
         baselines = {name: M.ConfusionAccumulator(dataset.num_classes) for name in ("all_background", "labelled_class")}
-        for _, gt, scores, class_ids in _scored_images(dataset, progress, "evaluate_seeds (sweep)"):
+        own_background = True  # every image's seeds carry the method's background map
+        for _, gt, (scores, class_ids, background) in _scored_images(dataset, progress, "evaluate_seeds (sweep)"):
+            own_background &= background is not None
             sweep.update(gt, scores, class_ids)
             baselines["all_background"].update(gt, M.all_background_prediction(gt.shape))
             baselines["labelled_class"].update(gt, M.labelled_class_prediction(gt.shape, class_ids))
         if sweep.results(names)[0]["miou"] is None:
             raise DataError(f"split '{params['dataset']['eval_split']}' has no image with a ground-truth mask")
         best = sweep.best(names)
-        # Pass 2: the masks at the best threshold (boundary, co-occurrence) and at the reference's.
+        # Pass 2: the headline masks -- with the seeds' own background, else at the best threshold
+        # (boundary, co-occurrence) -- and the masks at the reference's threshold.
         at_best = MaskEvaluation(dataset, cfg["boundary_tolerance"])
         at_reference = M.ConfusionAccumulator(dataset.num_classes)
-        for image_id, gt, scores, class_ids in _scored_images(dataset, progress, "evaluate_seeds (masks)"):
-            at_best.update(gt, threshold_mask(scores, class_ids, best["threshold"]), dataset.load_context(image_id))
+        with_crf = MaskEvaluation(dataset, cfg["boundary_tolerance"]) if cfg["seeds_crf"] else None
+        crf = CRFParams(**params["refine"]["crf"])
+        for image_id, gt, (scores, class_ids, background) in _scored_images(dataset, progress, "evaluate_seeds (masks)"):
+            headline = background if own_background else best["threshold"]
+            context = dataset.load_context(image_id)
+            at_best.update(gt, threshold_mask(scores, class_ids, headline), context)
+            if with_crf is not None:
+                with_crf.update(gt, crf_mask(dataset.load_image(image_id), scores, class_ids, headline, crf), context)
             at_reference.update(gt, threshold_mask(scores, class_ids, cfg["cam_bg_threshold"]))
         result = {
             "stage": "seeds",
             "method": params["seeds"]["method"],
             "split": params["dataset"]["eval_split"],
             **at_best.result(),
-            "bg_threshold": best["threshold"],
+            "background": "map" if own_background else "threshold",
+            "bg_threshold": best["threshold"],  # the best constant, also for maps with their own background
             "sweep": {f"{r['threshold']:.2f}": r["miou"] for r in sweep.results(names)},
             "at_reference_threshold": {"bg_threshold": cfg["cam_bg_threshold"],
                                        **M.segmentation_scores(at_reference.matrix, names)},
             "baselines": {k: M.segmentation_scores(v.matrix, names) for k, v in baselines.items()},
         }
+        if with_crf is not None:
+            result["crf"] = with_crf.result()
         write_json(SEEDS_METRICS, result)
         run.log_metrics({k: v for k, v in result.items() if k not in ("stage", "method", "split")})
         run.log_headline({f"seeds.{result['method']}.miou": result["miou"],
                           "seeds.bg_threshold": result["bg_threshold"]})
         run.log_artifact(SEEDS_METRICS)
         _log_overlays(run, dataset, best["threshold"], params["tracking"]["num_overlays"])
-        print(f"evaluate_seeds: {result['method']} mIoU {result['miou']:.4f} at background threshold "
-              f"{best['threshold']}")
+        where = "with its own background map" if own_background else f"at background threshold {best['threshold']}"
+        print(f"evaluate_seeds: {result['method']} mIoU {result['miou']:.4f} {where}")
 
 
 def _log_overlays(run, dataset, threshold: float, count: int) -> None:
     rows = []
     for image_id in dataset.ids[:count]:
-        scores, class_ids = load_score_map(f"{SEED_MAPS}/{image_id}.npz")
-        pred = threshold_mask(scores, class_ids, threshold)
+        scores, class_ids, background = load_score_map(f"{SEED_MAPS}/{image_id}.npz")
+        pred = threshold_mask(scores, class_ids, threshold if background is None else background)
         rows.append(overlay_row(dataset.load_image(image_id), scores, pred, dataset.load_mask(image_id)))
     if rows:
         run.log_image(np.concatenate(rows, axis=0), "overlays.png")

@@ -2,6 +2,8 @@
 
 Confident foreground (seeds >= fg_threshold) and confident background (all seeds <
 bg_threshold), each cleaned with a dense CRF; everything else 255. One palette PNG per image.
+The thresholds apply to the foreground maps of every seed method (a SIPE background map is not
+used here), as in the IRN reference.
 """
 
 import numpy as np
@@ -27,7 +29,7 @@ def main() -> None:
         examples = []
         for image_id in tqdm(dataset.ids, desc="irn_labels", disable=not params["project"]["progress"]):
             image = dataset.load_image(image_id)
-            scores, class_ids = load_image_scores(SEED_MAPS, image_id, image.shape[:2])
+            scores, class_ids, _ = load_image_scores(SEED_MAPS, image_id, image.shape[:2])
             labels = relation_labels(image, scores, class_ids, cfg["fg_threshold"], cfg["bg_threshold"], crf)
             write_palette_png(out / f"{image_id}.png", labels)
             counts += [(labels == 0).sum(), ((labels != 0) & (labels != 255)).sum(), (labels == 255).sum()]

@@ -1,7 +1,8 @@
 """Stage `refine`: seed maps to pseudo masks by the method `refine.method` chooses.
 
-irn (random walk on IRN's boundary map), crf (dense CRF), pamr, or none (the seeds with a
-constant background score). One palette PNG per training image.
+irn (random walk on IRN's boundary map), crf (dense CRF), pamr, or none (the seeds with their
+background: the method's own map when the seeds carry one, else a constant score). One palette
+PNG per training image.
 """
 
 import cv2
@@ -39,7 +40,8 @@ def background_threshold(params: dict) -> float:
 
 
 def make_refiner(params: dict, device: torch.device):
-    """A function (image, scores, class ids) -> mask for the configured method."""
+    """A function (image, scores, class ids, background map or None) -> mask for the configured
+    method; crf / pamr / none use the seeds' background map where there is one."""
     cfg = params["refine"]
     method = cfg["method"]
     if method == "irn":
@@ -49,7 +51,7 @@ def make_refiner(params: dict, device: torch.device):
         model = model.to(device).eval()
         scale = cfg["irn"]["image_scale"]  # IRN was trained on images resized by this factor
 
-        def irn(image, scores, class_ids):
+        def irn(image, scores, class_ids, _background):
             seen = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
             boundary = model.boundary(to_tensor(seen).to(device))
             return pseudo_masks.irn_mask(boundary, scores, class_ids, walk["radius"], walk["beta"],
@@ -58,11 +60,13 @@ def make_refiner(params: dict, device: torch.device):
     bg = background_threshold(params)
     if method == "crf":
         crf = CRFParams(**cfg["crf"])
-        return lambda image, scores, class_ids: pseudo_masks.crf_mask(image, scores, class_ids, bg, crf)
+        return lambda image, scores, class_ids, own: pseudo_masks.crf_mask(
+            image, scores, class_ids, bg if own is None else own, crf)
     if method == "pamr":
         pamr = PAMR(cfg["pamr"]["num_iter"], cfg["pamr"]["dilations"]).to(device)
-        return lambda image, scores, class_ids: pseudo_masks.pamr_mask(image, scores, class_ids, bg, pamr, device)
-    return lambda image, scores, class_ids: pseudo_masks.threshold_mask(scores, class_ids, bg)
+        return lambda image, scores, class_ids, own: pseudo_masks.pamr_mask(
+            image, scores, class_ids, bg if own is None else own, pamr, device)
+    return lambda image, scores, class_ids, own: pseudo_masks.threshold_mask(scores, class_ids, bg if own is None else own)
 
 
 def main() -> None:
@@ -76,8 +80,8 @@ def main() -> None:
         examples = []
         for image_id in tqdm(dataset.ids, desc=f"refine ({method})", disable=not params["project"]["progress"]):
             image = dataset.load_image(image_id)
-            scores, class_ids = load_image_scores(SEED_MAPS, image_id, image.shape[:2])
-            mask = refine(image, scores, class_ids)
+            scores, class_ids, background = load_image_scores(SEED_MAPS, image_id, image.shape[:2])
+            mask = refine(image, scores, class_ids, background)
             write_palette_png(out / f"{image_id}.png", mask)
             if len(examples) < params["tracking"]["num_overlays"]:
                 examples.append(overlay_row(image, scores, mask, dataset.load_mask(image_id)))

@@ -1,4 +1,5 @@
-"""Stage `seeds`: multi-scale + flip CAMs of the labelled classes, one fp16 .npz per image."""
+"""Stage `seeds`: multi-scale + flip seed maps of the labelled classes (CAM, EPS, SIPE or AE-SIPE
+as `seeds.method` says), one fp16 .npz per image, with the method's background map if it has one."""
 
 import numpy as np
 import torch
@@ -9,17 +10,17 @@ from wsss.data.transforms import to_tensor
 from wsss.device import resolve_device
 from wsss.io import atomic_dir, save_score_map
 from wsss.models.backbones import build_backbone
-from wsss.models.cam import CAMClassifier, multiscale_cam
+from wsss.models.seed_methods import build_seed_model, infer_seed_maps
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
 from wsss.visualize import overlay_row
 
-SECTIONS = ["project", "dataset", "seeds.method", "seeds.backbone", "seeds.infer"]
+SECTIONS = ["project", "dataset", "seeds.method", "seeds.backbone", "seeds.infer", "seeds.sipe", "seeds.ae_sipe"]
 
 
-def load_classifier(params: dict, num_classes: int, device) -> CAMClassifier:
+def load_classifier(params: dict, num_classes: int, device) -> torch.nn.Module:
     backbone_cfg = dict(params["seeds"]["backbone"], pretrained=False, checkpoint=None)
-    model = CAMClassifier(build_backbone(backbone_cfg), num_classes - 1)
+    model = build_seed_model(params, build_backbone(backbone_cfg), num_classes - 1)
     model.load_state_dict(torch.load(CLASSIFIER, map_location="cpu", weights_only=True))
     return model.to(device).eval()
 
@@ -35,9 +36,11 @@ def main() -> None:
         for index, image_id in enumerate(tqdm(dataset.ids, desc="seeds", disable=not params["project"]["progress"])):
             image = dataset.load_image(image_id)
             class_ids = dataset.labels(image_id)
-            maps = multiscale_cam(model, to_tensor(image).to(device), torch.from_numpy(class_ids),
-                                  cfg["scales"], cfg["hflip"]).cpu().numpy()
-            save_score_map(out / f"{image_id}.npz", maps, class_ids)
+            maps, background = infer_seed_maps(model, to_tensor(image).to(device), torch.from_numpy(class_ids),
+                                               cfg["scales"], cfg["hflip"])
+            maps = maps.cpu().numpy()
+            background = None if background is None else background.cpu().numpy()
+            save_score_map(out / f"{image_id}.npz", maps, class_ids, background)
             if index < params["tracking"]["num_overlays"]:
                 examples.append(overlay_row(image, maps, None, None))
         if examples:

@@ -5,7 +5,8 @@ import pytest
 from wsss.errors import ParamsError
 from wsss.models.backbones import build_backbone
 from wsss.models.cam import CAMClassifier, multiscale_cam
-from wsss.training import make_sgd, train_multilabel
+from wsss.models.seed_methods import seed_losses
+from wsss.training import make_sgd, train_seed_classifier
 
 
 def _backbone(name="tiny", stride=16, pretrained=False):
@@ -82,7 +83,8 @@ def test_training_learns_a_separable_toy_problem():
     backbone, new = model.parameter_groups()
     optimizer = make_sgd([(backbone, 1.0), (new, 10.0)], lr=0.01, momentum=0.9, weight_decay=1e-4)
     losses = []
-    result = train_multilabel(model, loader, 6, optimizer, torch.device("cpu"), freeze_bn=False,
-                              on_step=lambda step, m: losses.append(m["loss"]))
+    result = train_seed_classifier(model, loader, 6, optimizer, torch.device("cpu"),
+                                   seed_losses({"seeds": {"method": "cam"}}, []), freeze_bn=False,
+                                   on_step=lambda step, m: losses.append(m["loss"]))
     assert result["steps"] == 24 and len(losses) == 24
     assert result["final_epoch_loss"] < 0.5 * losses[0]

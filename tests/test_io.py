@@ -18,11 +18,23 @@ def test_palette_png_roundtrip_keeps_raw_indices(tmp_path):
 def test_score_map_roundtrip_fp16(tmp_path):
     scores = np.random.default_rng(0).random((2, 5, 7)).astype(np.float32)
     io.save_score_map(tmp_path / "s.npz", scores, np.array([3, 7]))
-    loaded, ids = io.load_score_map(tmp_path / "s.npz")
-    assert loaded.shape == (2, 5, 7) and ids.tolist() == [3, 7]
+    loaded, ids, background = io.load_score_map(tmp_path / "s.npz")
+    assert loaded.shape == (2, 5, 7) and ids.tolist() == [3, 7] and background is None
     np.testing.assert_allclose(loaded, scores, atol=1e-3)
     with np.load(tmp_path / "s.npz") as data:
         assert data["scores"].dtype == np.float16
+
+
+def test_score_map_keeps_a_background_map(tmp_path):
+    scores = np.random.default_rng(0).random((1, 5, 7)).astype(np.float32)
+    io.save_score_map(tmp_path / "s.npz", scores, np.array([2]), background=1.0 - scores[0])
+    loaded = io.load_score_map(tmp_path / "s.npz")
+    np.testing.assert_allclose(loaded.background, 1.0 - scores[0], atol=1e-3)
+    with pytest.raises(ValueError, match="background map"):
+        io.save_score_map(tmp_path / "t.npz", scores, np.array([2]), background=np.zeros((5, 6)))
+    with pytest.raises(ValueError, match="NaN"):
+        io.save_score_map(tmp_path / "t.npz", scores, np.array([2]), background=np.full((5, 7), np.nan))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.npz"]
 
 
 def test_score_map_rejects_nan_and_mismatched_ids(tmp_path):
@@ -95,7 +107,7 @@ def test_image_scores_are_checked_against_the_image(tmp_path):
     from wsss.io import load_image_scores, save_score_map
 
     save_score_map(tmp_path / "img_7.npz", np.zeros((2, 8, 10), np.float32), np.array([1, 4]))
-    scores, class_ids = load_image_scores(tmp_path, "img_7", (8, 10))
+    scores, class_ids, _ = load_image_scores(tmp_path, "img_7", (8, 10))
     assert scores.shape == (2, 8, 10) and list(class_ids) == [1, 4]
     with pytest.raises(DataError, match=r"img_7.*\(8, 10\).*\(9, 10\)"):
         load_image_scores(tmp_path, "img_7", (9, 10))

@@ -193,3 +193,67 @@ def test_unknown_params_key_fails_before_any_stage(project, mlflow_db):
     assert failed.returncode == 2
     assert "seeds.train.learning_rate" in failed.stderr
     assert not (cwd / "data/synthetic").exists()
+
+
+@pytest.mark.slow
+def test_seed_methods_log_their_losses_and_feed_refinement(project, mlflow_db):
+    """EPS trains on saliency and logs each loss term per step; AE-SIPE stores its own background
+    map, which the headline seeds score, the +CRF column and the crf refinement all use."""
+    cwd, env = project
+    _set_param(cwd, "seeds.method", "eps")
+    _run(["dvc", "repro", "evaluate_seeds"], cwd, env)
+    metrics = json.loads((cwd / "metrics/seeds.json").read_text())
+    assert metrics["method"] == "eps" and metrics["background"] == "threshold" and "crf" not in metrics
+    client, parents, children = _pipeline_runs(mlflow_db)
+    train = next(r for r in children[parents[-1].info.run_id] if r.info.run_name == "train_classifier")
+    assert train.data.tags["wsss.seed_method"] == "eps" and train.data.params["seeds.eps.tau"] == "0.4"
+    for key in ("train.loss", "train.cls", "train.sal"):
+        assert len(client.get_metric_history(train.info.run_id, key)) == 6 * (24 // 8)
+
+    _set_param(cwd, "seeds.method", "ae_sipe")
+    _set_param(cwd, "refine.method", "crf")
+    _set_param(cwd, "evaluate.seeds_crf", True)
+    _run(["dvc", "repro", "evaluate_seeds", "evaluate_refine"], cwd, env)
+    with np.load(sorted((cwd / "artifacts/seeds/maps").glob("*.npz"))[0]) as data:
+        assert data["background"].shape == data["scores"].shape[1:]
+    metrics = json.loads((cwd / "metrics/seeds.json").read_text())
+    assert metrics["method"] == "ae_sipe" and metrics["background"] == "map"
+    assert 0.0 <= metrics["crf"]["miou"] <= 1.0
+    refined = json.loads((cwd / "metrics/refine.json").read_text())
+    assert refined["method"] == "ae_sipe+crf"
+    client, parents, children = _pipeline_runs(mlflow_db)
+    train = next(r for r in children[parents[-1].info.run_id] if r.info.run_name == "train_classifier")
+    assert client.get_metric_history(train.info.run_id, "train.gsc")
+
+
+@pytest.mark.slow
+def test_ablate_runs_each_row_as_an_experiment_with_one_mlflow_run(project, mlflow_db):
+    cwd, env = project
+    done = _run(["wsss", "ablate", "eps-tau"], cwd, env)
+    table = (cwd / "results/ablations/eps-tau.md").read_text()
+    assert table.strip() in done.stdout
+    lines = [line for line in table.splitlines() if line.startswith("| tau=")]
+    assert [line.split("|")[1].strip() for line in lines] == ["tau=0.3", "tau=0.4", "tau=0.5"]
+    assert all(re.search(r"\| 0\.\d{4} ", line) for line in lines)  # a seeds mIoU in every row
+
+    client = mlflow.MlflowClient(tracking_uri=mlflow_db)
+    experiment = client.get_experiment_by_name("wsss")
+    runs = client.search_runs([experiment.experiment_id])
+    ablations = [r for r in runs if r.data.tags.get("wsss.kind") == "ablation"]
+    assert len(ablations) == 1 and ablations[0].info.status == "FINISHED"
+    rows = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == ablations[0].info.run_id]
+    assert sorted(r.info.run_name for r in rows) == ["eps-tau: tau=0.3", "eps-tau: tau=0.4", "eps-tau: tau=0.5"]
+    assert all(r.data.tags["wsss.kind"] == "ablation-row" and "seeds_mIoU" in r.data.metrics for r in rows)
+    first = next(r for r in rows if r.info.run_name.endswith("0.3"))
+    assert first.data.params["seeds.eps.tau"] == "0.3" and first.data.params["seeds.method"] == "eps"
+    stages = [r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId") == first.info.run_id]
+    assert {"train_classifier", "seeds", "evaluate_seeds"} <= set(stages)  # the row's stages nest under it
+    shown = _run(["dvc", "exp", "show", "--no-pager", "--json"], cwd, env).stdout
+    assert "eps-tau-tau_0.3" in shown
+    assert yaml.safe_load((cwd / "params.yaml").read_text())["seeds"]["method"] == "cam"  # workspace untouched
+
+
+def test_ablate_rejects_an_unknown_table_before_running_anything(project, mlflow_db):
+    cwd, env = project
+    failed = _run(["wsss", "ablate", "eps-gamma"], cwd, env, check=False)
+    assert failed.returncode == 2 and "eps-gamma" in failed.stderr and "eps-strategies" in failed.stderr

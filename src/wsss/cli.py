@@ -3,6 +3,9 @@
   wsss repro [dvc args]   run the pipeline (dvc repro) under one MLflow parent run, then print
                           the results table
   wsss results            print the results table of the last run
+  wsss ablate TABLE       run one of the seed papers' ablation tables as DVC experiments
+                          (one MLflow run per row) and write results/ablations/TABLE.md;
+                          `wsss ablate --list` names the tables
   wsss check-params       validate params.yaml
 """
 
@@ -81,6 +84,17 @@ def cmd_repro(args) -> int:
     return 0
 
 
+def cmd_ablate(args) -> int:
+    from wsss.ablation import TABLES, run_table
+
+    if args.list or not args.table:
+        for name, table in TABLES.items():
+            print(f"{name:16s} {table.title} ({len(table.rows)} rows)")
+        return 0
+    print(run_table(args.table, Path(args.project), _tool_env()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wsss", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -91,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     repro.set_defaults(func=cmd_repro)
     sub.add_parser("results", help="print the results table").set_defaults(func=cmd_results)
     sub.add_parser("check-params", help="validate params.yaml").set_defaults(func=cmd_check_params)
+    ablate = sub.add_parser("ablate", help="run an ablation table (dvc experiments, MLflow runs, markdown)")
+    ablate.add_argument("table", nargs="?", help="table name (see --list)")
+    ablate.add_argument("--list", action="store_true", help="list the tables")
+    ablate.set_defaults(func=cmd_ablate)
     return parser
 
 

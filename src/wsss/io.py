@@ -2,7 +2,8 @@
 
 - masks: palette PNGs, VOC palette, 255 = ignore;
 - score maps: one ``.npz`` per image holding ``scores`` (fp16, K x H x W) and ``class_ids``
-  (int16, K) -- the ids of the foreground classes the K maps belong to;
+  (int16, K) -- the ids of the foreground classes the K maps belong to -- and, for methods that
+  predict one, ``background`` (fp16, H x W);
 - JSON for metrics and indexes.
 """
 
@@ -14,7 +15,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -142,8 +143,19 @@ def save_state_dict(path: str | os.PathLike, state: dict) -> None:
         torch.save(state, handle)
 
 
-def save_score_map(path: str | os.PathLike, scores: np.ndarray, class_ids: np.ndarray) -> None:
-    """Store K score maps (K x H x W) in fp16 with the K foreground class ids they belong to."""
+class ScoreMap(NamedTuple):
+    """One image's seeds: K foreground maps, their class ids, and the method's own background
+    map (H x W) when it predicts one (SIPE, AE-SIPE), else None (a constant threshold applies)."""
+
+    scores: np.ndarray
+    class_ids: np.ndarray
+    background: np.ndarray | None = None
+
+
+def save_score_map(path: str | os.PathLike, scores: np.ndarray, class_ids: np.ndarray,
+                   background: np.ndarray | None = None) -> None:
+    """Store K score maps (K x H x W) in fp16 with the K foreground class ids they belong to,
+    and optionally a background map (H x W)."""
     scores = np.asarray(scores)
     class_ids = np.asarray(class_ids, dtype=np.int16).reshape(-1)
     if scores.ndim != 3 or scores.shape[0] != class_ids.shape[0]:
@@ -151,31 +163,38 @@ def save_score_map(path: str | os.PathLike, scores: np.ndarray, class_ids: np.nd
             f"{path}: scores must be K x H x W with K = len(class_ids); got {scores.shape} "
             f"for {class_ids.shape[0]} class ids"
         )
-    if not np.isfinite(scores).all():
+    arrays = {"scores": scores.astype(np.float16), "class_ids": class_ids}
+    if background is not None:
+        background = np.asarray(background)
+        if background.shape != scores.shape[1:]:
+            raise ValueError(f"{path}: background map {background.shape} differs from the scores' {scores.shape[1:]}")
+        arrays["background"] = background.astype(np.float16)
+    if not all(np.isfinite(a).all() for a in (scores, background) if a is not None):
         raise ValueError(f"{path}: score map holds NaN or inf")
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, scores=scores.astype(np.float16), class_ids=class_ids)
+            np.savez_compressed(handle, **arrays)
 
 
-def load_score_map(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """Return (scores float32 K x H x W, class_ids int64 K)."""
+def load_score_map(path: str | os.PathLike) -> ScoreMap:
+    """(scores float32 K x H x W, class_ids int64 K, background float32 H x W or None)."""
     path = Path(path)
     try:
         with np.load(path) as data:
-            return data["scores"].astype(np.float32), data["class_ids"].astype(np.int64)
+            background = data["background"].astype(np.float32) if "background" in data else None
+            return ScoreMap(data["scores"].astype(np.float32), data["class_ids"].astype(np.int64), background)
     except FileNotFoundError:
         raise DataError(f"{path}: score map not found") from None
     except Exception as exc:
         raise DataError(f"{path}: cannot read score map ({exc})") from None
 
 
-def load_image_scores(directory: str | os.PathLike, image_id: str, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def load_image_scores(directory: str | os.PathLike, image_id: str, shape: tuple[int, int]) -> ScoreMap:
     """The score map of one image, checked against the image's size and for NaN / inf."""
     path = Path(directory) / f"{image_id}.npz"
-    scores, class_ids = load_score_map(path)
-    if scores.shape[1:] != tuple(shape):
-        raise DataError(f"{path}: score map size {scores.shape[1:]} differs from image {image_id} {tuple(shape)}")
-    if not np.isfinite(scores).all():
+    loaded = load_score_map(path)
+    if loaded.scores.shape[1:] != tuple(shape):
+        raise DataError(f"{path}: score map size {loaded.scores.shape[1:]} differs from image {image_id} {tuple(shape)}")
+    if not all(np.isfinite(a).all() for a in (loaded.scores, loaded.background) if a is not None):
         raise DataError(f"{path}: score map of image {image_id} holds NaN or inf")
-    return scores, class_ids
+    return loaded

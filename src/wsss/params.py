@@ -73,6 +73,34 @@ CRF_SCHEMA = {
     "gt_prob": Field(0.7, NUM, low=0.01, high=0.99),
 }
 
+def _sipe_schema(steps: str, hierarchical: bool, norm: str, bg_scale: float) -> dict:
+    """SIPE / AE-SIPE switches (METHODS.md §5–§6); the two sections differ only in defaults."""
+    return {
+        # prototype / PAMR sequence: "pr_is" (SIPE), "pr_is,pamr,pr_is" (AE-SIPE) or another
+        # row of AE-SIPE's Table 3 (wsss.models.sipe.TABLE3_STEPS)
+        "steps": Field(steps, str, check=lambda k, v: _check_sipe_steps(k, v)),
+        "hierarchical_structure": Field(hierarchical, bool),
+        "is_cam_norm": Field(norm, str, choices=("max", "minmax")),
+        "bg_scale": Field(bg_scale, NUM, low=0.01, high=10.0),
+        "bg_iou_factor": Field(0.5, NUM, low=0.01, high=10.0),
+        "seed_chunk": Field(1024, int, low=1),
+        "pamr_iters": Field(10, int, low=0, high=100),
+        "pamr_dilations": Field([1, 2, 4, 8, 12, 24], list, item=int, min_len=1,
+                                check=lambda k, v: _check_positive(k, v)),
+    }
+
+
+def _check_sipe_steps(key: str, value: str) -> None:
+    from wsss.models.sipe import parse_steps
+
+    try:
+        parse_steps(value)
+    except ValueError as exc:
+        raise ParamsError(f"params.yaml: '{key}': {exc}") from None
+
+
+SEED_METHODS = ("cam", "eps", "sipe", "ae_sipe")
+
 SCHEMA: dict = {
     "project": {
         "device": Field("auto", str, check=lambda k, v: _check_device(k, v)),
@@ -96,7 +124,16 @@ SCHEMA: dict = {
         "max_images": Field(None, int, low=1, nullable=True),
     },
     "seeds": {
-        "method": Field("cam", str, choices=("cam",)),
+        "method": Field("cam", str, choices=SEED_METHODS),
+        "eps": {  # METHODS.md §7
+            "strategy": Field("adaptive", str, choices=("adaptive", "naive", "predefined", "none")),
+            "tau": Field(0.4, NUM, low=0.0, high=1.0),
+            "lam": Field(0.5, NUM, low=0.0, high=1.0),
+            # class names sent to the background by the "predefined" strategy
+            "predefined_background": Field([], list, item=str),
+        },
+        "sipe": _sipe_schema("pr_is", False, "max", 1.0),
+        "ae_sipe": _sipe_schema("pr_is,pamr,pr_is", True, "minmax", 0.8),
         "backbone": {
             "name": Field(
                 "tiny", str, choices=("tiny", "resnet50", "resnet101", "efficientnet_lite0")
@@ -129,6 +166,8 @@ SCHEMA: dict = {
         ),
         "cam_bg_threshold": Field(0.15, NUM, low=0.0, high=1.0),
         "boundary_tolerance": Field(1, int, low=0, high=32),
+        # also score the seeds after a dense CRF (refine.crf settings): the papers' "+CRF" column
+        "seeds_crf": Field(False, bool),
     },
     "refine": {
         "method": Field("irn", str, choices=("irn", "crf", "pamr", "none")),

@@ -24,7 +24,7 @@ def result_rows(project_dir: str | Path = ".") -> list[dict]:
             "method": metrics["method"],
             "split": metrics["split"],
             "mIoU": metrics["miou"],
-            "bg threshold": metrics.get("bg_threshold"),
+            "bg threshold": "map" if metrics.get("background") == "map" else metrics.get("bg_threshold"),
             "boundary F1": (metrics.get("boundary") or {}).get("f1"),
             # mean m_{k,c} over the (context, class) pairs that co-occur by construction
             "co-occurrence": (metrics.get("cooccurrence") or {}).get("pairs_mean"),

@@ -42,6 +42,13 @@ def make_sgd(groups: list[tuple[list, float]], lr: float, momentum: float, weigh
 LossFunction = Callable[[nn.Module, torch.Tensor, torch.Tensor], dict]
 
 
+def to_device(targets, device: torch.device):
+    """A tensor, or a tuple/list of tensors (e.g. EPS's (labels, saliency)), on `device`."""
+    if isinstance(targets, (tuple, list)):
+        return type(targets)(t.to(device) for t in targets)
+    return targets.to(device)
+
+
 def train_loop(model: nn.Module, loader: DataLoader, epochs: int, optimizer: torch.optim.Optimizer,
                device: torch.device, compute_losses: LossFunction, lr_key: str,
                on_step: StepCallback | None = None, freeze_bn_of: nn.Module | None = None) -> dict:
@@ -61,7 +68,7 @@ def train_loop(model: nn.Module, loader: DataLoader, epochs: int, optimizer: tor
             loader.dataset.set_epoch(epoch)
         running, count = 0.0, 0
         for inputs, targets in loader:
-            inputs, targets = inputs.to(device), targets.to(device)
+            inputs, targets = inputs.to(device), to_device(targets, device)
             for group in optimizer.param_groups:
                 group["lr"] = poly_lr(group["initial_lr"], step, total_steps)
             losses = compute_losses(model, inputs, targets)
@@ -81,14 +88,12 @@ def train_loop(model: nn.Module, loader: DataLoader, epochs: int, optimizer: tor
     return {"final_epoch_loss": epoch_loss, "steps": step}
 
 
-def train_multilabel(model: nn.Module, loader: DataLoader, epochs: int, optimizer: torch.optim.Optimizer,
-                     device: torch.device, freeze_bn: bool, on_step: StepCallback | None = None) -> dict:
-    """Train a classifier with the multi-label soft margin loss."""
-
-    def losses(model, images, labels):
-        return {"loss": F.multilabel_soft_margin_loss(model(images), labels)}
-
-    return train_loop(model, loader, epochs, optimizer, device, losses, "seeds.train.lr", on_step,
+def train_seed_classifier(model: nn.Module, loader: DataLoader, epochs: int, optimizer: torch.optim.Optimizer,
+                          device: torch.device, compute_losses: LossFunction, freeze_bn: bool,
+                          on_step: StepCallback | None = None) -> dict:
+    """Train a seeds classifier (CAM, EPS, SIPE) with its method's losses
+    (`wsss.models.seed_methods.seed_losses`)."""
+    return train_loop(model, loader, epochs, optimizer, device, compute_losses, "seeds.train.lr", on_step,
                       freeze_bn_of=model.backbone if freeze_bn else None)
 
 

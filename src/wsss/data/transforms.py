@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import Dataset
 
 from wsss.data.base import IGNORE_INDEX, SegmentationDataset
+from wsss.errors import DataError
 from wsss.models.backbones import IMAGENET_MEAN, IMAGENET_STD
 
 _MEAN = np.array(IMAGENET_MEAN, dtype=np.float32) * 255.0
@@ -79,15 +80,44 @@ class ClassificationDataset(AugmentedDataset):
         self.crop_size = crop_size
         self.hflip = hflip
 
-    def __getitem__(self, index: int):
-        image_id = self.dataset.ids[index]
-        rng = self.rng(index)
-        image = self.dataset.load_image(image_id)
+    def augment(self, image: np.ndarray, rng: np.random.Generator, saliency: np.ndarray | None = None):
+        """Random long-side resize, flip and crop of a uint8 H x W x 3 image -> normalised 3 x crop x crop.
+        A saliency map (float H x W) gets the same geometry, bilinear, padded with 0 (not salient);
+        returns (image, saliency or None)."""
         image, _ = resize_long_side(image, int(rng.integers(self.resize_long[0], self.resize_long[1] + 1)))
+        if saliency is not None:
+            saliency = cv2.resize(saliency, image.shape[1::-1], interpolation=cv2.INTER_LINEAR)
         if self.hflip and rng.random() < 0.5:
             image = image[:, ::-1]
-        image, _ = random_crop(normalize(image), self.crop_size, rng)
+            saliency = None if saliency is None else saliency[:, ::-1]
+        stacked = normalize(image)
+        if saliency is not None:  # one crop over the stack: identical window, zero padding for both
+            stacked = np.concatenate([stacked, saliency[None].astype(np.float32)])
+        stacked, _ = random_crop(stacked, self.crop_size, rng)
+        return stacked[:3], (None if saliency is None else stacked[3])
+
+    def __getitem__(self, index: int):
+        image_id = self.dataset.ids[index]
+        image, _ = self.augment(self.dataset.load_image(image_id), self.rng(index))
         return torch.from_numpy(image), torch.from_numpy(self.dataset.label_vector(image_id))
+
+
+class SaliencyClassificationDataset(ClassificationDataset):
+    """ClassificationDataset items plus the saliency map under the same augmentation (EPS training):
+    (image 3 x crop x crop, (labels C, saliency crop x crop in [0, 1]))."""
+
+    def __getitem__(self, index: int):
+        image_id = self.dataset.ids[index]
+        image = self.dataset.load_image(image_id)
+        saliency = self.dataset.load_saliency(image_id)
+        if saliency is None:
+            raise DataError(f"image {image_id}: the data set has no saliency map for it, which EPS "
+                            "training needs (set the data set's saliency source)")
+        if saliency.shape != image.shape[:2]:
+            raise DataError(f"image {image_id}: saliency map {saliency.shape} differs from image {image.shape[:2]}")
+        image, saliency = self.augment(image, self.rng(index), saliency)
+        labels = torch.from_numpy(self.dataset.label_vector(image_id))
+        return torch.from_numpy(image), (labels, torch.from_numpy(saliency))
 
 
 class RelationLabelDataset(AugmentedDataset):

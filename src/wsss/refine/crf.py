@@ -147,22 +147,31 @@ def crf_from_probabilities(image: np.ndarray, probs: np.ndarray, params: CRFPara
     return _dense_crf(image, unary, n_labels, params)
 
 
-def scores_to_probabilities(scores: np.ndarray, bg_score: float) -> np.ndarray:
+def scores_to_probabilities(scores: np.ndarray, bg_score) -> np.ndarray:
     """Foreground score maps (K x H x W in [0, 1]) to (K+1) x H x W probabilities.
 
-    The constant-background convention used when evaluating CAMs: a background channel equal
-    to bg_score everywhere goes in front, and each pixel is divided by its sum. bg_score > 0
-    keeps every sum positive, so the argmax is the same as thresholding the scores at bg_score.
+    bg_score is the background channel put in front: a constant (the convention used when
+    evaluating CAMs) or the method's own H x W background map (SIPE). Each pixel is divided by
+    its sum, so the argmax is the same as comparing the scores with the background. A constant
+    must be > 0, keeping every sum positive; where a map leaves a pixel all zero, it is background.
     """
     scores = _check_maps(scores, "scores")
-    if isinstance(bg_score, bool) or not isinstance(bg_score, (int, float, np.number)) \
-            or not (math.isfinite(bg_score) and bg_score > 0):
-        raise ValueError(f"bg_score must be a finite number > 0, got {bg_score!r}")
     if (scores < 0).any():
         raise ValueError("scores must be >= 0")
-    stacked = np.concatenate([np.full((1, *scores.shape[1:]), bg_score, np.float32),
-                              scores.astype(np.float32)])
-    return stacked / stacked.sum(axis=0, keepdims=True)
+    if isinstance(bg_score, np.ndarray):
+        if bg_score.shape != scores.shape[1:] or not np.isfinite(bg_score).all() or (bg_score < 0).any():
+            raise ValueError(f"a background map must be finite, >= 0 and {scores.shape[1:]}, "
+                             f"got shape {bg_score.shape}")
+        background = bg_score.astype(np.float32)[None]
+    elif isinstance(bg_score, bool) or not isinstance(bg_score, (int, float, np.number)) \
+            or not (math.isfinite(bg_score) and bg_score > 0):
+        raise ValueError(f"bg_score must be a finite number > 0 or a background map, got {bg_score!r}")
+    else:
+        background = np.full((1, *scores.shape[1:]), bg_score, np.float32)
+    stacked = np.concatenate([background, scores.astype(np.float32)])
+    sums = stacked.sum(axis=0, keepdims=True)
+    stacked[0][sums[0] == 0] = 1.0
+    return stacked / np.maximum(sums, stacked[:1])
 
 
 def relation_labels(image: np.ndarray, scores: np.ndarray, class_ids: Sequence[int],

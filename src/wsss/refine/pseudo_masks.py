@@ -3,6 +3,7 @@
 Every function takes one image (uint8 H x W x 3), its seed scores (K x H x W, the labelled
 classes' maps in [0, 1]) and their class ids (K, in 1..C), and returns an H x W uint8 mask of
 class ids (0 = background). An image with no labelled class gets an all-background mask.
+`background` is a constant score (CAM, EPS) or the seed method's own H x W map (SIPE).
 """
 
 from __future__ import annotations
@@ -16,31 +17,45 @@ from wsss.refine.crf import CRFParams, crf_from_probabilities, scores_to_probabi
 from wsss.refine.random_walk import random_walk
 
 
-def threshold_mask(scores: np.ndarray, class_ids: np.ndarray, bg_threshold: float) -> np.ndarray:
-    """The labelled class of highest score; background where every score is <= the threshold."""
+Background = float | np.ndarray
+
+
+def with_background(scores: np.ndarray, background: Background) -> np.ndarray:
+    """(K+1) x H x W: the background channel (constant or map) in front of the K scores."""
+    if isinstance(background, np.ndarray):
+        if background.shape != scores.shape[1:]:
+            raise ValueError(f"background map {background.shape} differs from the scores' {scores.shape[1:]}")
+        front = background.astype(np.float32)[None]
+    else:
+        front = np.full((1, *scores.shape[1:]), background, np.float32)
+    return np.concatenate([front, scores.astype(np.float32)])
+
+
+def threshold_mask(scores: np.ndarray, class_ids: np.ndarray, background: Background) -> np.ndarray:
+    """The labelled class of highest score; background where no score beats the background."""
     if len(class_ids) == 0:
         return np.zeros(scores.shape[1:], dtype=np.uint8)
-    stacked = np.concatenate([np.full((1, *scores.shape[1:]), bg_threshold, np.float32), scores])
+    stacked = with_background(scores, background)
     keys = np.concatenate([[0], class_ids])
     return keys[stacked.argmax(axis=0)].astype(np.uint8)
 
 
-def crf_mask(image: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, bg_threshold: float,
+def crf_mask(image: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, background: Background,
              params: CRFParams) -> np.ndarray:
-    """Dense CRF on the seeds with a constant background score (METHODS.md §3)."""
+    """Dense CRF on the seeds with their background (METHODS.md §3)."""
     if len(class_ids) == 0:
         return np.zeros(scores.shape[1:], dtype=np.uint8)
-    marginals = crf_from_probabilities(image, scores_to_probabilities(scores, bg_threshold), params)
+    marginals = crf_from_probabilities(image, scores_to_probabilities(scores, background), params)
     keys = np.concatenate([[0], class_ids])
     return keys[marginals.argmax(axis=0)].astype(np.uint8)
 
 
-def pamr_mask(image: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, bg_threshold: float,
+def pamr_mask(image: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, background: Background,
               pamr: torch.nn.Module, device: torch.device) -> np.ndarray:
-    """PAMR (METHODS.md §4) on the seeds with a constant background channel, then argmax."""
+    """PAMR (METHODS.md §4) on the seeds with their background channel, then argmax."""
     if len(class_ids) == 0:
         return np.zeros(scores.shape[1:], dtype=np.uint8)
-    maps = np.concatenate([np.full((1, *scores.shape[1:]), bg_threshold, np.float32), scores])
+    maps = with_background(scores, background)
     with torch.no_grad():
         refined = pamr(to_tensor(image)[None].to(device), torch.from_numpy(maps)[None].to(device))[0]
     keys = np.concatenate([[0], class_ids])
