@@ -3,8 +3,9 @@
 Reports the background-threshold sweep (and its best threshold), the figure at the reference
 threshold, the headline mIoU (at the best threshold, or with the method's own background map
 when the seeds carry one: SIPE, AE-SIPE), optionally the same masks after a dense CRF
-(`evaluate.seeds_crf`, the "+CRF" column of the seed papers' tables), boundary F1, co-occurrence confusion (when the data set has context masks) and the
-two trivial baselines, as DVC metrics JSON and in MLflow.
+(`evaluate.seeds_crf`, the "+CRF" column of the seed papers' tables), boundary F1,
+co-occurrence confusion (when the data set has context masks) and the two trivial baselines,
+as DVC metrics JSON and in MLflow.
 """
 
 import numpy as np
