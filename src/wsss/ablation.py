@@ -132,10 +132,18 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
+def _override_value(value: Any) -> str:
+    """A value in DVC's `-S` (Hydra) override syntax: strings quoted, so that a comma (as in
+    "pr_is,pamr,pr_is") is not read as a sweep over several values."""
+    if isinstance(value, str):
+        return "'" + value.replace("'", "\\'") + "'"
+    return _format_value(value)
+
+
 def dvc_command(table: Table, name: str, overrides: dict[str, Any]) -> list[str]:
     command = ["dvc", "exp", "run", "--temp", "-n", name]
     for key, value in (table.common | overrides).items():
-        command += ["-S", f"{key}={_format_value(value)}"]
+        command += ["-S", f"{key}={_override_value(value)}"]
     return command + list(table.targets)
 
 

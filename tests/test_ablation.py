@@ -1,0 +1,30 @@
+"""The `-S` overrides `wsss ablate` hands to DVC must parse (Hydra syntax) to exactly the row's values."""
+
+import pytest
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from wsss.ablation import TABLES, dvc_command
+
+
+def _parsed_overrides(command: list[str]) -> dict:
+    parser = OverridesParser.create()
+    values = [command[i + 1] for i, arg in enumerate(command) if arg == "-S"]
+    parsed = parser.parse_overrides(values)
+    assert not any(o.is_sweep_override() for o in parsed), values
+    return {o.key_or_group: o.value() for o in parsed}
+
+
+@pytest.mark.parametrize("table_name", sorted(TABLES))
+def test_every_row_passes_its_values_unchanged(table_name):
+    table = TABLES[table_name]
+    for row, overrides in table.rows:
+        expected = table.common | overrides
+        assert _parsed_overrides(dvc_command(table, "x", overrides)) == expected, row
+
+
+def test_comma_and_quote_in_a_string_stay_one_value():
+    table = TABLES["ae-sipe"]
+    command = dvc_command(table, "x", {"seeds.ae_sipe.steps": "pr_is,pamr,pr_is", "dataset.root": "it's/here"})
+    values = _parsed_overrides(command)
+    assert values["seeds.ae_sipe.steps"] == "pr_is,pamr,pr_is"
+    assert values["dataset.root"] == "it's/here"
