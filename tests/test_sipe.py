@@ -213,3 +213,21 @@ def test_pamr_step_reseeds_by_argmax_of_the_refined_is_cam(pamr_scale):
     assert torch.equal(out["final_seeds"], refined.argmax(dim=1))
     protos, present = prototypes(ae.hierarchical_features(ae.backbone(images)), out["final_seeds"], 4)
     assert torch.allclose(out["prototypes"], protos, atol=1e-6) and torch.equal(out["prototype_mask"], present)
+
+
+def test_repeated_pr_is_reseeds_from_the_previous_is_cam():
+    """Table 3's "+ (Pr, IS)": the second round's seeds are the argmax of the first IS-CAM, not
+    the structure-analysis seeds again."""
+    base = _model(SIPEConfig(steps="pr_is"), classes=3).eval()
+    twice = SIPEClassifier(base.backbone, 3, SIPEConfig(steps="pr_is,pr_is"))
+    twice.load_state_dict(base.state_dict())
+    twice.eval()
+    images, labels = torch.randn(2, 3, 48, 40), torch.tensor([[1.0, 0, 1], [0, 1, 0]])
+    with torch.no_grad():
+        first, out = base(images, labels), twice(images, labels)
+        expected = first["is_cam_raw"].masked_fill(~allowed_classes(labels)[..., None, None], float("-inf")).argmax(1)
+        hierarchical = twice.hierarchical_features(twice.backbone(images))
+    assert torch.equal(out["seeds"], first["seeds"])
+    assert torch.equal(out["final_seeds"], expected)
+    protos, present = prototypes(hierarchical, expected, 4)
+    assert torch.allclose(out["is_cam_raw"], is_cam(hierarchical, protos, present), atol=1e-6)

@@ -44,7 +44,9 @@ Prototypes and IS-CAM (the "specific" map)
 Steps (`SIPEConfig.steps`): a comma-separated sequence of tokens, applied in order, starting
 from state (seeds = structure-analysis seeds, map = none yet):
     "pr_is": prototypes from the current seeds, then the IS-CAM from them; the IS-CAM becomes
-             the current map.
+             the current map. A "pr_is" right after another first re-seeds from that IS-CAM
+             (argmax over background + labelled classes of the raw map), so a repeated (Pr, IS)
+             is a new round, as in the paper's Table 3, not a repeat of the same prototypes.
     "pamr":  PAMR-refine the current map (the latest raw IS-CAM, or the CAM with background if
              no "pr_is" ran yet), detached, guided by the image; then re-seed: seeds = argmax over
              background + labelled classes of the refined map (resized back to the IS-CAM grid).
@@ -204,6 +206,11 @@ def cam_with_background(raw_cam: torch.Tensor, labels: torch.Tensor) -> torch.Te
     else:
         background = torch.ones_like(cam[:, :1].sum(1, keepdim=True))
     return torch.cat([background, cam], dim=1)
+
+
+def allowed_argmax(maps: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """B x K x h x w maps, B x K bool -> B x h x w index of the best allowed channel."""
+    return maps.masked_fill(~allowed[..., None, None], float("-inf")).argmax(dim=1)
 
 
 @torch.no_grad()
@@ -393,13 +400,17 @@ class SIPEClassifier(nn.Module):
 
         current_seeds, current_map = seeds, None
         protos = present = None
+        previous = None
         for token in cfg.step_tokens:
             if token == "pr_is":
+                if previous == "pr_is":  # a new round: seeds from the IS-CAM just computed
+                    current_seeds = allowed_argmax(current_map.detach(), allowed)
                 protos, present = prototypes(hierarchical, current_seeds, self.num_foreground + 1)
                 current_map = is_cam(hierarchical, protos, present)
             else:  # "pamr"
                 source = cam if current_map is None else current_map
                 current_seeds = self._pamr_seeds(images, source.detach(), allowed)
+            previous = token
         return {
             "logits": logits,
             "cam": cam,
@@ -431,8 +442,7 @@ class SIPEClassifier(nn.Module):
         refined = self.pamr(image, maps.float()[:, channels])
         if refined.shape[-2:] != grid:
             refined = F.interpolate(refined, size=grid, mode="bilinear", align_corners=True)
-        refined = refined.masked_fill(~allowed[:, channels, None, None], float("-inf"))
-        return channels[refined.argmax(dim=1)]
+        return channels[allowed_argmax(refined, allowed[:, channels])]
 
     def parameter_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
         """(pretrained backbone parameters, new layers: classifier + projections)."""
