@@ -23,6 +23,19 @@ def test_backbone_strides(name, stride):
     assert net.strides[-1] == stride
 
 
+@pytest.mark.parametrize("dilate, receptive_field", [(False, 99), (True, 147)])
+def test_tiny_dilation_sets_the_level4_receptive_field(dilate, receptive_field):
+    # The input pixels that reach one level-4 position (gradient support) span the receptive field.
+    torch.manual_seed(0)
+    net = build_backbone({"name": "tiny", "output_stride": 8, "dilate": dilate, "pretrained": False,
+                          "checkpoint": None}).eval()
+    image = torch.randn(1, 3, 256, 256, requires_grad=True)
+    level4 = net(image)[-1]
+    level4[0, :, 16, 16].sum().backward()
+    cols = (image.grad[0].abs().sum(dim=(0, 1)) > 0).nonzero().flatten()
+    assert int(cols.max() - cols.min()) + 1 == receptive_field
+
+
 def test_efficientnet_lite0_loads_packaged_imagenet_weights():
     plain = _backbone("efficientnet_lite0", pretrained=False)
     pretrained = _backbone("efficientnet_lite0", pretrained=True)

@@ -190,6 +190,47 @@ def test_multiscale_is_cam_shape_range_and_background_scale():
     assert unscaled.amin(dim=(1, 2)).max() == pytest.approx(0.0, abs=1e-6)  # min-max normalised
 
 
+def test_inference_fuses_the_flip_at_feature_level_so_maps_mirror_exactly():
+    # The references sum the image's and its mirror's class maps and hierarchical features before
+    # the structure analysis: the IS-CAM of a mirrored image is then the mirrored IS-CAM.
+    model = _model(SIPEConfig(), classes=3).eval()
+    image = torch.randn(1, 3, 40, 48)
+    labels = torch.tensor([[1.0, 0.0, 1.0]])
+    maps = model.infer(image, labels, hflip=True)
+    mirrored = model.infer(image.flip(-1), labels, hflip=True)
+    assert maps.shape == (1, 4, 5, 6)
+    assert torch.allclose(mirrored, maps.flip(-1), atol=1e-5)
+    assert not torch.allclose(model.infer(image, labels, hflip=False), maps, atol=1e-3)
+
+
+def test_multiscale_is_cam_reference_mode_runs_infer():
+    per_flip = _model(SIPEConfig(inference="per_flip"), classes=3).eval()
+    reference = SIPEClassifier(per_flip.backbone, 3, SIPEConfig(inference="reference")).eval()
+    reference.load_state_dict(per_flip.state_dict())
+    image, ids = torch.randn(3, 40, 48), torch.tensor([2])
+    maps = multiscale_is_cam(reference, image, ids, scales=(1.0,), hflip=True)
+    raw = reference.infer(image[None], torch.tensor([[0.0, 1.0, 0.0]]), hflip=True)[:, [0, 2]]
+    expected = normalize_maps(F.interpolate(raw, size=(40, 48), mode="bilinear", align_corners=False)[0])
+    assert torch.allclose(maps, expected, atol=1e-6)
+    assert not torch.allclose(multiscale_is_cam(per_flip, image, ids, scales=(1.0,), hflip=True), maps, atol=1e-3)
+    with pytest.raises(ValueError, match="inference"):
+        SIPEConfig(inference="fused")
+
+
+@pytest.mark.parametrize("hierarchical_structure", [False, True])
+def test_inference_structure_analysis_uses_hierarchical_features(monkeypatch, hierarchical_structure):
+    import wsss.models.sipe as sipe
+
+    model = _model(SIPEConfig(hierarchical_structure=hierarchical_structure), classes=3).eval()
+    seen = []
+    real = sipe.structure_analysis
+    monkeypatch.setattr(sipe, "structure_analysis", lambda f, *a, **k: seen.append(f.shape[1]) or real(f, *a, **k))
+    image, labels = torch.randn(1, 3, 40, 48), torch.tensor([[0.0, 1.0, 0.0]])
+    model.infer(image, labels)
+    model(image, labels)  # training forward: level 4 (256 channels) unless hierarchical_structure
+    assert seen == [model.feature_dim, model.feature_dim if hierarchical_structure else 256]
+
+
 @pytest.mark.parametrize("pamr_scale", [0.25, None])
 def test_pamr_step_reseeds_by_argmax_of_the_refined_is_cam(pamr_scale):
     from wsss.models.backbones import IMAGENET_MEAN, IMAGENET_STD

@@ -87,6 +87,9 @@ def _sipe_schema(steps: str, hierarchical: bool, norm: str, bg_scale: float) -> 
         "pamr_iters": Field(10, int, low=0, high=100),
         "pamr_dilations": Field([1, 2, 4, 8, 12, 24], list, item=int, min_len=1,
                                 check=lambda k, v: _check_positive(k, v)),
+        # per_flip: the training forward on each flip, IS-CAMs summed; reference: flips fused at
+        # feature level, structure analysis on hierarchical features (both references' inference)
+        "inference": Field("reference", str, choices=("per_flip", "reference")),
     }
 
 
@@ -141,6 +144,8 @@ SCHEMA: dict = {
             "pretrained": Field(True, bool),
             "checkpoint": Field(None, str, nullable=True),
             "output_stride": Field(16, int, choices=(8, 16, 32)),
+            # tiny only: dilated convolutions where the output stride removes a stride
+            "dilate": Field(True, bool),
         },
         "train": {
             "epochs": Field(5, int, low=1, high=1000),

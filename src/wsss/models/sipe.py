@@ -26,7 +26,8 @@ CAM with background (the "general" map)
 
 Structure analysis (seeds)
     For every position i, S_i = ReLU(cos(f_i, f_j)) over all positions j (F = semantic features,
-    or hierarchical ones with `hierarchical_structure`). Its soft IoU with each map M_k is, as in
+    or hierarchical ones with `hierarchical_structure`; at inference with inference="reference",
+    as in both references, always the hierarchical ones). Its soft IoU with each map M_k is, as in
     the reference ("product" formulation):
         IoU_k(i) = Σ_j S_i(j) M_k(j) / (Σ_j S_i(j) + Σ_j M_k(j) − Σ_j S_i(j) M_k(j))
     or, with seed_iou="minmax", Σ_j min(S_i(j), M_k(j)) / Σ_j max(S_i(j), M_k(j)). The background
@@ -94,6 +95,7 @@ from wsss.models.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone
 from wsss.refine.pamr import PAMR
 
 STEP_TOKENS = ("pr_is", "pamr")
+INFERENCE_MODES = ("per_flip", "reference")
 DEFAULT_PROJECTIONS = (128, 128, 256, 256)
 TABLE3_STEPS = {
     "baseline": "pr_is",
@@ -128,11 +130,14 @@ class SIPEConfig:
     """Switches of SIPE / AE-SIPE; the defaults are SIPE, `SIPEConfig.ae_sipe()` the AE-SIPE paper.
 
     steps: the prototype / PAMR sequence (module docstring); hierarchical_structure: structure
-    analysis on the hierarchical features instead of level 4; is_cam_norm: "max" or "minmax";
+    analysis on the hierarchical features instead of level 4 (in training; at inference only with
+    inference="per_flip"); is_cam_norm: "max" or "minmax";
     bg_scale: factor on the inference background channel; bg_iou_factor: factor on the background
     IoU of the structure analysis; seed_iou: "product" (reference) or "minmax"; seed_chunk:
     positions per chunk of the structure analysis; pamr_*: PAMR settings; detach_side_inputs:
-    the hierarchical projections see detached backbone features (both references).
+    the hierarchical projections see detached backbone features (both references); inference:
+    how `multiscale_is_cam` runs the model, "reference" (`SIPEClassifier.infer`, as both references
+    infer) or "per_flip" (the training forward on each flip, the IS-CAMs summed).
     """
 
     steps: str = "pr_is"
@@ -147,12 +152,15 @@ class SIPEConfig:
     pamr_scale: float | None = 0.25
     pamr_denormalize: bool = True
     detach_side_inputs: bool = True
+    inference: str = "reference"
 
     def __post_init__(self):
         object.__setattr__(self, "steps", ",".join(parse_steps(self.steps)))
         object.__setattr__(self, "pamr_dilations", tuple(self.pamr_dilations))
         if self.is_cam_norm not in ("max", "minmax"):
             raise ValueError(f"SIPE is_cam_norm must be 'max' or 'minmax', got {self.is_cam_norm!r}")
+        if self.inference not in INFERENCE_MODES:
+            raise ValueError(f"SIPE inference must be one of {INFERENCE_MODES}, got {self.inference!r}")
         if self.seed_iou not in ("product", "minmax"):
             raise ValueError(f"SIPE seed_iou must be 'product' or 'minmax', got {self.seed_iou!r}")
         if not isinstance(self.seed_chunk, int) or self.seed_chunk < 1:
@@ -377,24 +385,29 @@ class SIPEClassifier(nn.Module):
         """
         if labels.ndim != 2 or labels.shape != (images.shape[0], self.num_foreground):
             raise ValueError(f"SIPE labels must be B x {self.num_foreground} multi-hot, got {tuple(labels.shape)}")
-        cfg = self.config
         levels = self.backbone(images)
-        semantic = levels[-1]
         hierarchical = self.hierarchical_features(levels)
+        semantic = levels[-1]
+        if self.config.hierarchical_structure:
+            structure = hierarchical.detach()
+        else:
+            structure = semantic.detach()
+            if structure.shape[-2:] != hierarchical.shape[-2:]:
+                structure = F.interpolate(structure, size=hierarchical.shape[-2:], mode="bilinear",
+                                          align_corners=False)
+        return self.explore(images, labels, self.classifier(semantic), hierarchical, structure)
+
+    def explore(self, images: torch.Tensor, labels: torch.Tensor, raw: torch.Tensor, hierarchical: torch.Tensor,
+                structure: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Everything after the encoder: CAM with background, structure analysis on `structure`
+        (B x D' x h x w on the hierarchical grid), the steps, the final IS-CAM (see `forward`)."""
+        cfg = self.config
         grid = hierarchical.shape[-2:]
-        raw = self.classifier(semantic)
         logits = raw.mean(dim=(2, 3))
         cam = cam_with_background(raw, labels)
         if cam.shape[-2:] != grid:
             cam = F.interpolate(cam, size=grid, mode="bilinear", align_corners=True)
         allowed = allowed_classes(labels)
-
-        if cfg.hierarchical_structure:
-            structure = hierarchical.detach()
-        else:
-            structure = semantic.detach()
-            if structure.shape[-2:] != grid:
-                structure = F.interpolate(structure, size=grid, mode="bilinear", align_corners=False)
         seeds, seed_iou = structure_analysis(structure, cam.detach(), allowed, bg_iou_factor=cfg.bg_iou_factor,
                                              seed_iou=cfg.seed_iou, chunk_size=cfg.seed_chunk)
 
@@ -422,6 +435,22 @@ class SIPEClassifier(nn.Module):
             "is_cam_raw": current_map,
             "is_cam": normalize_maps(current_map, cfg.is_cam_norm),
         }
+
+    @torch.no_grad()
+    def infer(self, image: torch.Tensor, labels: torch.Tensor, hflip: bool = True) -> torch.Tensor:
+        """The final raw IS-CAM of one image (1 x 3 x H x W) as both references infer it
+        (their class ``CAM``): with `hflip` the image and its mirror run as a batch and their class
+        maps and hierarchical features are summed (the mirror flipped back) before the structure
+        analysis; the structure analysis always uses the hierarchical features (training uses
+        level 4 unless `hierarchical_structure`). Returns 1 x (C+1) x h x w."""
+        batch = torch.cat([image, image.flip(-1)]) if hflip else image
+        levels = self.backbone(batch)
+        hierarchical = self.hierarchical_features(levels)
+        raw = self.classifier(levels[-1])
+        if hflip:
+            hierarchical = hierarchical[:1] + hierarchical[1:].flip(-1)
+            raw = raw[:1] + raw[1:].flip(-1)
+        return self.explore(image, labels, raw, hierarchical, hierarchical)["is_cam_raw"]
 
     @torch.no_grad()
     def _pamr_seeds(self, images: torch.Tensor, maps: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
@@ -470,12 +499,13 @@ def multiscale_is_cam(
 
     image: 3 x H x W normalised; class_ids: K foreground ids (1..C), the image label. Returns
     (K+1) x H x W on the image's device: background first, then the classes in class_ids order.
-    At every scale (and its flip, run as a batch of 2 and flipped back) the model runs with the
-    image label; the final raw IS-CAM (ReLU(cos) with the final prototypes) is resized bilinearly
-    to H x W and summed; the sum is normalised per map as the config says ("max": divided by its
-    maximum + 1e-5; "minmax": min-max), so each map lies in [0, 1]; the background is then
-    multiplied by `bg_scale`. (The references fuse the flip pair at feature level before the
-    structure analysis; here the IS-CAMs are summed, as multiscale_cam does with CAMs.)
+    At every scale the model runs with the image label, as `config.inference` says: "per_flip",
+    the training forward on the image and its mirror as a batch of 2, the mirror's map flipped
+    back and added; "reference", `SIPEClassifier.infer` (flip fused at feature level, structure
+    analysis on hierarchical features). Each final raw IS-CAM (ReLU(cos) with the final
+    prototypes) is resized bilinearly to H x W and summed; the sum is normalised
+    per map as the config says ("max": divided by its maximum + 1e-5; "minmax": min-max), so each
+    map lies in [0, 1]; the background is then multiplied by `bg_scale`.
     """
     height, width = image.shape[-2:]
     ids = class_ids.long().flatten().to(image.device)
@@ -486,10 +516,13 @@ def multiscale_is_cam(
     for scale in scales:
         size = (max(1, round(height * scale)), max(1, round(width * scale)))
         scaled = F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)
-        batch = torch.cat([scaled, scaled.flip(-1)]) if hflip else scaled
-        maps = model(batch, labels.expand(len(batch), -1))["is_cam_raw"][:, channels]
-        if hflip:
-            maps = maps[:1] + maps[1:].flip(-1)
+        if model.config.inference == "reference":
+            maps = model.infer(scaled, labels, hflip)[:, channels]
+        else:
+            batch = torch.cat([scaled, scaled.flip(-1)]) if hflip else scaled
+            maps = model(batch, labels.expand(len(batch), -1))["is_cam_raw"][:, channels]
+            if hflip:
+                maps = maps[:1] + maps[1:].flip(-1)
         total += F.interpolate(maps.to(total.dtype), size=(height, width), mode="bilinear", align_corners=False)[0]
     total = normalize_maps(total, model.config.is_cam_norm)
     return rescale_background(total, model.config.bg_scale)
