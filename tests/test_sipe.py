@@ -53,6 +53,22 @@ def test_structure_analysis_seeds_follow_the_region_the_cam_covers(seed_iou):
     assert torch.isinf(iou[:, 2]).all()  # non-labelled class never wins
 
 
+def test_cam_background_over_all_classes_counts_the_unlabelled_ones_before_the_mask():
+    raw = torch.zeros(1, 2, 2, 2)
+    raw[0, 0, 0, 0] = 4.0  # labelled class: peak at (0, 0)
+    raw[0, 1, 1, 1] = 2.0  # unlabelled class: fires at (1, 1) only
+    labels = torch.tensor([[1.0, 0.0]])
+    labelled = cam_with_background(raw, labels, "labelled")
+    everything = cam_with_background(raw, labels, "all")
+    assert torch.equal(labelled[:, 1:], everything[:, 1:])  # class maps are masked either way
+    assert torch.all(everything[0, 2] == 0)
+    assert labelled[0, 0, 1, 1] == pytest.approx(1.0)
+    assert everything[0, 0, 1, 1] == pytest.approx(0.0, abs=1e-4)  # 1 − its own max-normalised 1
+    assert everything[0, 0, 0, 0] == pytest.approx(0.0, abs=1e-4)
+    with pytest.raises(ValueError, match="cam_background"):
+        cam_with_background(raw, labels, "some")
+
+
 def test_chunked_structure_analysis_equals_unchunked():
     torch.manual_seed(0)
     features = torch.randn(2, 5, 7, 9)

@@ -90,6 +90,9 @@ def _sipe_schema(steps: str, hierarchical: bool, norm: str, bg_scale: float) -> 
         # per_flip: the training forward on each flip, IS-CAMs summed; reference: flips fused at
         # feature level, structure analysis on hierarchical features (both references' inference)
         "inference": Field("reference", str, choices=("per_flip", "reference")),
+        # the CAM's background: 1 − max over the labelled classes (METHODS.md) or over all
+        # classes before the label mask (both references' code)
+        "cam_background": Field("labelled", str, choices=("labelled", "all")),
     }
 
 

@@ -105,6 +105,7 @@ TABLE3_STEPS = {
     "baseline+pamr,pr_is (AE)": "pr_is,pamr,pr_is",
 }
 _EPS = 1e-5
+BACKGROUND_OVER = ("labelled", "all")
 
 
 def parse_steps(steps: str | Sequence[str]) -> tuple[str, ...]:
@@ -153,6 +154,7 @@ class SIPEConfig:
     pamr_denormalize: bool = True
     detach_side_inputs: bool = True
     inference: str = "reference"
+    cam_background: str = "labelled"
 
     def __post_init__(self):
         object.__setattr__(self, "steps", ",".join(parse_steps(self.steps)))
@@ -161,6 +163,8 @@ class SIPEConfig:
             raise ValueError(f"SIPE is_cam_norm must be 'max' or 'minmax', got {self.is_cam_norm!r}")
         if self.inference not in INFERENCE_MODES:
             raise ValueError(f"SIPE inference must be one of {INFERENCE_MODES}, got {self.inference!r}")
+        if self.cam_background not in BACKGROUND_OVER:
+            raise ValueError(f"SIPE cam_background must be one of {BACKGROUND_OVER}, got {self.cam_background!r}")
         if self.seed_iou not in ("product", "minmax"):
             raise ValueError(f"SIPE seed_iou must be 'product' or 'minmax', got {self.seed_iou!r}")
         if not isinstance(self.seed_chunk, int) or self.seed_chunk < 1:
@@ -203,17 +207,21 @@ def allowed_classes(labels: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.ones_like(fg[:, :1]), fg], dim=1)
 
 
-def cam_with_background(raw_cam: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def cam_with_background(raw_cam: torch.Tensor, labels: torch.Tensor, background_over: str = "labelled") -> torch.Tensor:
     """B x C raw class maps -> B x (C+1): max-normalised ReLU maps of the labelled classes (others
-    zero) with the background 1 − max over them first."""
+    zero) with the background first: 1 − max over the labelled classes (background_over="labelled")
+    or over all classes before the label mask (background_over="all", both references)."""
+    if background_over not in BACKGROUND_OVER:
+        raise ValueError(f"SIPE cam_background must be one of {BACKGROUND_OVER}, got {background_over!r}")
     cam = F.relu(raw_cam)
     cam = cam / (cam.flatten(2).max(dim=2).values[..., None, None] + _EPS)
-    cam = cam * (labels > 0.5).to(cam.dtype)[..., None, None]
+    labelled = cam * (labels > 0.5).to(cam.dtype)[..., None, None]
+    over = labelled if background_over == "labelled" else cam
     if cam.shape[1]:
-        background = 1.0 - cam.max(dim=1, keepdim=True).values
+        background = 1.0 - over.max(dim=1, keepdim=True).values
     else:
         background = torch.ones_like(cam[:, :1].sum(1, keepdim=True))
-    return torch.cat([background, cam], dim=1)
+    return torch.cat([background, labelled], dim=1)
 
 
 def allowed_argmax(maps: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
@@ -404,7 +412,7 @@ class SIPEClassifier(nn.Module):
         cfg = self.config
         grid = hierarchical.shape[-2:]
         logits = raw.mean(dim=(2, 3))
-        cam = cam_with_background(raw, labels)
+        cam = cam_with_background(raw, labels, cfg.cam_background)
         if cam.shape[-2:] != grid:
             cam = F.interpolate(cam, size=grid, mode="bilinear", align_corners=True)
         allowed = allowed_classes(labels)
