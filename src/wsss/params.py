@@ -93,6 +93,8 @@ def _sipe_schema(steps: str, hierarchical: bool, norm: str, bg_scale: float) -> 
         # the CAM's background: 1 − max over the labelled classes (METHODS.md) or over all
         # classes before the label mask (both references' code)
         "cam_background": Field("labelled", str, choices=("labelled", "all")),
+        # epochs of L_cls alone before L_gsc joins (0 = the references, which start from ImageNet)
+        "gsc_warmup_epochs": Field(0, int, low=0),
     }
 
 

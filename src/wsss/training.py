@@ -64,8 +64,9 @@ def train_loop(model: nn.Module, loader: DataLoader, epochs: int, optimizer: tor
         model.train()
         if freeze_bn_of is not None:
             freeze_batchnorm(freeze_bn_of)
-        if hasattr(loader.dataset, "set_epoch"):
-            loader.dataset.set_epoch(epoch)
+        for scheduled in (loader.dataset, compute_losses):  # epoch-dependent augmentation / loss weights
+            if hasattr(scheduled, "set_epoch"):
+                scheduled.set_epoch(epoch)
         running, count = 0.0, 0
         for inputs, targets in loader:
             inputs, targets = inputs.to(device), to_device(targets, device)

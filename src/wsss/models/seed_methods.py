@@ -21,13 +21,14 @@ from wsss.errors import ParamsError
 from wsss.models.backbones import Backbone
 from wsss.models.cam import CAMClassifier, multiscale_cam
 from wsss.models.eps import EPSClassifier, eps_losses, multiscale_eps
-from wsss.models.sipe import SIPEClassifier, SIPEConfig, multiscale_is_cam, sipe_losses
+from wsss.models.sipe import SIPEClassifier, SIPEConfig, SIPELoss, multiscale_is_cam
 
 
 def sipe_config(params: dict) -> SIPEConfig:
     """The SIPEConfig of `seeds.sipe` or `seeds.ae_sipe`, whichever the method names."""
     method = params["seeds"]["method"]
     section = dict(params["seeds"][method])
+    section.pop("gsc_warmup_epochs", None)  # a training schedule, not a model switch (SIPELoss)
     section["pamr_dilations"] = tuple(section["pamr_dilations"])
     return SIPEConfig.from_dict(section)
 
@@ -69,7 +70,7 @@ def seed_losses(params: dict, class_names: Sequence[str]):
             labels, saliency = targets
             return eps_losses(model, images, labels, saliency, cfg["strategy"], cfg["tau"], cfg["lam"], background)
         return eps
-    return sipe_losses
+    return SIPELoss(params["seeds"][method]["gsc_warmup_epochs"])
 
 
 @torch.no_grad()
