@@ -17,6 +17,7 @@ from wsss.models.sipe import (
     parse_steps,
     prototypes,
     rescale_background,
+    SIPELoss,
     sipe_losses,
     structure_analysis,
     unchunked_structure_analysis,
@@ -184,6 +185,20 @@ def test_gradients_flow_through_both_losses():
     side = list(model.side.parameters())
     grads = torch.autograd.grad(losses["gsc"], side, retain_graph=True, allow_unused=True)
     assert all(g is not None and g.abs().sum() > 0 for g in grads)  # IS-CAM trains the projections
+
+
+def test_gsc_warmup_trains_the_classification_loss_alone_first():
+    torch.manual_seed(0)
+    model = _model(SIPEConfig(), classes=3).train()
+    images, labels = torch.randn(2, 3, 32, 32), torch.tensor([[1.0, 0, 1], [0, 1, 0]])
+    loss = SIPELoss(warmup_epochs=2)
+    for epoch, with_gsc in ((0, False), (1, False), (2, True)):
+        loss.set_epoch(epoch)
+        torch.manual_seed(1)
+        losses = loss(model, images, labels)
+        assert losses["gsc"] > 0  # still reported during the warm-up
+        expected = losses["cls"] + losses["gsc"] if with_gsc else losses["cls"]
+        assert torch.equal(losses["loss"], expected), epoch
 
 
 def test_multiscale_is_cam_shape_range_and_background_scale():
