@@ -41,6 +41,7 @@ def main() -> None:
         result = {"stage": "refine", "method": f"{params['seeds']['method']}+{method}",
                   "split": params["dataset"]["eval_split"], **evaluation.result()}
         write_json(REFINE_METRICS, result)
+        run.set_tag("wsss.method", result["method"])  # what `wsss report` groups by
         run.log_metrics({k: v for k, v in result.items() if k not in ("stage", "method", "split")})
         run.log_headline({f"refine.{method}.miou": result["miou"], "refine.boundary_f1": result["boundary"]["f1"]})
         run.log_artifact(REFINE_METRICS)

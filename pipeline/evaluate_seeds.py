@@ -81,6 +81,7 @@ def main() -> None:
         if with_crf is not None:
             result["crf"] = with_crf.result()
         write_json(SEEDS_METRICS, result)
+        run.set_tag("wsss.method", result["method"])  # what `wsss report` groups by
         run.log_metrics({k: v for k, v in result.items() if k not in ("stage", "method", "split")})
         run.log_headline({f"seeds.{result['method']}.miou": result["miou"],
                           "seeds.bg_threshold": result["bg_threshold"]})

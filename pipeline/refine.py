@@ -39,24 +39,32 @@ def background_threshold(params: dict) -> float:
                           f"threshold ({exc}); run evaluate_seeds or give a number") from exc
 
 
+def irn_refiner(params: dict, device: torch.device, bg_score: float):
+    """(image, scores, class ids) -> IRN's pseudo mask: the random walk of `refine.irn.walk` on
+    the trained IRN's boundary map, against the constant background `bg_score`."""
+    cfg = params["refine"]["irn"]
+    walk = cfg["walk"]
+    model = IRN(irn_backbone(params, for_training=False))
+    model.load_state_dict(torch.load(IRN_WEIGHTS, map_location="cpu", weights_only=True))
+    model = model.to(device).eval()
+    scale = cfg["image_scale"]  # IRN was trained on images resized by this factor
+
+    def irn(image, scores, class_ids):
+        seen = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+        boundary = model.boundary(to_tensor(seen).to(device))
+        return pseudo_masks.irn_mask(boundary, scores, class_ids, walk["radius"], walk["beta"], walk["exp_times"],
+                                     bg_score)
+    return irn
+
+
 def make_refiner(params: dict, device: torch.device):
     """A function (image, scores, class ids, background map or None) -> mask for the configured
     method; crf / pamr / none use the seeds' background map where there is one."""
     cfg = params["refine"]
     method = cfg["method"]
     if method == "irn":
-        walk = cfg["irn"]["walk"]
-        model = IRN(irn_backbone(params, for_training=False))
-        model.load_state_dict(torch.load(IRN_WEIGHTS, map_location="cpu", weights_only=True))
-        model = model.to(device).eval()
-        scale = cfg["irn"]["image_scale"]  # IRN was trained on images resized by this factor
-
-        def irn(image, scores, class_ids, _background):
-            seen = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-            boundary = model.boundary(to_tensor(seen).to(device))
-            return pseudo_masks.irn_mask(boundary, scores, class_ids, walk["radius"], walk["beta"],
-                                         walk["exp_times"], walk["bg_score"])
-        return irn
+        irn = irn_refiner(params, device, cfg["irn"]["walk"]["bg_score"])
+        return lambda image, scores, class_ids, _background: irn(image, scores, class_ids)
     bg = background_threshold(params)
     if method == "crf":
         crf = CRFParams(**cfg["crf"])

@@ -28,3 +28,26 @@ def test_comma_and_quote_in_a_string_stay_one_value():
     values = _parsed_overrides(command)
     assert values["seeds.ae_sipe.steps"] == "pr_is,pamr,pr_is"
     assert values["dataset.root"] == "it's/here"
+
+
+def test_curve_tables_plot_each_column_against_the_swept_value(tmp_path):
+    from PIL import Image
+
+    from wsss.ablation import plot_curve
+    from wsss.params import validate
+
+    table = TABLES["ptrecl-k"]
+    for _, overrides in table.rows:  # every row is a valid params.yaml change
+        tree: dict = {}
+        for key, value in (table.common | overrides).items():
+            node = tree
+            *parents, leaf = key.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+        assert validate(tree)["ptrecl"]["prototypes"]["k"] == overrides["ptrecl.prototypes.k"]
+    rows = [{"row": name, **{c.header: 0.4 + 0.01 * i for c in table.columns}} for i, (name, _) in enumerate(table.rows)]
+    plot_curve(table, rows, tmp_path / "curve.png")
+    with Image.open(tmp_path / "curve.png") as image:
+        assert image.format == "PNG" and image.size[0] > 300
+    assert not list(tmp_path.glob("*.tmp*"))

@@ -14,17 +14,24 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
+import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ["synthesize", "train_classifier", "seeds", "evaluate_seeds", "irn_labels", "train_irn", "refine",
-          "evaluate_refine"]
+          "evaluate_refine", "train_recovery", "ptrecl", "evaluate_ptrecl", "train_segmentation",
+          "evaluate_segmentation"]
+AFTER_PTRECL = ["ptrecl", "evaluate_ptrecl", "train_segmentation", "evaluate_segmentation"]
+AFTER_REFINE = ["refine", "evaluate_refine", "train_recovery", *AFTER_PTRECL]
 AFTER_SEEDS = STAGES[2:]
 TINY = {
     "data": {"synthetic": {"image_height": 64, "image_width": 80, "num_train": 24, "num_val": 6, "seed": 1}},
     "seeds": {"train": {"epochs": 6, "batch_size": 8, "resize_long": [64, 96], "crop_size": 64},
               "infer": {"scales": [1.0, 0.5]}},
     "refine": {"irn": {"train": {"epochs": 1, "batch_size": 8, "crop_size": 64}, "walk": {"exp_times": 5}}},
+    "ptrecl": {"recovery": {"train": {"epochs": 2, "batch_size": 8, "crop_size": 64}},
+               "prototypes": {"k": 4, "pixels_per_image": 16, "capacity": 200}},
+    "segment": {"train": {"epochs": 2, "batch_size": 8, "crop_size": 64}},
     "project": {"progress": False},
 }
 
@@ -129,11 +136,31 @@ def test_repro_logs_nested_runs_and_reruns_only_what_changed(project, mlflow_db)
     assert runs["train_irn"].data.params["refine.irn.train.epochs"] == "1"
     assert client.get_metric_history(runs["train_irn"].info.run_id, "train.affinity")
     assert parent.data.metrics["refine.irn.miou"] == pytest.approx(refined["miou"])
+    ptrecl = json.loads((cwd / "metrics/ptrecl.json").read_text())
+    reclassified = json.loads((cwd / "metrics/ptrecl_map.json").read_text())
+    assert ptrecl["method"] == reclassified["method"] == "cam+irn+ptrecl" and ptrecl["num_images"] == 24
+    assert 0.0 <= ptrecl["miou"] <= 1.0 and 0.0 <= reclassified["miou"] <= 1.0
+    assert reclassified["bg_threshold"] == reclassified["best_bg_threshold"] and set(reclassified["sweep"]) == {f"{t:.2f}" for t in TINY_THRESHOLDS(cwd)}
+    assert "cam+irn+ptrecl" in first.stdout and "reclassification" in first.stdout
+    assert len(list((cwd / "artifacts/ptrecl/masks").glob("*.png"))) == 24
+    assert parent.data.metrics["ptrecl.miou"] == pytest.approx(ptrecl["miou"])
+    assert runs["ptrecl"].data.metrics["prototypes.boat.foreground"] <= 4
+    assert client.get_metric_history(runs["train_recovery"].info.run_id, "train.loss")
+    segment = json.loads((cwd / "metrics/segment.json").read_text())
+    assert segment["split"] == "val" and segment["num_images"] == 6 and segment["method"] == "cam+irn+ptrecl+deeplabv2"
+    assert 0.0 <= segment["miou"] <= 1.0 and "cam+irn+ptrecl+deeplabv2" in first.stdout
+    assert parent.data.metrics["segment.val_miou"] == pytest.approx(segment["miou"])
+    weights = torch.load(cwd / "artifacts/segment/deeplab.pt", weights_only=True)
+    assert any(key.startswith("head.") for key in weights)  # a plain state dict
 
     # Nothing changed: nothing runs, no new MLflow run.
     second = _run(["wsss", "repro"], cwd, env)
     assert "up to date" in second.stdout
     assert len(_pipeline_runs(mlflow_db)[1]) == 1
+
+    # A reclassification parameter re-runs PtReCl and what learns from it, not its recovery network.
+    _set_param(cwd, "ptrecl.reclassify.top_m", 3)
+    assert sorted(_stages_run(_run(["dvc", "repro"], cwd, env).stdout)) == sorted(AFTER_PTRECL)
 
     # A seeds-stage parameter re-runs that stage and what follows, not the classifier.
     _set_param(cwd, "seeds.infer.scales", [1.0])
@@ -142,13 +169,13 @@ def test_repro_logs_nested_runs_and_reruns_only_what_changed(project, mlflow_db)
     ran = _stages_run(third.stdout)
     assert ran[:2] == ["seeds", "evaluate_seeds"] and set(ran) <= set(AFTER_SEEDS)
     _, parents, children = _pipeline_runs(mlflow_db)
-    assert len(parents) == 2
+    assert len(parents) == 3
     assert sorted(r.info.run_name for r in children[parents[-1].info.run_id]) == sorted(ran)
 
-    # Switching the refinement method re-runs only refine and its evaluation.
+    # Switching the refinement method re-runs refine and what follows it, not the IRN training.
     _set_param(cwd, "refine.method", "crf")
     fourth = _run(["dvc", "repro"], cwd, env)
-    assert _stages_run(fourth.stdout) == ["refine", "evaluate_refine"]
+    assert sorted(_stages_run(fourth.stdout)) == sorted(AFTER_REFINE)
     refined = json.loads((cwd / "metrics/refine.json").read_text())
     assert refined["method"] == "cam+crf" and 0.0 <= refined["miou"] <= 1.0
 

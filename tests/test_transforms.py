@@ -1,8 +1,18 @@
 import numpy as np
+import pytest
 import torch
 
 from wsss.data.base import IGNORE_INDEX
-from wsss.data.transforms import ClassificationDataset, normalize, random_crop, resize_long_side
+from wsss.data.transforms import (
+    ClassificationDataset,
+    LabelMapDataset,
+    RelationLabelDataset,
+    normalize,
+    random_crop,
+    resize_long_side,
+)
+from wsss.errors import DataError
+from wsss.io import write_palette_png
 
 
 def test_random_crop_keeps_content_and_pads_with_mean_and_ignore():
@@ -58,3 +68,29 @@ def test_classification_dataset_items_are_repeatable_per_epoch():
     assert torch.equal(image, again)
     # the image fills the crop except where the short side needs padding
     assert (image[0] != 0).float().mean() > 0.6
+
+
+def test_label_map_dataset_moves_labels_with_the_image_and_pads_with_ignore(tmp_path):
+    labels = np.zeros((30, 40), np.uint8)
+    labels[:, 20:] = 2  # right half class 2
+    for image_id in _Toy.ids:
+        write_palette_png(tmp_path / f"{image_id}.png", labels)
+    dataset = LabelMapDataset(_Toy(), str(tmp_path), 48, (1.0, 1.0), hflip=True, seed=0)
+    seen_flip = False
+    for epoch in range(6):
+        dataset.set_epoch(epoch)
+        image, label = dataset[0]
+        assert image.shape == (3, 48, 48) and label.shape == (48, 48) and label.dtype == torch.int64
+        padded = image.abs().sum(0) == 0  # the crop is larger than the image: padding is the mean
+        assert torch.all(label[padded] == IGNORE_INDEX) and not torch.any(label[~padded] == IGNORE_INDEX)
+        rows = label[(~padded).any(1)][:, (~padded).any(0)]  # the image's window
+        assert set(rows.unique().tolist()) == {0, 2}
+        seen_flip |= bool(rows[0, 0] == 2)  # class 2 on the left: the image was mirrored
+    assert seen_flip
+    strided = RelationLabelDataset(_Toy(), str(tmp_path), 48, (1.0, 1.0), hflip=False)
+    assert strided[0][1].shape == (12, 12)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        RelationLabelDataset(_Toy(), str(tmp_path), 50, (1.0, 1.0), hflip=False)
+    write_palette_png(tmp_path / "b.png", labels[:20])
+    with pytest.raises(DataError, match="b.png"):
+        dataset[1]

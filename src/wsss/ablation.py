@@ -27,6 +27,8 @@ from wsss.models.sipe import TABLE3_STEPS
 RESULTS_DIR = Path("results/ablations")
 SEEDS = "metrics/seeds.json"
 REFINE = "metrics/refine.json"
+PTRECL_MAP = "metrics/ptrecl_map.json"
+PTRECL = "metrics/ptrecl.json"
 
 
 @dataclass(frozen=True)
@@ -46,12 +48,18 @@ class Table:
     columns: tuple[Column, ...]
     note: str = ""
     common: dict[str, Any] = field(default_factory=dict)  # overrides shared by every row
+    curve: str | None = None  # an override key: the table is also plotted against its value (TABLE.png)
 
 
 SEED_COLUMNS = (
     Column("seeds mIoU", SEEDS, "miou"),
     Column("boundary F1", SEEDS, "boundary.f1"),
     Column("co-occurrence (pairs)", SEEDS, "cooccurrence.pairs_mean"),
+)
+PTRECL_COLUMNS = (
+    Column("reclass. map mIoU", PTRECL_MAP, "miou"),
+    Column("PtReCl mIoU", PTRECL, "miou"),
+    Column("PtReCl boundary F1", PTRECL, "boundary.f1"),
 )
 EPS = {"seeds.method": "eps"}
 AE = "seeds.ae_sipe."
@@ -117,6 +125,20 @@ TABLES: dict[str, Table] = {
         "co-occurrence: mean m_{k,c} = FP_{k,c} / TP_c over the (context, class) pairs that co-occur "
         "by construction in the synthetic set.",
         {"refine.method": "irn"},
+    ),
+    "ptrecl-k": Table(
+        "PtReCl: number of prototypes K per class and set (PtReCl paper: flat within 1% for K 10-30)",
+        ("evaluate_ptrecl",),
+        tuple((f"K={k}", {"ptrecl.prototypes.k": k}) for k in (2, 5, 10, 15, 20, 30)),
+        PTRECL_COLUMNS,
+        curve="ptrecl.prototypes.k",
+    ),
+    "ptrecl-m": Table(
+        "PtReCl: top m prototypes deciding the score (K 20; paper: m 10-20 best)",
+        ("evaluate_ptrecl",),
+        tuple((f"m={m}", {"ptrecl.reclassify.top_m": m, "ptrecl.prototypes.k": 20}) for m in (3, 5, 10, 15, 20, 30)),
+        PTRECL_COLUMNS,
+        curve="ptrecl.reclassify.top_m",
     ),
 }
 
@@ -234,10 +256,35 @@ def run_table(table_name: str, project: Path, env: dict, log=print) -> str:
         with atomic_path(out) as tmp:
             tmp.write_text(text)
         client.log_artifact(parent, str(out))
+        if table.curve is not None:
+            plot = out.with_suffix(".png")
+            plot_curve(table, rows, plot)
+            client.log_artifact(parent, str(plot))
         success = True
         return text
     finally:
         client.set_terminated(parent, "FINISHED" if success else "FAILED")
+
+
+def plot_curve(table: Table, rows: list[dict], path: Path) -> None:
+    """Every column of the table against the value of `table.curve` (the paper's ablation curves)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [dict(table.rows)[row["row"]][table.curve] for row in rows]
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    for column in table.columns:
+        ax.plot(x, [row[column.header] for row in rows], marker="o", label=column.header)
+    ax.set_xlabel(table.curve)
+    ax.set_title(table.title, fontsize="small")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
 
 
 def _mlflow_metrics(values: dict) -> list:

@@ -6,6 +6,8 @@
   wsss ablate TABLE       run one of the seed papers' ablation tables as DVC experiments
                           (one MLflow run per row) and write results/ablations/TABLE.md;
                           `wsss ablate --list` names the tables
+  wsss report             the methods side by side (seeds, pseudo masks, PtReCl, segmentation)
+                          from the evaluation runs in MLflow; the plot is logged to MLflow
   wsss check-params       validate params.yaml
 """
 
@@ -95,6 +97,16 @@ def cmd_ablate(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from wsss import params as params_mod
+    from wsss.report import run_report
+
+    project = Path(args.project)
+    params = params_mod.load(project / params_mod.PARAMS_FILE)
+    print(run_report(params["tracking"]["experiment"], project, args.runs))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wsss", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -109,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("table", nargs="?", help="table name (see --list)")
     ablate.add_argument("--list", action="store_true", help="list the tables")
     ablate.set_defaults(func=cmd_ablate)
+    report = sub.add_parser("report", help="methods side by side from MLflow (markdown; plot logged to MLflow)")
+    report.add_argument("--runs", type=int, default=200, help="newest runs of each evaluate stage to consider (default 200)")
+    report.set_defaults(func=cmd_report)
     return parser
 
 

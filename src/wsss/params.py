@@ -98,6 +98,29 @@ def _sipe_schema(steps: str, hierarchical: bool, norm: str, bg_scale: float) -> 
     }
 
 
+def _deeplab_schema() -> dict:
+    """A DeepLab and its training (METHODS.md §8–§9): PtReCl's recovery network, the segmentation stage."""
+    return {
+        "head": Field("v2", str, choices=("v2", "v3")),
+        # ASPP dilations; null: the head's paper rates (v2: 6, 12, 18, 24; v3: 12, 24, 36)
+        "rates": Field(None, list, item=int, min_len=1, nullable=True, check=lambda k, v: _check_positive(k, v)),
+        # classifier: start from the seeds classifier's backbone; pretrained: seeds.backbone's
+        # ImageNet weights (the papers' ResNet)
+        "backbone": Field("classifier", str, choices=("classifier", "pretrained")),
+        "train": {
+            "epochs": Field(10, int, low=1, high=1000),
+            "batch_size": Field(16, int, low=1, high=4096),
+            "lr": Field(0.01, NUM, low=0.0, high=10.0),
+            "head_lr_mult": Field(10.0, NUM, low=0.0, high=1000.0),
+            "momentum": Field(0.9, NUM, low=0.0, high=1.0),
+            "weight_decay": Field(5e-4, NUM, low=0.0, high=1.0),
+            "crop_size": Field(321, int, low=16, high=4096),
+            "scale_range": Field([0.5, 1.5], list, item=NUM, min_len=2, check=_range_pair),
+            "hflip": Field(True, bool),
+        },
+    }
+
+
 def _check_sipe_steps(key: str, value: str) -> None:
     from wsss.models.sipe import parse_steps
 
@@ -221,6 +244,36 @@ SCHEMA: dict = {
             },
         },
     },
+    "ptrecl": {  # METHODS.md §8: prototype reclassification of the refine stage's pseudo masks
+        "recovery": _deeplab_schema(),  # the pseudo-mask recovery network, trained on those masks
+        "prototypes": {
+            "k": Field(20, int, low=1, high=1000),
+            # whose labels split a class's pixels into foreground and background: the recovery
+            # network's label-conditioned prediction (recovered) or the refine stage's masks (pseudo)
+            "masks": Field("recovered", str, choices=("recovered", "pseudo")),
+            "pixels_per_image": Field(64, int, low=1),  # per class and set, sampled per image
+            "capacity": Field(20000, int, low=1),  # features kept per class and set (reservoir)
+            "kmeans_iters": Field(30, int, low=1, high=1000),
+        },
+        "reclassify": {
+            "top_m": Field(10, int, low=1),
+            "formula": Field("fg_share", str, choices=("fg_share", "vote")),
+            # the map alone: background below it; auto = the best of the evaluate.bg_thresholds sweep
+            "bg_threshold": Field("auto", (str, float, int), check=lambda k, v: _check_auto_or_unit(k, v)),
+        },
+        # re-refinement: IRN's random walk on the reclassification map (refine.irn.walk, except
+        # the background score, since the map's scale differs from the seeds')
+        "walk_bg_score": Field(0.7, NUM, low=0.0, high=1.0),
+    },
+    "segment": dict(  # METHODS.md §9: the final segmentation network, scored on the val split
+        _deeplab_schema(),
+        masks=Field("ptrecl", str, choices=("ptrecl", "refine")),  # which pseudo masks it learns from
+        infer={
+            "scales": Field([1.0], list, item=NUM, min_len=1, check=_positive_scales),
+            "hflip": Field(False, bool),
+            "crf": Field(False, bool),  # dense CRF (refine.crf settings) on the prediction
+        },
+    ),
     "tracking": {
         "experiment": Field("wsss", str),
         "num_overlays": Field(4, int, low=0, high=64),

@@ -8,7 +8,7 @@ from wsss.io import read_json
 
 METRICS_DIR = "metrics"
 # Stages in pipeline order; later issues add theirs here.
-METRICS_FILES = ["seeds.json", "refine.json"]
+METRICS_FILES = ["seeds.json", "refine.json", "ptrecl_map.json", "ptrecl.json", "segment.json"]
 COLUMNS = ["stage", "method", "split", "mIoU", "bg threshold", "boundary F1", "co-occurrence"]
 
 

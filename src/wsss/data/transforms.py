@@ -120,21 +120,24 @@ class SaliencyClassificationDataset(ClassificationDataset):
         return torch.from_numpy(image), (labels, torch.from_numpy(saliency))
 
 
-class RelationLabelDataset(AugmentedDataset):
-    """Images with IRN relation labels (palette PNGs), augmented as in the reference IRN training:
-    random rescale, flip, crop; the label is then taken to the stride-4 grid (nearest)."""
+class LabelMapDataset(AugmentedDataset):
+    """Images with per-pixel label maps read from a folder of palette PNGs (`<id>.png`), augmented
+    as the reference IRN and DeepLab trainings do: random rescale, flip, crop (the image padded
+    with the mean, the labels with 255 = ignore). `label_stride` > 1 then takes the labels to that
+    grid (nearest). Items: (image 3 x crop x crop, labels int64 crop/stride x crop/stride)."""
 
     def __init__(self, dataset: SegmentationDataset, label_dir: str, crop_size: int,
-                 scale_range: tuple[float, float], hflip: bool, seed: int = 0):
+                 scale_range: tuple[float, float], hflip: bool, seed: int = 0, label_stride: int = 1):
         from pathlib import Path
 
-        if crop_size % 4:
-            raise ValueError(f"IRN crop size must be a multiple of 4, got {crop_size}")
+        if crop_size % label_stride:
+            raise ValueError(f"crop size {crop_size} must be a multiple of the label stride {label_stride}")
         super().__init__(dataset, seed)
         self.label_dir = Path(label_dir)
         self.crop_size = crop_size
         self.scale_range = scale_range
         self.hflip = hflip
+        self.label_stride = label_stride
 
     def __getitem__(self, index: int):
         from wsss.io import read_label_png
@@ -142,10 +145,10 @@ class RelationLabelDataset(AugmentedDataset):
         image_id = self.dataset.ids[index]
         rng = self.rng(index)
         image = self.dataset.load_image(image_id)
-        label = read_label_png(self.label_dir / f"{image_id}.png")
+        path = self.label_dir / f"{image_id}.png"
+        label = read_label_png(path)
         if label.shape != image.shape[:2]:
-            raise ValueError(f"{self.label_dir / image_id}.png: relation labels {label.shape} "
-                             f"differ from image {image_id} {image.shape[:2]}")
+            raise DataError(f"{path}: label map {label.shape} differs from image {image_id} {image.shape[:2]}")
         scale = rng.uniform(*self.scale_range)
         size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
         image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
@@ -153,6 +156,17 @@ class RelationLabelDataset(AugmentedDataset):
         if self.hflip and rng.random() < 0.5:
             image, label = image[:, ::-1], label[:, ::-1]
         image, label = random_crop(normalize(image), self.crop_size, rng, np.ascontiguousarray(label))
-        strided = self.crop_size // 4
-        label = cv2.resize(label, (strided, strided), interpolation=cv2.INTER_NEAREST)
+        if self.label_stride > 1:
+            strided = self.crop_size // self.label_stride
+            label = cv2.resize(label, (strided, strided), interpolation=cv2.INTER_NEAREST)
         return torch.from_numpy(image), torch.from_numpy(label.astype(np.int64))
+
+
+class RelationLabelDataset(LabelMapDataset):
+    """IRN's training items: relation labels (palette PNGs) on the stride-4 grid."""
+
+    def __init__(self, dataset: SegmentationDataset, label_dir: str, crop_size: int,
+                 scale_range: tuple[float, float], hflip: bool, seed: int = 0):
+        if crop_size % 4:
+            raise ValueError(f"IRN crop size must be a multiple of 4, got {crop_size}")
+        super().__init__(dataset, label_dir, crop_size, scale_range, hflip, seed, label_stride=4)

@@ -1,0 +1,84 @@
+"""Stage `evaluate_ptrecl`: score PtReCl's reclassification map alone and its pseudo masks after
+IRN's re-refinement on the evaluation split (METHODS.md §8, steps 4-5).
+
+The map alone is scored over the background-threshold sweep of `evaluate.bg_thresholds`, like
+the seeds, and at `ptrecl.reclassify.bg_threshold` (auto: the sweep's best), the headline.
+"""
+
+import numpy as np
+from tqdm import tqdm
+
+from pipeline.paths import PTRECL_MAP_METRICS, PTRECL_MASKS, PTRECL_METRICS, RECLASSIFICATION_MAPS
+from wsss import metrics as M
+from wsss.errors import DataError
+from wsss.evaluation import MaskEvaluation
+from wsss.io import load_image_scores, read_label_png, write_json
+from wsss.refine.pseudo_masks import threshold_mask
+from wsss.stage import load_params, open_split, run_main
+from wsss.tracking import stage_run
+from wsss.visualize import overlay_row
+
+SECTIONS = ["dataset", "seeds.method", "refine.method", "ptrecl.reclassify", "evaluate"]
+
+
+def _scored_images(dataset, quiet: bool):
+    """(image id, ground truth, reclassification scores, class ids) of every image with a mask."""
+    for image_id in tqdm(dataset.ids, desc="evaluate_ptrecl", disable=quiet):
+        gt = dataset.load_mask(image_id)
+        if gt is not None:
+            scores, class_ids, _ = load_image_scores(RECLASSIFICATION_MAPS, image_id, gt.shape)
+            yield image_id, gt, scores, class_ids
+
+
+def main() -> None:
+    params = load_params()
+    cfg = params["evaluate"]
+    dataset = open_split(params, params["dataset"]["eval_split"])
+    names = dataset.class_names
+    threshold = params["ptrecl"]["reclassify"]["bg_threshold"]
+    method = f"{params['seeds']['method']}+{params['refine']['method']}+ptrecl"
+    with stage_run("evaluate_ptrecl", params, SECTIONS) as run:
+        quiet = not params["project"]["progress"]
+        # Pass 1: the re-refined masks and the map's background-threshold sweep.
+        sweep = M.ThresholdSweep(dataset.num_classes, cfg["bg_thresholds"])
+        rerefined = MaskEvaluation(dataset, cfg["boundary_tolerance"])
+        examples = []
+        for image_id, gt, scores, class_ids in _scored_images(dataset, quiet):
+            mask = read_label_png(f"{PTRECL_MASKS}/{image_id}.png")
+            if mask.shape != gt.shape:
+                raise DataError(f"{PTRECL_MASKS}/{image_id}.png: pseudo mask {mask.shape} differs from the "
+                                f"ground truth of image {image_id} {gt.shape}")
+            sweep.update(gt, scores, class_ids)
+            rerefined.update(gt, mask, dataset.load_context(image_id))
+            if len(examples) < params["tracking"]["num_overlays"]:
+                examples.append(overlay_row(dataset.load_image(image_id), scores, mask, gt))
+        if rerefined.images == 0:
+            raise DataError(f"split '{params['dataset']['eval_split']}' has no image with a ground-truth mask")
+        best = sweep.best(names)
+        threshold = best["threshold"] if threshold == "auto" else float(threshold)
+        # Pass 2: the map alone at its background threshold (boundary, co-occurrence).
+        map_alone = MaskEvaluation(dataset, cfg["boundary_tolerance"])
+        for image_id, gt, scores, class_ids in _scored_images(dataset, quiet):
+            map_alone.update(gt, threshold_mask(scores, class_ids, threshold), dataset.load_context(image_id))
+        split = params["dataset"]["eval_split"]
+        map_result = {"stage": "reclassification", "method": method, "split": split, **map_alone.result(),
+                      "bg_threshold": threshold, "best_bg_threshold": best["threshold"], "best_miou": best["miou"],
+                      "sweep": {f"{r['threshold']:.2f}": r["miou"] for r in sweep.results(names)}}
+        result = {"stage": "ptrecl", "method": method, "split": split, **rerefined.result()}
+        write_json(PTRECL_MAP_METRICS, map_result)
+        run.set_tag("wsss.method", method)  # what `wsss report` groups by
+        write_json(PTRECL_METRICS, result)
+        run.log_metrics({f"map.{k}": v for k, v in map_result.items() if k not in ("stage", "method", "split")})
+        run.log_metrics({k: v for k, v in result.items() if k not in ("stage", "method", "split")})
+        run.log_headline({"ptrecl.map.miou": map_result["miou"], "ptrecl.miou": result["miou"],
+                          "ptrecl.boundary_f1": result["boundary"]["f1"]})
+        run.log_artifact(PTRECL_MAP_METRICS)
+        run.log_artifact(PTRECL_METRICS)
+        if examples:
+            run.log_image(np.concatenate(examples, axis=0), "overlays.png")
+        print(f"evaluate_ptrecl: reclassification map mIoU {map_result['miou']:.4f} (bg {threshold}; best "
+              f"{best['miou']:.4f} at {best['threshold']}), after IRN {result['miou']:.4f}")
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,67 @@
+"""Stage `evaluate_segmentation`: the trained DeepLab on the val split (METHODS.md §9): mIoU,
+boundary F1 and co-occurrence confusion, with `segment.infer`'s scales, flip and optional CRF."""
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pipeline.paths import SEGMENT_METRICS, SEGMENTER_WEIGHTS
+from pipeline.train_recovery import deeplab_network
+from wsss.data.transforms import to_tensor
+from wsss.device import resolve_device
+from wsss.errors import DataError
+from wsss.evaluation import MaskEvaluation
+from wsss.io import write_json
+from wsss.models.deeplab import predict
+from wsss.refine.crf import CRFParams, crf_from_probabilities
+from wsss.stage import load_params, open_split, run_main
+from wsss.tracking import stage_run
+from wsss.visualize import overlay_row
+
+SECTIONS = ["project", "dataset", "seeds.method", "refine.method", "seeds.backbone", "segment", "refine.crf",
+            "evaluate"]
+
+
+def main() -> None:
+    params = load_params()
+    cfg = params["segment"]
+    device = resolve_device(params["project"]["device"])
+    dataset = open_split(params, params["dataset"]["val_split"])
+    model = deeplab_network(params, "segment", dataset.num_classes, for_training=False)
+    model.load_state_dict(torch.load(SEGMENTER_WEIGHTS, map_location="cpu", weights_only=True))
+    model = model.to(device).eval()
+    crf = CRFParams(**params["refine"]["crf"]) if cfg["infer"]["crf"] else None
+    masks = f"{params['seeds']['method']}+{params['refine']['method']}" + ("+ptrecl" if cfg["masks"] == "ptrecl" else "")
+    method = f"{masks}+deeplab{cfg['head']}"  # the pseudo masks it learnt from, then the network
+    with stage_run("evaluate_segmentation", params, SECTIONS) as run:
+        evaluation = MaskEvaluation(dataset, params["evaluate"]["boundary_tolerance"])
+        examples = []
+        for image_id in tqdm(dataset.ids, desc="evaluate_segmentation", disable=not params["project"]["progress"]):
+            gt = dataset.load_mask(image_id)
+            if gt is None:
+                continue
+            image = dataset.load_image(image_id)
+            probs = predict(model, to_tensor(image).to(device), cfg["infer"]["scales"], cfg["infer"]["hflip"])
+            probs = probs.cpu().numpy()
+            if crf is not None:
+                probs = crf_from_probabilities(image, probs, crf)
+            pred = probs.argmax(axis=0).astype(np.uint8)
+            evaluation.update(gt, pred, dataset.load_context(image_id))
+            if len(examples) < params["tracking"]["num_overlays"]:
+                examples.append(overlay_row(image, None, pred, gt))
+        if evaluation.images == 0:
+            raise DataError(f"split '{params['dataset']['val_split']}' has no image with a ground-truth mask")
+        result = {"stage": "segment", "method": method, "split": params["dataset"]["val_split"], **evaluation.result()}
+        write_json(SEGMENT_METRICS, result)
+        run.set_tag("wsss.method", method)  # what `wsss report` groups by
+        run.log_metrics({k: v for k, v in result.items() if k not in ("stage", "method", "split")})
+        run.log_headline({"segment.val_miou": result["miou"], "segment.boundary_f1": result["boundary"]["f1"]})
+        run.log_artifact(SEGMENT_METRICS)
+        if examples:
+            run.log_image(np.concatenate(examples, axis=0), "predictions.png")
+        print(f"evaluate_segmentation: {method} val mIoU {result['miou']:.4f}, boundary F1 "
+              f"{result['boundary']['f1']:.4f}")
+
+
+if __name__ == "__main__":
+    run_main(main)
