@@ -59,8 +59,9 @@ def main() -> None:
         run.log_artifact(SEGMENT_METRICS)
         if examples:
             run.log_image(np.concatenate(examples, axis=0), "predictions.png")
+        f1 = result["boundary"]["f1"]  # None when neither prediction nor ground truth has a boundary
         print(f"evaluate_segmentation: {method} val mIoU {result['miou']:.4f}, boundary F1 "
-              f"{result['boundary']['f1']:.4f}")
+              f"{'-' if f1 is None else f'{f1:.4f}'}")
 
 
 if __name__ == "__main__":
