@@ -11,6 +11,7 @@ from pipeline.paths import PSEUDO_MASKS, REFINE_METRICS
 from wsss.errors import DataError
 from wsss.evaluation import MaskEvaluation
 from wsss.io import read_label_png, write_json
+from wsss.metrics import format_cell
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
 from wsss.visualize import overlay_row
@@ -48,7 +49,7 @@ def main() -> None:
         if examples:
             run.log_image(np.concatenate(examples, axis=0), "overlays.png")
         print(f"evaluate_refine: {result['method']} mIoU {result['miou']:.4f}, "
-              f"boundary F1 {result['boundary']['f1']:.4f}")
+              f"boundary F1 {format_cell(result['boundary']['f1'])}")  # None: no boundary anywhere
 
 
 if __name__ == "__main__":

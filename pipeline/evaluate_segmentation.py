@@ -12,6 +12,7 @@ from wsss.device import resolve_device
 from wsss.errors import DataError
 from wsss.evaluation import MaskEvaluation
 from wsss.io import write_json
+from wsss.metrics import format_cell
 from wsss.models.deeplab import predict
 from wsss.refine.crf import CRFParams, crf_from_probabilities
 from wsss.stage import load_params, open_split, run_main
@@ -59,9 +60,9 @@ def main() -> None:
         run.log_artifact(SEGMENT_METRICS)
         if examples:
             run.log_image(np.concatenate(examples, axis=0), "predictions.png")
-        f1 = result["boundary"]["f1"]  # None when neither prediction nor ground truth has a boundary
+        # boundary F1 is None when neither prediction nor ground truth has a boundary
         print(f"evaluate_segmentation: {method} val mIoU {result['miou']:.4f}, boundary F1 "
-              f"{'-' if f1 is None else f'{f1:.4f}'}")
+              f"{format_cell(result['boundary']['f1'])}")
 
 
 if __name__ == "__main__":

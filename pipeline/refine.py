@@ -1,22 +1,18 @@
 """Stage `refine`: seed maps to pseudo masks by the method `refine.method` chooses.
 
-irn (random walk on IRN's boundary map), crf (dense CRF), pamr, or none (the seeds with their
+irn (random walk on IRN's stored boundary map, stage irn_boundaries), crf (dense CRF), pamr, or none (the seeds with their
 background: the method's own map when the seeds carry one, else a constant score). One palette
 PNG per training image.
 """
 
-import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from pipeline.paths import IRN_WEIGHTS, PSEUDO_MASKS, SEED_MAPS, SEEDS_METRICS
-from pipeline.train_irn import irn_backbone
-from wsss.data.transforms import to_tensor
+from pipeline.paths import IRN_BOUNDARIES, PSEUDO_MASKS, SEED_MAPS, SEEDS_METRICS
 from wsss.device import resolve_device
 from wsss.errors import ParamsError
-from wsss.io import atomic_dir, load_image_scores, read_json, write_palette_png
-from wsss.models.irn import IRN
+from wsss.io import atomic_dir, load_boundary_map, load_image_scores, read_json, write_palette_png
 from wsss.refine import pseudo_masks
 from wsss.refine.crf import CRFParams
 from wsss.refine.pamr import PAMR
@@ -24,8 +20,8 @@ from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
 from wsss.visualize import overlay_row
 
-SECTIONS = ["project", "dataset", "seeds.backbone", "refine.method", "refine.bg_threshold", "refine.crf",
-            "refine.pamr", "refine.irn.image_scale", "refine.irn.walk"]
+SECTIONS = ["project", "dataset", "refine.method", "refine.bg_threshold", "refine.crf", "refine.pamr",
+            "refine.irn.walk"]
 
 
 def background_threshold(params: dict) -> float:
@@ -40,41 +36,36 @@ def background_threshold(params: dict) -> float:
 
 
 def irn_refiner(params: dict, device: torch.device, bg_score: float):
-    """(image, scores, class ids) -> IRN's pseudo mask: the random walk of `refine.irn.walk` on
-    the trained IRN's boundary map, against the constant background `bg_score`."""
-    cfg = params["refine"]["irn"]
-    walk = cfg["walk"]
-    model = IRN(irn_backbone(params, for_training=False))
-    model.load_state_dict(torch.load(IRN_WEIGHTS, map_location="cpu", weights_only=True))
-    model = model.to(device).eval()
-    scale = cfg["image_scale"]  # IRN was trained on images resized by this factor
+    """(image id, scores, class ids) -> IRN's pseudo mask: the random walk of `refine.irn.walk` on
+    the image's stored boundary map (stage irn_boundaries), against the constant background
+    `bg_score`."""
+    walk = params["refine"]["irn"]["walk"]
 
-    def irn(image, scores, class_ids):
-        seen = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-        boundary = model.boundary(to_tensor(seen).to(device))
+    def irn(image_id, scores, class_ids):
+        boundary = torch.from_numpy(load_boundary_map(IRN_BOUNDARIES, image_id)).to(device)
         return pseudo_masks.irn_mask(boundary, scores, class_ids, walk["radius"], walk["beta"], walk["exp_times"],
                                      bg_score)
     return irn
 
 
 def make_refiner(params: dict, device: torch.device):
-    """A function (image, scores, class ids, background map or None) -> mask for the configured
-    method; crf / pamr / none use the seeds' background map where there is one."""
+    """A function (image id, image, scores, class ids, background map or None) -> mask for the
+    configured method; crf / pamr / none use the seeds' background map where there is one."""
     cfg = params["refine"]
     method = cfg["method"]
     if method == "irn":
         irn = irn_refiner(params, device, cfg["irn"]["walk"]["bg_score"])
-        return lambda image, scores, class_ids, _background: irn(image, scores, class_ids)
+        return lambda image_id, _image, scores, class_ids, _background: irn(image_id, scores, class_ids)
     bg = background_threshold(params)
     if method == "crf":
         crf = CRFParams(**cfg["crf"])
-        return lambda image, scores, class_ids, own: pseudo_masks.crf_mask(
+        return lambda _id, image, scores, class_ids, own: pseudo_masks.crf_mask(
             image, scores, class_ids, bg if own is None else own, crf)
     if method == "pamr":
         pamr = PAMR(cfg["pamr"]["num_iter"], cfg["pamr"]["dilations"]).to(device)
-        return lambda image, scores, class_ids, own: pseudo_masks.pamr_mask(
+        return lambda _id, image, scores, class_ids, own: pseudo_masks.pamr_mask(
             image, scores, class_ids, bg if own is None else own, pamr, device)
-    return lambda image, scores, class_ids, own: pseudo_masks.threshold_mask(scores, class_ids, bg if own is None else own)
+    return lambda _id, _image, scores, class_ids, own: pseudo_masks.threshold_mask(scores, class_ids, bg if own is None else own)
 
 
 def main() -> None:
@@ -89,7 +80,7 @@ def main() -> None:
         for image_id in tqdm(dataset.ids, desc=f"refine ({method})", disable=not params["project"]["progress"]):
             image = dataset.load_image(image_id)
             scores, class_ids, background = load_image_scores(SEED_MAPS, image_id, image.shape[:2])
-            mask = refine(image, scores, class_ids, background)
+            mask = refine(image_id, image, scores, class_ids, background)
             write_palette_png(out / f"{image_id}.png", mask)
             if len(examples) < params["tracking"]["num_overlays"]:
                 examples.append(overlay_row(image, scores, mask, dataset.load_mask(image_id)))

@@ -95,3 +95,13 @@ def test_irn_mask_without_classes_or_signal_is_background():
 def test_losses_refuse_labels_of_another_size():
     with pytest.raises(ValueError, match="must match the boundary map"):
         irn_losses(torch.zeros(1, 1, 8, 8), torch.zeros(1, 2, 8, 8), torch.zeros(1, 6, 8, dtype=torch.long))
+
+
+def test_boundary_is_the_edge_branch_of_forward_averaged_with_the_flip():
+    torch.manual_seed(0)
+    model = IRN(TinyBackbone(8)).eval()
+    image = torch.randn(3, 32, 40)
+    with torch.no_grad():
+        logits, _ = model(torch.stack([image, image.flip(-1)]))
+    expected = torch.sigmoid(logits[0, 0] / 2 + logits[1, 0].flip(-1) / 2)
+    assert torch.allclose(model.boundary(image), expected, atol=1e-6)

@@ -18,11 +18,11 @@ import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ["synthesize", "train_classifier", "seeds", "evaluate_seeds", "irn_labels", "train_irn", "refine",
-          "evaluate_refine", "train_recovery", "ptrecl", "evaluate_ptrecl", "train_segmentation",
-          "evaluate_segmentation"]
+STAGES = ["synthesize", "train_classifier", "seeds", "evaluate_seeds", "irn_labels", "train_irn", "irn_boundaries",
+          "refine", "evaluate_refine", "train_recovery", "ptrecl_prototypes", "ptrecl", "evaluate_ptrecl",
+          "train_segmentation", "evaluate_segmentation"]
 AFTER_PTRECL = ["ptrecl", "evaluate_ptrecl", "train_segmentation", "evaluate_segmentation"]
-AFTER_REFINE = ["refine", "evaluate_refine", "train_recovery", *AFTER_PTRECL]
+AFTER_REFINE = ["refine", "evaluate_refine", "train_recovery", "ptrecl_prototypes", *AFTER_PTRECL]
 AFTER_SEEDS = STAGES[2:]
 TINY = {
     "data": {"synthetic": {"image_height": 64, "image_width": 80, "num_train": 24, "num_val": 6, "seed": 1}},
@@ -144,7 +144,8 @@ def test_repro_logs_nested_runs_and_reruns_only_what_changed(project, mlflow_db)
     assert "cam+irn+ptrecl" in first.stdout and "reclassification" in first.stdout
     assert len(list((cwd / "artifacts/ptrecl/masks").glob("*.png"))) == 24
     assert parent.data.metrics["ptrecl.miou"] == pytest.approx(ptrecl["miou"])
-    assert runs["ptrecl"].data.metrics["prototypes.boat.foreground"] <= 4
+    assert runs["ptrecl_prototypes"].data.metrics["prototypes.boat.foreground"] <= 4
+    assert len(list((cwd / "artifacts/irn/boundaries").glob("*.npz"))) == 24
     assert client.get_metric_history(runs["train_recovery"].info.run_id, "train.loss")
     segment = json.loads((cwd / "metrics/segment.json").read_text())
     assert segment["split"] == "val" and segment["num_images"] == 6 and segment["method"] == "cam+irn+ptrecl+deeplabv2"
@@ -158,7 +159,8 @@ def test_repro_logs_nested_runs_and_reruns_only_what_changed(project, mlflow_db)
     assert "up to date" in second.stdout
     assert len(_pipeline_runs(mlflow_db)[1]) == 1
 
-    # A reclassification parameter re-runs PtReCl and what learns from it, not its recovery network.
+    # A reclassification parameter re-runs PtReCl and what learns from it, not its recovery network
+    # nor its prototypes.
     _set_param(cwd, "ptrecl.reclassify.top_m", 3)
     assert sorted(_stages_run(_run(["dvc", "repro"], cwd, env).stdout)) == sorted(AFTER_PTRECL)
 

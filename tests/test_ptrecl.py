@@ -189,7 +189,7 @@ def separated_prototypes():
     return {5: ClassPrototypes(fg, bg)}
 
 
-@pytest.mark.parametrize("formula", ["fg_share", "vote"])
+@pytest.mark.parametrize("formula", ["fg_share", "fg_margin", "vote"])
 def test_pixel_equal_to_a_prototype_scores_one_or_zero(formula):
     protos = separated_prototypes()
     features = torch.stack([protos[5].foreground[0], 3 * protos[5].background[1]], dim=1).view(4, 1, 2)
@@ -221,12 +221,36 @@ def test_fg_share_and_vote_differ_as_expected():
         pytest.approx(1 / 3, abs=1e-6)
 
 
+def test_fg_margin_is_the_clipped_excess_of_foreground_mass():
+    e = torch.eye(5)
+    fg = torch.stack([0.9 * e[0] + math.sqrt(1 - 0.81) * e[1]])
+    bg = torch.stack([0.3 * e[0] + math.sqrt(0.91) * e[2], 0.3 * e[0] + math.sqrt(0.91) * e[3], -e[0]])
+    protos = {1: ClassPrototypes(fg, bg)}
+    pixel = e[0].view(5, 1, 1)  # similarities: fg 0.9; bg 0.3, 0.3, -1
+    # Top 3: fg mass 0.9 against bg mass 0.6 -> (0.9 - 0.6) / 1.5.
+    assert reclassify(pixel, [1], protos, m=3, formula="fg_margin").item() == pytest.approx(0.2, abs=1e-5)
+    # Top 1 is the fg prototype alone: the full margin.
+    assert reclassify(pixel, [1], protos, m=1, formula="fg_margin").item() == pytest.approx(1.0, abs=1e-6)
+    # Background mass wins (a pixel near the bg prototypes): 0, where fg_share is still above 0.
+    near_bg = F.normalize(e[2] + e[3] + 0.2 * e[0], dim=0).view(5, 1, 1)
+    assert reclassify(near_bg, [1], protos, m=3, formula="fg_margin").item() == 0.0
+    assert reclassify(near_bg, [1], protos, m=3, formula="fg_share").item() > 0.0
+    # A monotone map of fg_share wherever that is above one half.
+    g = torch.Generator().manual_seed(1)
+    random = {1: ClassPrototypes(F.normalize(torch.randn(6, 5, generator=g), dim=1),
+                                 F.normalize(torch.randn(6, 5, generator=g), dim=1))}
+    features = torch.randn(5, 7, 9, generator=g)
+    share = reclassify(features, [1], random, m=4, formula="fg_share")
+    margin = reclassify(features, [1], random, m=4, formula="fg_margin")
+    assert torch.allclose(margin, (2 * share - 1).clamp_min(0), atol=1e-6)
+
+
 def test_reclassify_orders_classes_and_stays_in_unit_range():
     g = torch.Generator().manual_seed(0)
     protos = {c: ClassPrototypes(F.normalize(torch.randn(4, 6, generator=g), dim=1),
                                  F.normalize(torch.randn(3, 6, generator=g), dim=1)) for c in (2, 7)}
     features = torch.randn(6, 5, 4, generator=g)
-    for formula in ("fg_share", "vote"):
+    for formula in ("fg_share", "fg_margin", "vote"):
         both = reclassify(features, [7, 2], protos, m=5, formula=formula)
         assert both.shape == (2, 5, 4) and both.min() >= 0 and both.max() <= 1
         assert torch.allclose(both[0], reclassify(features, [7], protos, m=5, formula=formula)[0])
@@ -307,3 +331,23 @@ def test_cuda_matches_cpu():
     assert torch.equal(cpu[0], cuda[0].cpu())  # same samples: keys drawn from the same CPU generator
     for a, b in zip(cpu[1:], cuda[1:]):
         assert torch.allclose(a.float(), b.cpu().float(), atol=1e-4)
+
+
+def test_prototypes_round_trip_through_a_weights_only_file(tmp_path):
+    from wsss.io import save_state_dict
+    from wsss.refine.ptrecl import prototypes_from_state, prototypes_to_state
+
+    g = torch.Generator().manual_seed(3)
+    protos = {2: ClassPrototypes(F.normalize(torch.randn(3, 6, generator=g), dim=1), torch.zeros(0, 6)),
+              9: ClassPrototypes(F.normalize(torch.randn(1, 6, generator=g), dim=1),
+                                 F.normalize(torch.randn(4, 6, generator=g), dim=1))}
+    save_state_dict(tmp_path / "p.pt", prototypes_to_state(protos))
+    loaded = prototypes_from_state(torch.load(tmp_path / "p.pt", weights_only=True))
+    assert sorted(loaded) == [2, 9]
+    for c in protos:
+        assert torch.equal(loaded[c].foreground, protos[c].foreground)
+        assert torch.equal(loaded[c].background, protos[c].background)
+    with pytest.raises(ValueError, match="unexpected prototype entry"):
+        prototypes_from_state({"bottle.foreground": torch.zeros(1, 6)})
+    with pytest.raises(ValueError, match="class 4"):
+        prototypes_from_state({"4.foreground": torch.zeros(1, 6)})

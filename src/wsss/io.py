@@ -198,3 +198,28 @@ def load_image_scores(directory: str | os.PathLike, image_id: str, shape: tuple[
     if not all(np.isfinite(a).all() for a in (loaded.scores, loaded.background) if a is not None):
         raise DataError(f"{path}: score map of image {image_id} holds NaN or inf")
     return loaded
+
+
+def save_boundary_map(path: str | os.PathLike, boundary: np.ndarray) -> None:
+    """Store IRN's boundary map (h x w, values in [0, 1]) in fp32, so that a walk on the stored
+    map equals the walk on the freshly computed one."""
+    boundary = np.asarray(boundary, dtype=np.float32)
+    if boundary.ndim != 2 or not np.isfinite(boundary).all():
+        raise ValueError(f"{path}: a boundary map must be a finite h x w array, got shape {boundary.shape}")
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, boundary=boundary)
+
+
+def load_boundary_map(directory: str | os.PathLike, image_id: str) -> np.ndarray:
+    """The stored boundary map (float32 h x w) of one image; DataError naming the file otherwise."""
+    path = Path(directory) / f"{image_id}.npz"
+    try:
+        with np.load(path) as data:
+            boundary = data["boundary"]
+    except FileNotFoundError:
+        raise DataError(f"{path}: boundary map of image {image_id} not found (run the irn_boundaries stage)") from None
+    except Exception as exc:
+        raise DataError(f"{path}: cannot read the boundary map of image {image_id} ({exc})") from None
+    if boundary.ndim != 2 or not np.isfinite(boundary).all():
+        raise DataError(f"{path}: boundary map of image {image_id} is not a finite h x w array")
+    return boundary.astype(np.float32)

@@ -502,7 +502,7 @@ class CooccurrenceAccumulator:
 # terminal table
 # --------------------------------------------------------------------------------------------
 
-def _format_cell(value) -> str:
+def format_cell(value) -> str:
     """Floats with 4 decimals, None / NaN as '-', everything else via str()."""
     if value is None:
         return "-"
@@ -523,7 +523,7 @@ def format_table(rows: Sequence[Mapping], columns: Sequence[str]) -> str:
     cols = list(columns)
     if not cols:
         raise ValueError("format_table needs at least one column")
-    body = [[_format_cell(r[c]) if c in r else "" for c in cols] for r in rows]
+    body = [[format_cell(r[c]) if c in r else "" for c in cols] for r in rows]
     header = [str(c).replace("|", "\\|") for c in cols]
     widths = [max([len(h), 3] + [len(line[i]) for line in body]) for i, h in enumerate(header)]
 

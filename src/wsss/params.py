@@ -257,13 +257,13 @@ SCHEMA: dict = {
         },
         "reclassify": {
             "top_m": Field(10, int, low=1),
-            "formula": Field("fg_share", str, choices=("fg_share", "vote")),
+            "formula": Field("fg_margin", str, choices=("fg_share", "fg_margin", "vote")),
             # the map alone: background below it; auto = the best of the evaluate.bg_thresholds sweep
             "bg_threshold": Field("auto", (str, float, int), check=lambda k, v: _check_auto_or_unit(k, v)),
         },
         # re-refinement: IRN's random walk on the reclassification map (refine.irn.walk, except
         # the background score, since the map's scale differs from the seeds')
-        "walk_bg_score": Field(0.7, NUM, low=0.0, high=1.0),
+        "walk_bg_score": Field(0.5, NUM, low=0.0, high=1.0),
     },
     "segment": dict(  # METHODS.md §9: the final segmentation network, scored on the val split
         _deeplab_schema(),

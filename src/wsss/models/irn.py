@@ -76,7 +76,7 @@ class IRN(nn.Module):
     def boundary(self, image: torch.Tensor) -> torch.Tensor:
         """Boundary map (h x w, in [0, 1]) of one 3 x H x W image, averaged with its flip."""
         batch = torch.stack([image, image.flip(-1)])
-        logits, _ = self(batch)
+        logits = self.edge_out(self._fuse(self.backbone(batch), self.edge_levels))  # no displacement head
         return torch.sigmoid(logits[0, 0] / 2 + logits[1, 0].flip(-1) / 2)
 
 

@@ -13,8 +13,12 @@
    prototype per distinct direction; an empty set gives a 0 x D tensor, never an error.
 3. Reclassify (`reclassify`): for every pixel and labelled class c, the cosine similarities to
    c's fg + bg prototypes, sorted descending; the top m decide the score in [0, 1]:
-       "fg_share": Σ_fg ReLU(s) / Σ ReLU(s) over the top m (0 when the sum is 0);
-       "vote":     fraction of the top m that are foreground prototypes.
+       "fg_share":  Σ_fg ReLU(s) / Σ ReLU(s) over the top m (0 when the sum is 0);
+       "fg_margin": max(0, (Σ_fg ReLU(s) − Σ_bg ReLU(s)) / Σ ReLU(s)) = max(0, 2·fg_share − 1): how far
+                    the foreground mass exceeds the background's, 0 where the background's wins.
+                    A monotone map of fg_share (the map alone thresholds the same), but 0 off the
+                    object like a CAM, which is what IRN's walk expects of its input (step 5);
+       "vote":      fraction of the top m that are foreground prototypes.
    m is clamped to the number of prototypes the class has (so m > 2K is allowed and means "all").
    A class without prototypes scores 0. (`wsss.refine.pseudo_masks.threshold_mask` makes labels.)
 
@@ -32,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from wsss.data.base import IGNORE_INDEX as IGNORE
-FORMULAS = ("fg_share", "vote")
+FORMULAS = ("fg_share", "fg_margin", "vote")
 GeneratorLike = torch.Generator | int | None
 
 
@@ -285,4 +289,31 @@ def reclassify(features: torch.Tensor, class_ids: Sequence[int] | torch.Tensor,
         positive = top.clamp_min(0)  # ReLU; padding's −inf becomes 0
         total = positive.sum(dim=1)
         scores = torch.where(total > 0, (positive * top_fg).sum(dim=1) / total.clamp_min(1e-12), 0.0)
+        if formula == "fg_margin":
+            scores = torch.where(total > 0, 2 * scores - 1, 0.0).clamp_min_(0)
     return scores.clamp_(0, 1).view(len(ids), height, width)
+
+
+def prototypes_to_state(prototypes: Mapping[int, ClassPrototypes]) -> dict[str, torch.Tensor]:
+    """A flat {"<class>.foreground" / "<class>.background": k x D} dict of CPU tensors: a state
+    dict that torch.save stores and torch.load(weights_only=True) reads back."""
+    state = {}
+    for c, p in sorted(prototypes.items()):
+        state[f"{c}.foreground"] = p.foreground.detach().cpu().contiguous()
+        state[f"{c}.background"] = p.background.detach().cpu().contiguous()
+    return state
+
+
+def prototypes_from_state(state: Mapping[str, torch.Tensor]) -> dict[int, ClassPrototypes]:
+    """The inverse of prototypes_to_state; ValueError on a key or shape it did not write."""
+    result = {}
+    for key in state:
+        c, _, kind = key.partition(".")
+        if not c.isdigit() or kind not in ("foreground", "background"):
+            raise ValueError(f"unexpected prototype entry {key!r}")
+    for c in sorted({int(key.partition(".")[0]) for key in state}):
+        fg, bg = state.get(f"{c}.foreground"), state.get(f"{c}.background")
+        if fg is None or bg is None or fg.ndim != 2 or bg.ndim != 2:
+            raise ValueError(f"class {c}: expected k x D foreground and background prototypes")
+        result[c] = ClassPrototypes(fg, bg)
+    return result
