@@ -8,12 +8,18 @@
                           `wsss ablate --list` names the tables
   wsss report             the methods side by side (seeds, pseudo masks, PtReCl, segmentation)
                           from the evaluation runs in MLflow; the plot is logged to MLflow
+  wsss sweep SPEC         search params.yaml keys for the best value of a stage's metric
+                          (sweeps/ptrecl.yaml); each trial is a `dvc repro` in its own slot that
+                          reuses every cached upstream stage and a nested MLflow run under the
+                          sweep's parent run; a killed sweep resumes where it stopped; the best
+                          params go to .wsss/sweeps/NAME/best_params.yaml
   wsss check-params       validate params.yaml
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import subprocess
 import sys
@@ -23,7 +29,7 @@ from wsss.errors import WsssError
 
 MLFLOW_HINT = (
     "MLflow UI: {bin}mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000\n"
-    "           then open http://127.0.0.1:5000 (experiment '{experiment}', newest parent run)"
+    "           then open http://127.0.0.1:5000 (experiment '{experiment}', {run})"
 )
 
 
@@ -37,6 +43,12 @@ def _tool_env(**extra: str) -> dict:
     even when the virtual environment is not activated."""
     path = f"{_tool_dir()}{os.pathsep}{os.environ.get('PATH', '')}"
     return dict(os.environ, PATH=path, **extra)
+
+
+def _print_mlflow_hint(experiment: str, run: str) -> None:
+    tools = os.path.relpath(_tool_dir(), Path.cwd())
+    prefix = "" if os.environ.get("VIRTUAL_ENV") else f"{tools}{os.sep}"
+    print(MLFLOW_HINT.format(bin=prefix, experiment=experiment, run=run))
 
 
 def cmd_results(args) -> int:
@@ -80,9 +92,7 @@ def cmd_repro(args) -> int:
     print()
     cmd_results(args)
     print()
-    tools = os.path.relpath(_tool_dir(), Path.cwd())
-    prefix = "" if os.environ.get("VIRTUAL_ENV") else f"{tools}{os.sep}"
-    print(MLFLOW_HINT.format(bin=prefix, experiment=params["tracking"]["experiment"]))
+    _print_mlflow_hint(params["tracking"]["experiment"], "newest parent run")
     return 0
 
 
@@ -107,6 +117,38 @@ def cmd_report(args) -> int:
     return 0
 
 
+# Sweep engines: name -> "module:function" called as function(spec, project, jobs=N, **options);
+# imported only when chosen (Optuna and Ray cost seconds to import).
+SWEEP_ENGINES = {
+    "optuna": "wsss.sweep.optuna_engine:run_sweep",
+    "ray": "wsss.sweep.ray_engine:run_sweep",
+}
+RAY_OPTIONS = ("address", "cpus_per_trial", "gpus_per_trial", "max_failures", "ray_cpus")
+
+
+def cmd_sweep(args) -> int:
+    from wsss import params as params_mod
+    from wsss.sweep.space import load_spec
+
+    if args.engine not in SWEEP_ENGINES:
+        raise WsssError(f"unknown sweep engine {args.engine!r}; known: {', '.join(SWEEP_ENGINES)}")
+    if args.jobs < 1:
+        raise WsssError(f"--jobs must be at least 1, got {args.jobs}")
+    given = [name for name in RAY_OPTIONS if getattr(args, name) is not None]
+    if args.engine != "ray" and given:
+        raise WsssError(f"--{given[0].replace('_', '-')} is an option of --engine ray")
+    options = {name: getattr(args, name) for name in given}
+    project = Path(args.project)
+    spec = load_spec(args.spec, project, name=args.name, budget=args.trials)
+    module, function = SWEEP_ENGINES[args.engine].split(":")
+    run_sweep = getattr(importlib.import_module(module), function)
+    print(run_sweep(spec, project, jobs=args.jobs, **options))
+    print()
+    _print_mlflow_hint(params_mod.load(project / params_mod.PARAMS_FILE)["tracking"]["experiment"],
+                       f"run 'sweep {spec.name}', its trials nested under it")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wsss", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -124,6 +166,21 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="methods side by side from MLflow (markdown; plot logged to MLflow)")
     report.add_argument("--runs", type=int, default=200, help="newest runs of each evaluate stage to consider (default 200)")
     report.set_defaults(func=cmd_report)
+    sweep = sub.add_parser("sweep", help="search params.yaml keys (a sweep spec file), one cached dvc repro per trial")
+    sweep.add_argument("spec", help="sweep spec file, e.g. sweeps/ptrecl.yaml")
+    sweep.add_argument("--engine", default="optuna", help=f"search engine: {', '.join(SWEEP_ENGINES)} (default optuna)")
+    sweep.add_argument("--trials", type=int, default=None, help="finished trials wanted (overrides the spec's budget)")
+    sweep.add_argument("--name", default=None, help="sweep name: its state dir and study (default: the spec file's stem)")
+    sweep.add_argument("--jobs", type=int, default=1, help="trials run at the same time (default 1)")
+    ray = sweep.add_argument_group("--engine ray")
+    ray.add_argument("--address", default=None, help="an existing Ray cluster (HOST:PORT or auto); default: "
+                     "a local Ray on 127.0.0.1")
+    ray.add_argument("--cpus-per-trial", type=float, default=None, help="CPUs each trial reserves (default 1)")
+    ray.add_argument("--gpus-per-trial", type=float, default=None, help="GPUs each trial reserves, fractions "
+                     "allowed (default 0)")
+    ray.add_argument("--max-failures", type=int, default=None, help="retries of a failed trial (default 1)")
+    ray.add_argument("--ray-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
+    sweep.set_defaults(func=cmd_sweep)
     return parser
 
 

@@ -132,7 +132,7 @@ def start_parent_run(experiment_id: str, params: dict, key: str, project_dir: st
         },
     )
     run_id = run.info.run_id
-    _log_params(client, run_id, flatten(params))
+    log_params(client, run_id, flatten(params))
     return run_id
 
 
@@ -152,7 +152,7 @@ def find_or_start_parent(experiment_id: str, params: dict, project_dir: str | Pa
                             project_dir)
 
 
-def _log_params(client, run_id: str, flat: dict) -> None:
+def log_params(client, run_id: str, flat: dict) -> None:
     from mlflow.entities import Param
 
     params = [Param(k, str(v)[:6000]) for k, v in flat.items()]
@@ -186,7 +186,7 @@ class StageRun:
     def log_params(self, params: dict) -> None:
         from wsss.params import flatten
 
-        _log_params(self.client, self.run_id, flatten(params))
+        log_params(self.client, self.run_id, flatten(params))
 
     def log_image(self, image: np.ndarray, artifact_file: str) -> None:
         self.client.log_image(self.run_id, image, artifact_file=artifact_file)

@@ -1,0 +1,197 @@
+"""`wsss sweep --engine ray`: the same sweep on Ray Tune, on this machine or on a cluster.
+
+A Tuner runs the spec's trials with Optuna's TPE as the searcher (`OptunaSearch`) and ASHA as
+the scheduler; ASHA's rungs are the reported values (the spec's `report` metrics, then the
+objective), so a trial stopped early is a pruned one. Each trial is the engine-agnostic
+`run_trial` (a `dvc repro` per step in a slot of the sweep's pool, reusing every cached stage)
+inside a Ray worker with the resources asked for (`--cpus-per-trial`, `--gpus-per-trial`,
+fractions allowed; Ray sets CUDA_VISIBLE_DEVICES and the stages' `device: auto` follows it).
+
+- Local: `ray.init` on the loopback only (127.0.0.1, no dashboard), as many CPUs as this
+  machine's or `--ray-cpus`. A cluster: `--address HOST:PORT` (or `auto`); its workers need
+  this project on a shared file system at the same path and `wsss` installed.
+- MLflow: the sweep's parent run, one nested run per trial attempt (the pipeline's stage runs
+  nest under it). A failed attempt is marked FAIL with its error and retried
+  (`--max-failures`); a trial that fails every attempt is listed as FAIL in the summary, never
+  dropped.
+
+Unlike the Optuna engine, a killed Ray sweep starts afresh when run again, but its trials
+reuse every stage the killed one finished (DVC's run-cache).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+from wsss import params as params_mod
+from wsss.io import atomic_path
+from wsss.metrics import format_table
+from wsss.sweep import tracking as sweep_tracking
+from wsss.sweep.optuna_engine import BEST_FILE, best_params_text, dvc_exp_command
+from wsss.sweep.space import Dimension, SweepError, SweepSpec
+from wsss.sweep.workspace import prepare, run_trial, sweep_lock
+
+ENGINE = "ray"
+VALUE = "value"  # what each report carries: a reported metric's value, the objective's last
+
+
+def optuna_space(sweep: SweepSpec) -> dict:
+    """The spec's dimensions as Optuna distributions, for OptunaSearch."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    def distribution(d: Dimension):
+        if d.type == "int":
+            return IntDistribution(int(d.low), int(d.high), log=d.log)
+        if d.type == "float":
+            return FloatDistribution(d.low, d.high, log=d.log)
+        return CategoricalDistribution(list(d.choices))
+
+    return {d.key: distribution(d) for d in sweep.space}
+
+
+def _trainable(sweep: SweepSpec, project: Path, sweep_run_id: str):
+    """The function each Ray trial runs: one `run_trial`, reporting every value to Tune."""
+
+    def trainable(config: dict) -> None:
+        from ray import tune
+
+        trial_id = tune.get_context().get_trial_id()  # Ray's id of the trial, kept by its retries
+        overrides = {d.key: config[d.key] for d in sweep.space}
+        run_id = sweep_tracking.start_trial_run(sweep_run_id, sweep, project, trial_id, overrides)
+
+        def report(step: int, value: float) -> bool:
+            sweep_tracking.log_intermediate(project, run_id, step, value, sweep)
+            tune.report({VALUE: value, "mlflow_run_id": run_id})
+            return False  # ASHA stops a trial itself, between two reports
+
+        try:
+            outcome = run_trial(sweep, project, overrides, report, run_id, label=f"ray-{trial_id}")
+        except BaseException as exc:
+            sweep_tracking.finish_trial_run(project, run_id, "FAIL", sweep, error=str(exc))
+            raise
+        sweep_tracking.finish_trial_run(project, run_id, "COMPLETE", sweep, outcome)
+        tune.report({VALUE: outcome.objective, "objective": outcome.objective, "mlflow_run_id": run_id,
+                     "seconds": outcome.seconds, "stages_ran": ",".join(outcome.stages_with("ran"))})
+
+    return trainable
+
+
+def _pruned_runs_callback(sweep: SweepSpec, project: Path):
+    """Closes the MLflow run of a trial that ASHA stopped: its worker never got to."""
+    from ray import tune
+
+    class ClosePrunedRuns(tune.Callback):
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            result = trial.last_result or {}
+            if "objective" not in result and result.get("mlflow_run_id"):
+                sweep_tracking.finish_trial_run(project, result["mlflow_run_id"], "PRUNED", sweep)
+
+    return ClosePrunedRuns()
+
+
+def init_ray(address: str | None, num_cpus: int | None = None) -> None:
+    """Connect to a cluster at `address`, or start a local Ray bound to the loopback alone."""
+    if not address:
+        # Without this (read when ray is imported) Ray binds to the machine's external
+        # interface and listens on all of them.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, log_to_driver=False)
+        return
+    ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+             log_to_driver=False, configure_logging=False)
+
+
+def _state_of(result) -> str:
+    if result.error is not None:
+        return "FAIL"
+    return "COMPLETE" if "objective" in (result.metrics or {}) else "PRUNED"
+
+
+def summary(sweep: SweepSpec, results) -> tuple[str, list]:
+    """The trials table, and the (number, value, params) of each complete trial."""
+    rows, complete = [], []
+    for result in sorted(results, key=lambda r: r.path or ""):
+        metrics = result.metrics or {}
+        number = metrics.get("trial_id", "-")
+        params = {d.key: (result.config or {}).get(d.key) for d in sweep.space}
+        state = _state_of(result)
+        value = metrics.get(VALUE)
+        if state == "COMPLETE":
+            complete.append((number, metrics["objective"], params))
+        rows.append({
+            "trial": number,
+            "state": state,
+            "params": " ".join(f"{k}={v}" for k, v in params.items()),
+            str(sweep.objective): "-" if value is None or state == "FAIL" else f"{value:.4f}",
+            "seconds": f"{metrics['seconds']:.1f}" if "seconds" in metrics else "-",
+            "stages run": metrics.get("stages_ran") or "-",
+            "error": str(result.error).splitlines()[0][:80] if result.error is not None else "",
+        })
+    return format_table(rows, list(rows[0]) if rows else ["trial"]), complete
+
+
+def run_sweep(sweep: SweepSpec, project: str | Path, jobs: int = 1, log: Callable[[str], None] = print,
+              address: str | None = None, cpus_per_trial: float = 1, gpus_per_trial: float = 0,
+              max_failures: int = 1, ray_cpus: int | None = None) -> str:
+    """Run the sweep's `budget` trials on Ray Tune; return the summary and the best params' file."""
+    if cpus_per_trial <= 0 or gpus_per_trial < 0 or max_failures < 0:
+        raise SweepError("--cpus-per-trial must be > 0, --gpus-per-trial and --max-failures >= 0")
+    project = Path(project).resolve()
+    state = prepare(sweep, project)
+    with sweep_lock(state):
+        seed = params_mod.load(state / "code" / params_mod.PARAMS_FILE)["project"]["seed"]
+        sweep_run_id = sweep_tracking.start_sweep_run(sweep, project, ENGINE, state)
+        success = False
+        try:
+            init_ray(address, ray_cpus)
+            import optuna
+            from ray import tune
+            from ray.tune.schedulers import ASHAScheduler
+            from ray.tune.search import ConcurrencyLimiter
+            from ray.tune.search.optuna import OptunaSearch
+
+            mode = "max" if sweep.direction == "maximize" else "min"
+            rungs = len(sweep.report) + 1  # one report per reported metric, then the objective
+            search = OptunaSearch(optuna_space(sweep), metric=VALUE, mode=mode,
+                                  sampler=optuna.samplers.TPESampler(seed=seed))
+            tuner = tune.Tuner(
+                tune.with_resources(_trainable(sweep, project, sweep_run_id),
+                                    {"cpu": cpus_per_trial, "gpu": gpus_per_trial}),
+                tune_config=tune.TuneConfig(
+                    metric=VALUE, mode=mode, num_samples=sweep.budget,
+                    search_alg=ConcurrencyLimiter(search, max_concurrent=jobs),
+                    scheduler=ASHAScheduler(max_t=rungs, grace_period=1, reduction_factor=2),
+                ),
+                run_config=tune.RunConfig(
+                    name=sweep.name, storage_path=str(state / "ray"), verbose=0,
+                    failure_config=tune.FailureConfig(max_failures=max_failures),
+                    callbacks=[_pruned_runs_callback(sweep, project)],
+                ),
+            )
+            results = tuner.fit()
+            text, complete = summary(sweep, results)
+            failed = sum(1 for r in results if r.error is not None)
+            if failed:
+                text += f"\n\n{failed} trial(s) failed after {max_failures} retries (logs in {state / 'logs'})"
+            if complete:
+                pick = max if sweep.direction == "maximize" else min
+                number, value, best = pick(complete, key=lambda item: item[1])
+                best_file = state / BEST_FILE
+                with atomic_path(best_file) as tmp:
+                    tmp.write_text(best_params_text(sweep, number, value, best))
+                sweep_tracking.log_best(project, sweep_run_id, number, value, best, best_file)
+                text += (f"\n\nbest: trial {number}, {sweep.objective} = {value:.4f}, {best}\n"
+                         f"written to {best_file}\n{dvc_exp_command(sweep, best)}")
+            else:
+                raise SweepError(f"sweep '{sweep.name}': no trial finished\n{text}")
+            success = True
+            return text
+        finally:
+            sweep_tracking.finish_sweep_run(project, sweep_run_id, success)

@@ -1,0 +1,320 @@
+"""End to end: `wsss sweep` (Optuna and Ray Tune) on a tiny pipeline whose DVC cache is
+already filled.
+
+Trials must reuse the cached upstream stages (only PtReCl runs), nest under one sweep run in
+MLflow, resume after a SIGKILL without losing or duplicating trials (Optuna), and two concurrent
+trials must leave every shared cache object intact; the Ray engine runs the same sweep on a
+local Ray bound to the loopback and retries and reports a failed trial. Slow (a few minutes on
+2 cores): marked `slow`.
+"""
+
+import hashlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+import yaml
+
+from test_pipeline_e2e import TINY, _deep_update, _run
+from wsss.cli import main
+from wsss.sweep.space import SweepError, load_spec, pipeline_graph
+from wsss.sweep.workspace import TrialError, run_trial, state_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAINING = {"train_classifier", "train_irn", "train_recovery"}
+PTRECL = {"ptrecl", "evaluate_ptrecl"}
+OBJECTIVE = {"metric": "metrics/ptrecl.json:miou", "direction": "maximize"}
+# The end-to-end tests' tiny params, on 8 images: a PtReCl trial costs its stage's start-up
+# more than its images, and what is tested (reuse, resume, nesting) needs no more.
+SWEEP_TINY = {"dataset": {"max_images": 8}}
+
+
+def _env(project: Path, uri: str) -> dict:
+    env = dict(os.environ, MLFLOW_TRACKING_URI=uri, PYTHONPATH=f"{project / 'src'}{os.pathsep}{project}",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    env.pop("WSSS_PARENT_RUN_ID", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def filled_project(tmp_path_factory, _mlflow_db_template):
+    """The project with the tiny params, `dvc repro evaluate_ptrecl` run once: its cache and
+    run-cache hold every stage a PtReCl trial needs upstream."""
+    base = tmp_path_factory.mktemp("sweep")
+    dest = base / "project"
+    dest.mkdir()
+    for name in ["dvc.yaml", "params.yaml", "pipeline", "src", ".dvc", ".dvcignore", ".gitignore"]:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache", "*.egg-info"))
+        elif source.exists():
+            shutil.copy(source, dest / name)
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    _deep_update(params, TINY)
+    _deep_update(params, SWEEP_TINY)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    shutil.copy(_mlflow_db_template, base / "mlflow.db")
+    env = _env(dest, f"sqlite:///{base / 'mlflow.db'}")
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"],
+                ["dvc", "repro", "evaluate_ptrecl"]):
+        _run(cmd, dest, env)
+    return dest
+
+
+@pytest.fixture
+def project(filled_project, tmp_path, mlflow_db):
+    dest = tmp_path / "project"
+    shutil.copytree(filled_project, dest, symlinks=True)
+    return dest
+
+
+def _spec(project: Path, name: str, space: dict, budget: int, **extra) -> Path:
+    path = project / "sweeps" / f"{name}.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(yaml.safe_dump({"objective": OBJECTIVE, "budget": budget, "space": space, **extra}, sort_keys=False))
+    return path
+
+
+def _study(project: Path, name: str):
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{state_dir(project, name) / 'optuna.db'}")
+
+
+def _runs(uri: str):
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("wsss")
+    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+    sweeps = [r for r in runs if r.data.tags.get("wsss.kind") == "sweep"]
+    trials = [r for r in runs if r.data.tags.get("wsss.kind") == "trial"]
+    stages = [r for r in runs if r.data.tags.get("wsss.kind") == "stage"]
+    return sweeps, trials, stages
+
+
+@pytest.mark.slow
+def test_sweep_reruns_only_ptrecl_and_nests_every_trial_under_one_sweep_run(project, mlflow_db, capsys):
+    spec = _spec(project, "top-m", {"ptrecl.reclassify.top_m": {"type": "int", "low": 2, "high": 6}}, 3,
+                 report=["metrics/ptrecl_map.json:miou"])
+    assert main(["--project", str(project), "sweep", str(spec), "--engine", "optuna"]) == 0
+    printed = capsys.readouterr().out
+
+    trials = _study(project, "top-m").trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    for t in trials:
+        assert set(t.user_attrs["stages_ran"]) <= PTRECL  # never a training stage
+        assert 2 <= t.params["ptrecl.reclassify.top_m"] <= 6 and 0.0 <= t.value <= 1.0
+    assert set(trials[0].user_attrs["stages_ran"]) == PTRECL  # a fresh top_m: PtReCl reruns ...
+    _, upstream = pipeline_graph(project, yaml.safe_load((project / "params.yaml").read_text()))
+    assert TRAINING <= upstream["ptrecl"]  # ... on everything upstream, from the run-cache
+    assert set(trials[0].user_attrs["stages_restored"]) == upstream["ptrecl"]
+
+    sweeps, trial_runs, stage_runs = _runs(mlflow_db)
+    assert len(sweeps) == 1 and sweeps[0].info.status == "FINISHED"
+    sweep = sweeps[0]
+    assert sweep.data.tags["wsss.sweep"] == "top-m" and sweep.data.tags["wsss.engine"] == "optuna"
+    assert sweep.data.params["space.ptrecl.reclassify.top_m.high"] == "6"
+    assert "top-m.yaml" in {a.path for a in mlflow.MlflowClient(mlflow_db).list_artifacts(sweep.info.run_id)}
+    assert len(trial_runs) == 3
+    by_number = {int(r.data.tags["wsss.trial"]): r for r in trial_runs}
+    for t in trials:
+        run = by_number[t.number]
+        assert run.data.tags["mlflow.parentRunId"] == sweep.info.run_id and run.info.status == "FINISHED"
+        assert run.data.tags["wsss.state"] == "COMPLETE"
+        assert run.data.params["ptrecl.reclassify.top_m"] == str(t.params["ptrecl.reclassify.top_m"])
+        assert run.data.metrics["objective"] == pytest.approx(t.value)
+        assert "intermediate" in run.data.metrics and run.data.tags["wsss.stages_ran"] == ",".join(t.user_attrs["stages_ran"])
+    # the pipeline's stage runs nest under the trial that ran them; no training stage ran
+    assert stage_runs and {r.info.run_name for r in stage_runs} <= PTRECL
+    assert {r.data.tags["mlflow.parentRunId"] for r in stage_runs} <= {r.info.run_id for r in trial_runs}
+    best = _study(project, "top-m").best_trial
+    assert sweep.data.metrics["best_value"] == pytest.approx(best.value)
+    best_file = state_dir(project, "top-m") / "best_params.yaml"
+    assert yaml.safe_load(best_file.read_text()) == {"ptrecl": {"reclassify": {"top_m": best.params["ptrecl.reclassify.top_m"]}}}
+    command = f"dvc exp run -S ptrecl.reclassify.top_m={best.params['ptrecl.reclassify.top_m']} evaluate_ptrecl"
+    assert command in best_file.read_text() and command in printed and "| trial" in printed
+
+    # A spec whose reported value comes before the objective's stage is pruned there: PtReCl never runs.
+    pruning = load_spec(_spec(project, "prune", {"ptrecl.reclassify.top_m": {"type": "int", "low": 2, "high": 6}}, 1,
+                              report=["metrics/seeds.json:miou"]), project)
+    reported = []
+    outcome = run_trial(pruning, project, {"ptrecl.reclassify.top_m": 3}, lambda i, v: reported.append((i, v)) or True)
+    assert outcome.pruned and outcome.objective is None and len(reported) == 1 and reported[0][0] == 0
+    assert outcome.stages == {s: "restored" for s in ("synthesize", "train_classifier", "seeds", "evaluate_seeds")}
+    # A failing `dvc repro` names the trial's overrides and shows the end of its log.
+    broken = load_spec(_spec(project, "broken", {"ptrecl.reclassify.top_m": {"type": "int", "low": 2, "high": 6}}, 1,
+                             fixed={"dataset.root": "data/missing"}), project)
+    with pytest.raises(TrialError) as error:
+        run_trial(broken, project, {"ptrecl.reclassify.top_m": 3}, lambda i, v: False)
+    assert error.value.overrides == {"ptrecl.reclassify.top_m": 3} and "'ptrecl.reclassify.top_m': 3" in str(error.value)
+    assert "data/missing" in error.value.tail and error.value.tail in str(error.value) and error.value.log.exists()
+    # ... and a sweep's name cannot be reused for another spec
+    with pytest.raises(SweepError, match="different spec"):
+        run_trial(load_spec(pruning.path, project, name="top-m"), project, {"ptrecl.reclassify.top_m": 3}, lambda i, v: False)
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_resumes_from_its_stored_trials(project, mlflow_db):
+    # A float key: every trial is new, so each one runs PtReCl and the kill lands inside a trial.
+    spec = _spec(project, "resume", {"ptrecl.walk_bg_score": {"type": "float", "low": 0.5, "high": 0.9}}, 2)
+    command = [sys.executable, "-m", "wsss.cli", "--project", str(project), "sweep", str(spec)]
+    env = _env(project, mlflow_db)
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    deadline = time.monotonic() + 600
+    try:
+        while time.monotonic() < deadline and first.poll() is None:
+            time.sleep(1.0)
+            try:
+                trials = _study(project, "resume").trials
+            except Exception:  # no study yet
+                continue
+            if any(t.state.name == "COMPLETE" for t in trials) and any(
+                    t.state.name == "RUNNING" and t.params for t in trials):
+                break
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the sweep, its dvc and the stage it runs
+        first.wait()
+    before = _study(project, "resume").trials
+    done = [t for t in before if t.state.name == "COMPLETE"]
+    killed = [t for t in before if t.state.name == "RUNNING"]
+    assert len(done) == 1 and len(killed) == 1, [t.state.name for t in before]
+
+    second = _run(command, project, env)
+    assert "did not finish; queued again" in second.stdout
+    after = _study(project, "resume").trials
+    assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in after) == 2  # exactly the budget
+    assert (after[done[0].number].state.name, after[done[0].number].value) == ("COMPLETE", done[0].value)
+    assert after[killed[0].number].state.name == "FAIL"
+    retry = [t for t in after if t.user_attrs.get("wsss.retry_of") == killed[0].number]
+    assert len(retry) == 1 and retry[0].state.name == "COMPLETE" and retry[0].params == killed[0].params
+
+    sweeps, trial_runs, _ = _runs(mlflow_db)
+    assert len(sweeps) == 1 and sweeps[0].info.status == "FINISHED"  # resumed, not duplicated
+    assert all(r.data.tags["mlflow.parentRunId"] == sweeps[0].info.run_id for r in trial_runs)
+    states = {int(r.data.tags["wsss.trial"]): (r.info.status, r.data.tags.get("wsss.state")) for r in trial_runs}
+    assert states[killed[0].number] == ("FAILED", "FAIL") and states[retry[0].number] == ("FINISHED", "COMPLETE")
+
+
+def _md5_mismatches(cache: Path) -> list[str]:
+    bad = []
+    for path in (cache / "files" / "md5").rglob("*"):
+        if path.is_file() and hashlib.md5(path.read_bytes()).hexdigest() != path.parent.name + path.name.removesuffix(".dir"):
+            bad.append(str(path))
+    return bad
+
+
+@pytest.mark.slow
+def test_concurrent_trials_with_the_same_new_params_keep_the_cache_intact(project, mlflow_db):
+    """`--jobs 2` on a one-value space: two trials compute the same new outputs at the same time
+    and both write them to the shared cache."""
+    from dvc.stage.cache import _get_cache_hash
+
+    path = _spec(project, "twin", {"ptrecl.reclassify.top_m": {"type": "categorical", "choices": [7]}}, 2)
+    assert main(["--project", str(project), "sweep", str(path), "--jobs", "2"]) == 0
+    trials = _study(project, "twin").trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    _, trial_runs, _ = _runs(mlflow_db)
+    assert sorted(r.data.tags["wsss.slot"] for r in trial_runs) == ["0", "1"]  # both held a slot at once
+
+    cache = project / ".dvc" / "cache"
+    assert _md5_mismatches(cache) == []
+    for entry in (cache / "runs").rglob("*"):
+        if entry.is_file():  # run-cache entries: named by the hash of their content
+            assert _get_cache_hash(yaml.safe_load(entry.read_text())) == entry.name
+    # what they wrote serves the next trial: nothing runs, the same value comes back
+    third = run_trial(load_spec(path, project), project, {"ptrecl.reclassify.top_m": 7}, lambda i, v: False)
+    assert not third.stages_with("ran") and third.objective in {t.value for t in trials}
+
+
+@pytest.mark.slow
+def test_ray_engine_runs_the_sweep_locally_and_reports_failed_trials(project, mlflow_db, capsys, monkeypatch):
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    import ray
+
+    spec = _spec(project, "ray-top-m", {"ptrecl.reclassify.top_m": {"type": "int", "low": 2, "high": 6}}, 3,
+                 report=["metrics/ptrecl_map.json:miou"])
+    broken = _spec(project, "ray-broken", {"ptrecl.reclassify.top_m": {"type": "int", "low": 2, "high": 6}}, 1,
+                   fixed={"dataset.root": "data/missing"})
+    try:
+        assert main(["--project", str(project), "sweep", str(spec), "--engine", "ray", "--ray-cpus", "2",
+                     "--cpus-per-trial", "1", "--jobs", "1"]) == 0
+        printed = capsys.readouterr().out
+        # every attempt of a failing trial fails; the sweep says so and names the error
+        assert main(["--project", str(project), "sweep", str(broken), "--engine", "ray", "--ray-cpus", "2",
+                     "--max-failures", "1"]) == 2
+        failed = capsys.readouterr()
+    finally:
+        ray.shutdown()
+    assert "| trial" in printed and "best: trial" in printed
+    assert printed.count("COMPLETE") + printed.count("PRUNED") == 3
+
+    sweeps, trial_runs, stage_runs = _runs(mlflow_db)
+    by_name = {r.data.tags["wsss.sweep"]: r for r in sweeps}
+    good = by_name["ray-top-m"]
+    assert good.data.tags["wsss.engine"] == "ray" and good.info.status == "FINISHED"
+    good_trials = [r for r in trial_runs if r.data.tags["mlflow.parentRunId"] == good.info.run_id]
+    assert len(good_trials) == 3 and {r.data.tags["wsss.state"] for r in good_trials} <= {"COMPLETE", "PRUNED"}
+    complete = [r for r in good_trials if r.data.tags["wsss.state"] == "COMPLETE"]
+    assert complete and all(0.0 <= r.data.metrics["objective"] <= 1.0 for r in complete)
+    assert {r.data.tags["mlflow.parentRunId"] for r in stage_runs} <= {r.info.run_id for r in good_trials}
+    assert {r.info.run_name for r in stage_runs} <= PTRECL  # no training stage in any trial
+    best_file = state_dir(project, "ray-top-m") / "best_params.yaml"
+    assert yaml.safe_load(best_file.read_text())["ptrecl"]["reclassify"]["top_m"] in range(2, 7)
+
+    bad = by_name["ray-broken"]
+    attempts = [r for r in trial_runs if r.data.tags["mlflow.parentRunId"] == bad.info.run_id]
+    assert len(attempts) == 2  # the attempt and its one retry, each a FAIL run with its error
+    assert all(r.data.tags["wsss.state"] == "FAIL" and "data/missing" in r.data.tags["wsss.error"] for r in attempts)
+    assert "FAIL" in failed.err and "no trial finished" in failed.err and bad.info.status == "FAILED"
+
+
+def _exp_show(project: Path, env: dict) -> list[dict]:
+    """The experiments of the workspace's baseline: [{name, params, metrics}], newest first."""
+    import json
+
+    shown = json.loads(_run(["dvc", "exp", "show", "--json"], project, env).stdout)
+    found = []
+    for baseline in shown:
+        for exp in baseline.get("experiments") or []:
+            for revision in exp.get("revs") or []:
+                data = revision.get("data") or {}
+                found.append({
+                    "name": revision.get("name") or exp.get("name"),
+                    "params": (data.get("params") or {}).get("params.yaml", {}).get("data", {}),
+                    "metrics": (data.get("metrics") or {}).get("metrics/ptrecl.json", {}).get("data", {}),
+                })
+    return found
+
+
+@pytest.mark.slow
+def test_dvc_exp_route_single_change_and_queued_grid(project, mlflow_db):
+    """The route without `wsss sweep`: `dvc exp run -S` for one change, `--queue` for a grid; both
+    reuse the cached stages and log to the project's MLflow store."""
+    env = _env(project, mlflow_db)
+    single = _run(["dvc", "exp", "run", "-n", "m3", "-S", "ptrecl.reclassify.top_m=3", "evaluate_ptrecl"], project, env)
+    assert set(re.findall(r"Running stage '([^']+)'", single.stdout)) == PTRECL
+
+    _run(["dvc", "exp", "run", "--queue", "-S", "ptrecl.reclassify.top_m=4,5", "evaluate_ptrecl"], project, env)
+    _run(["dvc", "queue", "start", "-j", "1"], project, env)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        status = _run(["dvc", "queue", "status"], project, env).stdout
+        if not re.search(r"\b(Queued|Running)\b", status):
+            break
+        time.sleep(3)
+    assert "Failed" not in status and status.count("Success") == 2, status
+    experiments = _exp_show(project, env)
+    by_m = {e["params"]["ptrecl"]["reclassify"]["top_m"]: e for e in experiments}
+    assert {3, 4, 5} <= set(by_m) and all(0.0 <= by_m[m]["metrics"]["miou"] <= 1.0 for m in (3, 4, 5))
+    # every experiment's stages logged to the project's store, under a parent named after it
+    client = mlflow.MlflowClient(tracking_uri=mlflow_db)
+    experiment = client.get_experiment_by_name("wsss")
+    parents = client.search_runs([experiment.experiment_id], "tags.`wsss.kind` = 'pipeline'")
+    assert len({p.data.tags.get("wsss.dvc_experiment") for p in parents} - {""}) == 3
