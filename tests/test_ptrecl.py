@@ -198,12 +198,16 @@ def test_pixel_equal_to_a_prototype_scores_one_or_zero(formula):
     assert torch.allclose(scores.flatten(), torch.tensor([1.0, 0.0]))
 
 
-def test_fg_share_and_vote_differ_as_expected():
+def one_fg_three_bg():
+    """Class 1's prototypes and a pixel (e0) with similarities fg 0.9; bg 0.3, 0.3, -1."""
     e = torch.eye(5)
     fg = torch.stack([0.9 * e[0] + math.sqrt(1 - 0.81) * e[1]])
     bg = torch.stack([0.3 * e[0] + math.sqrt(0.91) * e[2], 0.3 * e[0] + math.sqrt(0.91) * e[3], -e[0]])
-    protos = {1: ClassPrototypes(fg, bg)}
-    pixel = e[0].view(5, 1, 1)  # similarities: fg 0.9; bg 0.3, 0.3, -1
+    return e, fg, bg, {1: ClassPrototypes(fg, bg)}, e[0].view(5, 1, 1)
+
+
+def test_fg_share_and_vote_differ_as_expected():
+    e, fg, bg, protos, pixel = one_fg_three_bg()
     share = reclassify(pixel, [1], protos, m=3, formula="fg_share").item()
     vote = reclassify(pixel, [1], protos, m=3, formula="vote").item()
     assert share == pytest.approx(0.9 / 1.5, abs=1e-5)  # one strong fg outweighs two weak bg
@@ -222,11 +226,7 @@ def test_fg_share_and_vote_differ_as_expected():
 
 
 def test_fg_margin_is_the_clipped_excess_of_foreground_mass():
-    e = torch.eye(5)
-    fg = torch.stack([0.9 * e[0] + math.sqrt(1 - 0.81) * e[1]])
-    bg = torch.stack([0.3 * e[0] + math.sqrt(0.91) * e[2], 0.3 * e[0] + math.sqrt(0.91) * e[3], -e[0]])
-    protos = {1: ClassPrototypes(fg, bg)}
-    pixel = e[0].view(5, 1, 1)  # similarities: fg 0.9; bg 0.3, 0.3, -1
+    e, _, _, protos, pixel = one_fg_three_bg()
     # Top 3: fg mass 0.9 against bg mass 0.6 -> (0.9 - 0.6) / 1.5.
     assert reclassify(pixel, [1], protos, m=3, formula="fg_margin").item() == pytest.approx(0.2, abs=1e-5)
     # Top 1 is the fg prototype alone: the full margin.

@@ -64,3 +64,18 @@ def test_report_reads_stage_runs_and_logs_its_table_and_plot(tmp_path, mlflow_db
 def test_report_without_evaluations_says_so(tmp_path, mlflow_db, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert "no evaluation runs" in run_report("wsss", tmp_path)
+
+
+def test_pipelines_only_leaves_out_experiment_rows(tmp_path, mlflow_db, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = validate({})
+    for experiment, miou in [("", 0.45), ("ptrecl-k-K_2", 0.30)]:  # a plain run, then an ablation row
+        monkeypatch.setenv("DVC_EXP_NAME", experiment)
+        with stage_run("evaluate_refine", params, ["evaluate"], tmp_path) as run:
+            run.set_tag("wsss.method", "cam+irn")
+            run.log_metrics({"miou": miou})
+    newest = next(line for line in run_report("wsss", tmp_path).splitlines() if line.startswith("| cam+irn "))
+    assert "0.3000" in newest and "ptrecl-k-K_2" in newest
+    plain = next(line for line in run_report("wsss", tmp_path, pipelines_only=True).splitlines()
+                 if line.startswith("| cam+irn "))
+    assert "0.4500" in plain and "ptrecl-k-K_2" not in plain

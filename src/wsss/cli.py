@@ -113,7 +113,7 @@ def cmd_report(args) -> int:
 
     project = Path(args.project)
     params = params_mod.load(project / params_mod.PARAMS_FILE)
-    print(run_report(params["tracking"]["experiment"], project, args.runs))
+    print(run_report(params["tracking"]["experiment"], project, args.runs, args.pipelines_only))
     return 0
 
 
@@ -165,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.set_defaults(func=cmd_ablate)
     report = sub.add_parser("report", help="methods side by side from MLflow (markdown; plot logged to MLflow)")
     report.add_argument("--runs", type=int, default=200, help="newest runs of each evaluate stage to consider (default 200)")
+    report.add_argument("--pipelines-only", action="store_true",
+                        help="only plain pipeline runs (wsss repro / dvc repro): no DVC experiment, ablation row or sweep trial")
     report.set_defaults(func=cmd_report)
     sweep = sub.add_parser("sweep", help="search params.yaml keys (a sweep spec file), one cached dvc repro per trial")
     sweep.add_argument("spec", help="sweep spec file, e.g. sweeps/ptrecl.yaml")

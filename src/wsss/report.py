@@ -4,7 +4,8 @@ Every evaluate stage tags its MLflow run with the method it scored (`wsss.method
 method (`cam`), a pseudo-mask chain (`cam+irn`, `cam+irn+ptrecl`) or a segmentation network with
 the masks it learnt from (`cam+irn+ptrecl+deeplabv2`). The report takes the newest evaluation of
 each method among the last `max_runs` runs of each evaluate stage (the current pipeline's, `dvc exp` runs'
-and ablation rows' alike) and puts one row per seeds method and per pseudo-mask chain:
+and ablation rows' alike; only plain pipeline runs with `--pipelines-only`) and puts one row per
+seeds method and per pseudo-mask chain:
 
     method | seeds mIoU | pseudo-mask mIoU | reclassification map mIoU | segmentation val mIoU |
     boundary F1 | co-occurrence | run
@@ -39,6 +40,7 @@ class Evaluation:
     metrics: dict
     start_time: int
     run: str  # the DVC experiment or parent run it belongs to
+    pipeline: bool = True  # under a plain pipeline run (not a DVC experiment, ablation row or sweep trial)
 
 
 def fetch_evaluations(client, experiment_id: str, max_runs: int = 200) -> list[Evaluation]:
@@ -49,7 +51,7 @@ def fetch_evaluations(client, experiment_id: str, max_runs: int = 200) -> list[E
             [experiment_id], filter_string=f"tags.`wsss.stage` = '{stage}' and attributes.status = 'FINISHED'",
             order_by=["attributes.start_time DESC"], max_results=max_runs)
     runs.sort(key=lambda run: run.info.start_time, reverse=True)
-    parents: dict[str, str] = {}
+    parents: dict[str, tuple[str, bool]] = {}  # parent run id -> (name, plain pipeline run?)
     evaluations = []
     for run in runs:
         method = run.data.tags.get("wsss.method")
@@ -58,9 +60,12 @@ def fetch_evaluations(client, experiment_id: str, max_runs: int = 200) -> list[E
         parent_id = run.data.tags.get("mlflow.parentRunId", "")
         if parent_id and parent_id not in parents:
             parent = client.get_run(parent_id)
-            parents[parent_id] = parent.data.tags.get("wsss.dvc_experiment") or parent.info.run_name
+            experiment = parent.data.tags.get("wsss.dvc_experiment")
+            plain = parent.data.tags.get("wsss.kind") == "pipeline" and not experiment
+            parents[parent_id] = (experiment or parent.info.run_name, plain)
+        name, plain = parents.get(parent_id, ("", False))
         evaluations.append(Evaluation(_STAGES[run.data.tags["wsss.stage"]], method, dict(run.data.metrics),
-                                      run.info.start_time, parents.get(parent_id, "")))
+                                      run.info.start_time, name, plain))
     return evaluations
 
 
@@ -124,15 +129,17 @@ def plot_report(rows: list[dict], path: str | Path) -> None:
     plt.close(fig)
 
 
-def run_report(experiment: str, project_dir: str | Path = ".", max_runs: int = 200) -> str:
+def run_report(experiment: str, project_dir: str | Path = ".", max_runs: int = 200,
+               pipelines_only: bool = False) -> str:
     """Build the report from MLflow, log it (markdown + plot) as a `wsss.kind=report` run, return
-    the markdown."""
+    the markdown. `pipelines_only`: leave out DVC experiments, ablation rows and sweep trials."""
     from wsss import tracking
 
     mlflow = tracking._mlflow()
     experiment_id = tracking.configure(experiment, project_dir)
     client = mlflow.MlflowClient()
-    rows = report_rows(fetch_evaluations(client, experiment_id, max_runs))
+    evaluations = fetch_evaluations(client, experiment_id, max_runs)
+    rows = report_rows([e for e in evaluations if e.pipeline or not pipelines_only])
     if not rows:
         return "no evaluation runs in MLflow yet: run `wsss repro` first"
     table = format_table(rows, COLUMNS)

@@ -157,6 +157,8 @@ def run_sweep(sweep: SweepSpec, project: str | Path, jobs: int = 1, log: Callabl
             from ray.tune.search import ConcurrencyLimiter
             from ray.tune.search.optuna import OptunaSearch
 
+            log(f"[sweep {sweep.name}] ray: {sweep.budget} trials, {jobs} at a time, "
+                f"{cpus_per_trial} CPU / {gpus_per_trial} GPU each, {max_failures} retries")
             mode = "max" if sweep.direction == "maximize" else "min"
             rungs = len(sweep.report) + 1  # one report per reported metric, then the objective
             search = OptunaSearch(optuna_space(sweep), metric=VALUE, mode=mode,
