@@ -9,7 +9,8 @@
   wsss report             the methods side by side (seeds, pseudo masks, PtReCl, segmentation)
                           from the evaluation runs in MLflow; the plot is logged to MLflow
   wsss sweep SPEC         search params.yaml keys for the best value of a stage's metric
-                          (sweeps/ptrecl.yaml); each trial is a `dvc repro` in its own slot that
+                          (sweeps/ptrecl.yaml) with Optuna or, `--engine ray`, Ray Tune (local
+                          or `--address` of a cluster); each trial is a `dvc repro` in its own slot that
                           reuses every cached upstream stage and a nested MLflow run under the
                           sweep's parent run; a killed sweep resumes where it stopped; the best
                           params go to .wsss/sweeps/NAME/best_params.yaml
