@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from wsss.cli import main
-from wsss.sweep.optuna_engine import best_params_text, dvc_exp_command
+from wsss.sweep.best import best_params_text, dvc_exp_command
 from wsss.sweep.space import SweepError, load_spec
 from wsss.sweep.workspace import STATE_ROOT, stage_statuses
 

@@ -10,22 +10,18 @@ holds the equivalent ``dvc exp run -S ...`` command.
 
 from __future__ import annotations
 
-import shlex
 import threading
 from pathlib import Path
 from typing import Callable
 
-import yaml
-
 from wsss import params as params_mod
-from wsss.io import atomic_path
 from wsss.metrics import format_table
 from wsss.sweep import tracking as sweep_tracking
+from wsss.sweep.best import write_best
 from wsss.sweep.space import Dimension, SweepError, SweepSpec
 from wsss.sweep.workspace import TrialError, code_changed, prepare, run_trial, sweep_lock
 
 ENGINE = "optuna"
-BEST_FILE = "best_params.yaml"
 RETRY_OF = "wsss.retry_of"  # user attr of a re-queued trial: the number of the trial it retries
 INTERRUPTED = "wsss.interrupted"
 FINISHED = ("COMPLETE", "PRUNED")
@@ -124,36 +120,6 @@ def create_study(sweep: SweepSpec, state: Path, seed: int):
                                direction=sweep.direction, sampler=sampler, pruner=pruner)
 
 
-def _dvc_value(value) -> str:
-    """A value in `dvc exp run -S` (Hydra) syntax: strings quoted, so a comma is not a sweep."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return "'" + value.replace("'", "\\'") + "'"
-    return "null" if value is None else str(value)
-
-
-def dvc_exp_command(sweep: SweepSpec, params: dict) -> str:
-    """The `dvc exp run` command line that reproduces a trial (up to the objective's stage)."""
-    sets = " ".join(f"-S {shlex.quote(f'{k}={_dvc_value(v)}')}" for k, v in (sweep.fixed | params).items())
-    return f"dvc exp run {sets} {sweep.objective.stage}"
-
-
-def best_params_text(sweep: SweepSpec, number: int, value: float, params: dict) -> str:
-    """A params.yaml fragment with the best trial's values (and the spec's fixed ones), headed
-    by the `dvc exp run` command that reproduces it."""
-    tree: dict = {}
-    for key, item in (sweep.fixed | dict(params)).items():
-        params_mod.set_key(tree, key, item)
-    header = (
-        f"# sweep {sweep.name}: best trial {number}, {sweep.objective} = {value:.6g} "
-        f"({sweep.direction})\n"
-        f"# as a DVC experiment:\n#   {dvc_exp_command(sweep, dict(params))}\n"
-        "# or merge these keys into params.yaml:\n"
-    )
-    return header + yaml.safe_dump(tree, sort_keys=False)
-
-
 def summary(sweep: SweepSpec, study) -> str:
     rows = []
     for t in study.get_trials(deepcopy=False):
@@ -210,12 +176,7 @@ def run_sweep(sweep: SweepSpec, project: str | Path, jobs: int = 1, log: Callabl
             text = summary(sweep, study)
             if complete:
                 best = study.best_trial
-                best_file = state / BEST_FILE
-                with atomic_path(best_file) as tmp:
-                    tmp.write_text(best_params_text(sweep, best.number, best.value, best.params))
-                sweep_tracking.log_best(project, sweep_run_id, best.number, best.value, best.params, best_file)
-                text += (f"\n\nbest: trial {best.number}, {sweep.objective} = {best.value:.4f}, {best.params}\n"
-                         f"written to {best_file}\n{dvc_exp_command(sweep, best.params)}")
+                text += "\n\n" + write_best(sweep, project, state, sweep_run_id, best.number, best.value, best.params)
             success = True
             return text
         finally:

@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Callable
 
 from wsss import params as params_mod
-from wsss.io import atomic_path
 from wsss.metrics import format_table
 from wsss.sweep import tracking as sweep_tracking
-from wsss.sweep.optuna_engine import BEST_FILE, best_params_text, dvc_exp_command
+from wsss.sweep.best import write_best
 from wsss.sweep.space import Dimension, SweepError, SweepSpec
 from wsss.sweep.workspace import prepare, run_trial, sweep_lock
 
@@ -185,12 +184,7 @@ def run_sweep(sweep: SweepSpec, project: str | Path, jobs: int = 1, log: Callabl
             if complete:
                 pick = max if sweep.direction == "maximize" else min
                 number, value, best = pick(complete, key=lambda item: item[1])
-                best_file = state / BEST_FILE
-                with atomic_path(best_file) as tmp:
-                    tmp.write_text(best_params_text(sweep, number, value, best))
-                sweep_tracking.log_best(project, sweep_run_id, number, value, best, best_file)
-                text += (f"\n\nbest: trial {number}, {sweep.objective} = {value:.4f}, {best}\n"
-                         f"written to {best_file}\n{dvc_exp_command(sweep, best)}")
+                text += "\n\n" + write_best(sweep, project, state, sweep_run_id, number, value, best)
             else:
                 raise SweepError(f"sweep '{sweep.name}': no trial finished\n{text}")
             success = True
