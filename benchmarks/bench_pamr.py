@@ -39,7 +39,8 @@ NUM_ITER, CLASSES, STRIDE = 10, 4, 4
 
 # --- BASELINE: the straightforward implementation, structured like the reference code ----------
 # Per dilation: replicate-pad by d, then a dilated 3x3 convolution with fixed one-hot kernels
-# extracts the 8 neighbours (difference kernels for the image, copy kernels for the map); the
+# extracts the 8 neighbours (difference kernels for the image, copy kernels for the map) and the
+# 3x3 window (σ, over every dilation's window as the reference's LocalStDev(dilations)); the
 # dilations are concatenated. Every iteration pads and convolves the map once per dilation.
 
 def _one_hot_kernels(with_centre: bool) -> torch.Tensor:
@@ -64,7 +65,7 @@ def baseline_pamr(image: torch.Tensor, mask: torch.Tensor, num_iter: int = NUM_I
     window = _one_hot_kernels(with_centre=True).to(image)
     diff = window[4:5] - copy  # centre minus neighbour
     mask = F.interpolate(mask, size=image.shape[-2:], mode="bilinear", align_corners=True)
-    sigma = _baseline_neighbours(image, window, [1]).std(dim=2, keepdim=True)
+    sigma = _baseline_neighbours(image, window, dilations).std(dim=2, keepdim=True)  # every dilation's window
     kernel = -_baseline_neighbours(image, diff, dilations).abs() / (1e-8 + 0.1 * sigma)
     weights = F.softmax(kernel.mean(dim=1, keepdim=True), dim=2)
     for _ in range(num_iter):

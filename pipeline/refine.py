@@ -62,7 +62,7 @@ def make_refiner(params: dict, device: torch.device):
         return lambda _id, image, scores, class_ids, own: pseudo_masks.crf_mask(
             image, scores, class_ids, bg if own is None else own, crf)
     if method == "pamr":
-        pamr = PAMR(cfg["pamr"]["num_iter"], cfg["pamr"]["dilations"]).to(device)
+        pamr = PAMR(cfg["pamr"]["num_iter"], cfg["pamr"]["dilations"], cfg["pamr"]["sigma"]).to(device)
         return lambda _id, image, scores, class_ids, own: pseudo_masks.pamr_mask(
             image, scores, class_ids, bg if own is None else own, pamr, device)
     return lambda _id, _image, scores, class_ids, own: pseudo_masks.threshold_mask(scores, class_ids, bg if own is None else own)

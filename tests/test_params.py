@@ -43,6 +43,9 @@ def test_repo_params_file_is_valid():
         ({"refine": {"crf": {"gt_prob": 1.0}}}, "refine.crf.gt_prob"),
         ({"refine": {"irn": {"labels": {"crf": {"bilateral_srgb": 0}}}}}, "refine.irn.labels.crf.bilateral_srgb"),
         ({"refine": {"pamr": {"dilations": [1, 0]}}}, "refine.pamr.dilations"),
+        ({"refine": {"pamr": {"sigma": "dilation2"}}}, "refine.pamr.sigma"),
+        ({"seeds": {"ae_sipe": {"pamr_sigma": "all"}}}, "seeds.ae_sipe.pamr_sigma"),
+        ({"seeds": {"sipe": {"pamr_sigma": None}}}, "seeds.sipe.pamr_sigma"),
         ({"refine": {"irn": {"walk": {"exp_times": -1}}}}, "refine.irn.walk.exp_times"),
     ],
 )
@@ -50,6 +53,16 @@ def test_bad_values_name_the_key(raw, key):
     with pytest.raises(ParamsError) as info:
         params.validate(raw)
     assert key in str(info.value)
+
+
+def test_pamr_sigma_defaults_to_the_reference_and_offers_what_pamr_accepts():
+    from wsss.refine.pamr import SIGMA_MODES
+
+    full = params.validate({})
+    assert params.PAMR_SIGMA == SIGMA_MODES
+    assert full["refine"]["pamr"]["sigma"] == full["seeds"]["ae_sipe"]["pamr_sigma"] == "all_dilations"
+    with pytest.raises(ParamsError, match=r"'refine.pamr.sigma' must be one of \['all_dilations', 'dilation1'\]"):
+        params.validate({"refine": {"pamr": {"sigma": "dilation2"}}})
 
 
 def test_int_accepted_where_float_expected():

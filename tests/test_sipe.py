@@ -163,7 +163,8 @@ def test_config_presets_and_validation():
     assert SIPEConfig().step_tokens == ("pr_is",) and SIPEConfig().bg_iou_factor == 0.5
     assert parse_steps(" pr_is , pamr ,pr_is") == ("pr_is", "pamr", "pr_is")
     assert SIPEConfig.from_dict({"steps": "pr_is,pr_is"}).steps == "pr_is,pr_is"
-    for bad in ({"is_cam_norm": "l2"}, {"seed_chunk": 0}, {"pamr_dilations": (0,)}, {"foo": 1}):
+    assert SIPEConfig().pamr_sigma == "all_dilations"  # the reference PAMR's σ
+    for bad in ({"is_cam_norm": "l2"}, {"seed_chunk": 0}, {"pamr_dilations": (0,)}, {"pamr_sigma": "d1"}, {"foo": 1}):
         with pytest.raises(ValueError):
             SIPEConfig.from_dict(bad)
     assert default_projection_channels([256, 512, 1024, 2048]) == (128, 128, 256, 256)
@@ -262,13 +263,24 @@ def test_inference_structure_analysis_uses_hierarchical_features(monkeypatch, hi
     assert seen == [model.feature_dim, model.feature_dim if hierarchical_structure else 256]
 
 
-@pytest.mark.parametrize("pamr_scale", [0.25, None])
-def test_pamr_step_reseeds_by_argmax_of_the_refined_is_cam(pamr_scale):
+def test_params_sections_reach_the_pamr_inside_the_model():
+    from wsss import params
+    from wsss.models.seed_methods import sipe_config
+
+    raw = {"seeds": {"method": "ae_sipe", "ae_sipe": {"pamr_sigma": "dilation1", "pamr_dilations": [1, 3]}}}
+    model = _model(sipe_config(params.validate(raw)), classes=3)
+    assert (model.pamr.sigma, model.pamr.dilations) == ("dilation1", (1, 3))
+    assert sipe_config(params.validate({"seeds": {"method": "sipe"}})).pamr_sigma == "all_dilations"
+
+
+@pytest.mark.parametrize("pamr_scale, pamr_sigma", [(0.25, "all_dilations"), (None, "dilation1")])
+def test_pamr_step_reseeds_by_argmax_of_the_refined_is_cam(pamr_scale, pamr_sigma):
     from wsss.models.backbones import IMAGENET_MEAN, IMAGENET_STD
     from wsss.refine.pamr import PAMR
 
     base = _model(SIPEConfig(steps="pr_is"), classes=3).eval()
-    ae = SIPEClassifier(base.backbone, 3, SIPEConfig(steps="pr_is,pamr,pr_is", pamr_iters=3, pamr_scale=pamr_scale))
+    ae = SIPEClassifier(base.backbone, 3, SIPEConfig(steps="pr_is,pamr,pr_is", pamr_iters=3, pamr_scale=pamr_scale,
+                                                     pamr_sigma=pamr_sigma))
     ae.load_state_dict(base.state_dict())
     ae.eval()
     images, labels = torch.randn(2, 3, 48, 40), torch.tensor([[1.0, 0, 1], [0, 1, 0]])
@@ -278,7 +290,7 @@ def test_pamr_step_reseeds_by_argmax_of_the_refined_is_cam(pamr_scale):
         raw = images * torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) + torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
         size = grid if pamr_scale is None else (12, 10)
         guide = F.interpolate(raw, size=size, mode="bilinear", align_corners=True)
-        refined = PAMR(3)(guide, first["is_cam_raw"])
+        refined = PAMR(3, sigma=pamr_sigma)(guide, first["is_cam_raw"])
         refined = F.interpolate(refined, size=grid, mode="bilinear", align_corners=True)
         refined[~allowed_classes(labels)] = float("-inf")
     assert torch.equal(out["seeds"], first["seeds"])

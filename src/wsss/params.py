@@ -61,6 +61,9 @@ def _range_pair(key: str, pair: list) -> None:
 
 
 NUM = (int, float)
+# PAMR's σ sample (docs/methods.md §4): the 3x3 windows of every dilation pooled (the reference's
+# LocalStDev(dilations)) or the dilation-1 window alone; wsss.refine.pamr.SIGMA_MODES
+PAMR_SIGMA = ("all_dilations", "dilation1")
 
 # Dense CRF (METHODS.md §3), the reference's settings; gt_prob only for label unaries.
 CRF_SCHEMA = {
@@ -87,6 +90,7 @@ def _sipe_schema(steps: str, hierarchical: bool, norm: str, bg_scale: float) -> 
         "pamr_iters": Field(10, int, low=0, high=100),
         "pamr_dilations": Field([1, 2, 4, 8, 12, 24], list, item=int, min_len=1,
                                 check=lambda k, v: _check_positive(k, v)),
+        "pamr_sigma": Field("all_dilations", str, choices=PAMR_SIGMA),
         # per_flip: the training forward on each flip, IS-CAMs summed; reference: flips fused at
         # feature level, structure analysis on hierarchical features (both references' inference)
         "inference": Field("reference", str, choices=("per_flip", "reference")),
@@ -212,6 +216,7 @@ SCHEMA: dict = {
             "num_iter": Field(10, int, low=0, high=100),
             "dilations": Field([1, 2, 4, 8, 12, 24], list, item=int, min_len=1,
                                check=lambda k, v: _check_positive(k, v)),
+            "sigma": Field("all_dilations", str, choices=PAMR_SIGMA),
         },
         "irn": {
             # classifier: the trained CAM classifier's backbone, frozen (for backbones trained

@@ -62,9 +62,10 @@ the final seeds). Each string names the whole sequence, so the AE-SIPE paper's T
 A string that starts with "pamr" (e.g. "pamr,pr_is") refines the CAM with background before any
 prototype: valid, but not one of the paper's rows.
 
-PAMR (`wsss.refine.pamr.PAMR`, `pamr_iters` = 10, `pamr_dilations` = 1,2,4,8,12,24): as in the
-AE-SIPE reference, the image (ImageNet normalisation undone, `pamr_denormalize`) is resized
-(bilinear, align_corners=True) to `pamr_scale` (1/4) of its size, PAMR upsamples the map to that
+PAMR (`wsss.refine.pamr.PAMR`, `pamr_iters` = 10, `pamr_dilations` = 1,2,4,8,12,24, `pamr_sigma` =
+"all_dilations", σ as the reference PAMR takes it): as in the AE-SIPE reference, the image
+(ImageNet normalisation undone, `pamr_denormalize`) is resized (bilinear, align_corners=True) to
+`pamr_scale` (1/4) of its size, PAMR upsamples the map to that
 grid and refines it, and the result is resized (bilinear, align_corners=True) back to the IS-CAM
 grid for the argmax. `pamr_scale=None` runs PAMR on the IS-CAM grid itself (image resized to it).
 
@@ -150,6 +151,7 @@ class SIPEConfig:
     seed_chunk: int = 1024
     pamr_iters: int = 10
     pamr_dilations: tuple[int, ...] = (1, 2, 4, 8, 12, 24)
+    pamr_sigma: str = "all_dilations"
     pamr_scale: float | None = 0.25
     pamr_denormalize: bool = True
     detach_side_inputs: bool = True
@@ -175,7 +177,7 @@ class SIPEConfig:
             raise ValueError(f"SIPE bg_iou_factor must be > 0, got {self.bg_iou_factor!r}")
         if self.pamr_scale is not None and not self.pamr_scale > 0:
             raise ValueError(f"SIPE pamr_scale must be > 0 or None, got {self.pamr_scale!r}")
-        PAMR(self.pamr_iters, self.pamr_dilations)  # validates iterations and dilations
+        PAMR(self.pamr_iters, self.pamr_dilations, self.pamr_sigma)  # validates the PAMR settings
 
     @property
     def step_tokens(self) -> tuple[str, ...]:
@@ -362,7 +364,7 @@ class SIPEClassifier(nn.Module):
         self.side = nn.ModuleList(
             nn.Conv2d(c, w, 1, bias=False) for c, w in zip(backbone.out_channels, self.projection_channels)
         )
-        self.pamr = PAMR(self.config.pamr_iters, self.config.pamr_dilations)  # no parameters
+        self.pamr = PAMR(self.config.pamr_iters, self.config.pamr_dilations, self.config.pamr_sigma)  # no parameters
 
     @property
     def feature_dim(self) -> int:

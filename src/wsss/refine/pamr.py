@@ -1,5 +1,5 @@
 """PAMR: pixel-adaptive mask refinement (Araslanov & Roth, "Single-stage semantic segmentation
-from image labels", CVPR 2020; reference: visinf/1-stage-wseg, models/mods/pamr.py; METHODS.md §4).
+from image labels", CVPR 2020; reference: visinf/1-stage-wseg, models/mods/pamr.py; docs/methods.md §4).
 
 Iterated, image-guided local averaging of a score map M (B x C x h x w, first resized bilinearly,
 align_corners=True, to the image grid H x W). Pixel i looks at the 8 neighbours j of a 3x3 window
@@ -8,17 +8,20 @@ at every dilation d (48 for d in {1, 2, 4, 8, 12, 24}; replicate padding, i.e. c
     k_ij = mean over colour channels of −|I_i − I_j| / (1e-8 + 0.1·σ_i),   a_ij = softmax_j(k_ij),
     M_i ← Σ_j a_ij · M_j    (num_iter times),
 
-σ_i being the unbiased standard deviation of each colour channel over i's 3x3 window (dilation 1,
-centre included; as METHODS.md says: the reference's LocalStDev(dilations) pools the 3x3 windows
-of every dilation instead). Dividing by σ makes the result independent of an affine change a·I + b
-(a > 0).
+σ_i being the unbiased standard deviation of each colour channel over a local sample (`sigma`):
+- "all_dilations" (default, the reference's LocalStDev(dilations)): the 3x3 windows of every
+  dilation pooled, 9·|D| values, the centre I_i counted once per dilation;
+- "dilation1": i's 3x3 window at dilation 1 alone (9 values; this project's earlier reading).
+Dividing by σ makes the result independent of an affine change a·I + b (a > 0).
 
 All dilations are one vectorised pass. A cached gather index (H·W x P, P = 8 per dilation) holds
-the flat position of every neighbour of every pixel for all dilations at once: the affinities take
-one gather of the image. The weights a_ij then form a sparse, row-stochastic H·W x H·W matrix
-with the same pattern, so an iteration is one sparse-dense product, i.e. the gather and the
-weighted sum fused in one kernel, instead of the reference's padding and convolution per dilation
-(or a dense B x C x H·W x P gather per iteration, several times slower: benchmarks/bench_pamr.py).
+the flat position of every neighbour of every pixel for all dilations at once: the differences
+I_j − I_i take one gather of the image, and give σ too (the pooled windows are exactly these
+neighbours plus |D| copies of the centre, whose difference is 0). The weights a_ij then form a
+sparse, row-stochastic H·W x H·W matrix with the same pattern, so an iteration is one sparse-dense
+product, i.e. the gather and the weighted sum fused in one kernel, instead of the reference's
+padding and convolution per dilation (or a dense B x C x H·W x P gather per iteration, several
+times slower: benchmarks/bench_pamr.py).
 
 Memory: the affinities need one B x 3 x H·W x P buffer, once (7 MB for a quarter-resolution VOC
 image, 94x125, with P = 48; 108 MB at 375x500); the matrix holds B·H·W·P weights and int32
@@ -38,7 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 _RING = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0))
-_WINDOW = ((0, 0), *_RING)  # σ's 3x3 window, centre included
+SIGMA_MODES = ("all_dilations", "dilation1")  # the sample σ is taken over (module docstring)
 
 
 def neighbour_index(height: int, width: int, offsets: Sequence[tuple[int, int]],
@@ -86,8 +89,11 @@ def _gather(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 class PAMR(nn.Module):
     """Pixel-adaptive mask refinement; see the module docstring for the formula."""
 
-    def __init__(self, num_iter: int = 10, dilations: Sequence[int] = (1, 2, 4, 8, 12, 24)):
+    def __init__(self, num_iter: int = 10, dilations: Sequence[int] = (1, 2, 4, 8, 12, 24),
+                 sigma: str = "all_dilations"):
         super().__init__()
+        if sigma not in SIGMA_MODES:
+            raise ValueError(f"PAMR sigma must be one of {', '.join(SIGMA_MODES)}, got {sigma!r}")
         if not isinstance(num_iter, int) or num_iter < 0:
             raise ValueError(f"PAMR num_iter must be an integer >= 0, got {num_iter!r}")
         dilations = list(dilations)
@@ -95,21 +101,23 @@ class PAMR(nn.Module):
             raise ValueError(f"PAMR dilations must be a non-empty list of positive integers, got {dilations}")
         self.num_iter = num_iter
         self.dilations = tuple(dilations)
+        self.sigma = sigma
         self.offsets = tuple((dy * d, dx * d) for d in dilations for dy, dx in _RING)
 
     def affinity(self, image: torch.Tensor) -> torch.Tensor:
         """B x 3 x H x W image -> B x (H·W) x P softmax weights a_ij, neighbours in `self.offsets` order."""
         height, width = image.shape[-2:]
         flat = image.flatten(2)
-        window = _gather(flat, neighbour_index(height, width, _WINDOW, image.device))  # B x 3 x N x 9
-        # Unbiased standard deviation as torch.std (the reference) computes it, but in two plain
-        # passes: several times faster than torch.std over this short axis on CPU.
-        deviation = window - window.mean(dim=3, keepdim=True)
-        sigma = deviation.square_().sum(dim=3, keepdim=True).div_(len(_WINDOW) - 1).sqrt_()
+        centre = flat.unsqueeze(3)  # I_i, B x 3 x N x 1
         index = _pattern(height, width, self.offsets, image.device).index
-        kernel = _gather(flat, index)  # I_j, B x 3 x N x P
+        diff = _gather(flat, index).sub_(centre)  # I_j − I_i, B x 3 x N x P
+        if self.sigma == "all_dilations":  # every dilation's window: the P neighbours and |D| centres
+            sigma = _std_around_centre(diff, len(self.dilations))
+        else:  # the dilation-1 window: its 8 neighbours and the centre
+            ring = _gather(flat, neighbour_index(height, width, _RING, image.device)).sub_(centre)
+            sigma = _std_around_centre(ring, 1)
         # −|I_i − I_j| / (1e-8 + 0.1·σ_i), averaged over channels; in place: one B x 3 x N x P buffer.
-        kernel.sub_(flat.unsqueeze(3)).abs_().mul_(-1.0 / (image.shape[1] * (1e-8 + 0.1 * sigma)))
+        kernel = diff.abs_().mul_(-1.0 / (image.shape[1] * (1e-8 + 0.1 * sigma)))
         return F.softmax(kernel.sum(dim=1), dim=2)
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -147,9 +155,23 @@ class PAMR(nn.Module):
 
 
 def pamr(image: torch.Tensor, mask: torch.Tensor, num_iter: int = 10,
-         dilations: Sequence[int] = (1, 2, 4, 8, 12, 24)) -> torch.Tensor:
-    """Functional form of `PAMR(num_iter, dilations)(image, mask)`."""
-    return PAMR(num_iter, dilations)(image, mask)
+         dilations: Sequence[int] = (1, 2, 4, 8, 12, 24), sigma: str = "all_dilations") -> torch.Tensor:
+    """Functional form of `PAMR(num_iter, dilations, sigma)(image, mask)`."""
+    return PAMR(num_iter, dilations, sigma)(image, mask)
+
+
+def _std_around_centre(diff: torch.Tensor, centres: int) -> torch.Tensor:
+    """Unbiased std (as torch.std) of the sample {I_j} ∪ `centres` copies of I_i, from the
+    differences I_j − I_i (B x 3 x N x K) -> B x 3 x N x 1.
+
+    var = (Σd² − (Σd)²/n) / (n − 1), n = K + centres: two reductions, no second K-wide buffer.
+    Shifted by the centre, a member of the sample, the subtraction loses at most log10(n / centres)
+    (here ≈ 1) of float32's 7 digits, even when the centre is an outlier.
+    """
+    n = diff.shape[3] + centres
+    total = diff.sum(dim=3, keepdim=True)
+    squares = torch.linalg.vector_norm(diff, dim=3, keepdim=True).square_()
+    return squares.sub_(total.square_().div_(n)).clamp_(min=0).div_(n - 1).sqrt_()
 
 
 def _check_inputs(image: torch.Tensor, mask: torch.Tensor) -> None:
