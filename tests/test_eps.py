@@ -9,7 +9,7 @@ from wsss.data.transforms import ClassificationDataset, SaliencyClassificationDa
 from wsss.errors import DataError
 from wsss.models.backbones import IMAGENET_MEAN, IMAGENET_STD, build_backbone
 from wsss.models.eps import (EPSClassifier, eps_losses, estimated_saliency, multiscale_eps,
-                             saliency_overlap, select_maps)
+                             saliency_on_grid, saliency_overlap, select_maps)
 from wsss.models.seed_methods import seed_losses
 from wsss.training import make_sgd, to_device, train_seed_classifier
 
@@ -35,9 +35,60 @@ def _scene():
 
 
 def test_overlap_is_fraction_of_class_map_inside_saliency_and_zero_when_empty():
+    """O = |B_i ∩ B_s| / (|B_i| + 1e-4·h·w), the reference's denominator (h·w = 16 here)."""
     probs, _, saliency = _scene()
     overlap = saliency_overlap(probs[:, :3], saliency)
-    assert torch.allclose(overlap, torch.tensor([[1.0, 1 / 3, 0.0]]))
+    eps = 1e-4 * 16
+    torch.testing.assert_close(overlap, torch.tensor([[4 / (4 + eps), 1 / (3 + eps), 0.0]]))
+
+
+def test_empty_class_maps_give_zero_overlap_and_a_finite_loss():
+    """No pixel of any class map above 0.5 (and an empty saliency map): overlap 0, never NaN,
+    so every labelled class goes to the background under the adaptive strategy."""
+    probs = torch.full((2, 4, 5, 6), 0.25)  # C = 3 classes and background, all equal
+    for saliency in (torch.zeros(2, 5, 6), torch.ones(2, 5, 6)):
+        overlap = saliency_overlap(probs[:, :3], saliency)
+        assert torch.equal(overlap, torch.zeros(2, 3))
+        labels = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+        fg, bg = select_maps(probs, labels, saliency, "adaptive", tau=0.0)
+        assert torch.equal(fg, torch.zeros(2, 5, 6))
+        torch.testing.assert_close(bg, probs[:, 3] + torch.einsum("bc,bchw->bhw", labels, probs[:, :3]))
+
+    class Flat(nn.Module):  # every map equal: softmax 1 / (C + 1) everywhere
+        def forward(self, images):
+            maps = torch.zeros(images.shape[0], 4, 2, 2, requires_grad=True)
+            return maps[:, :3].mean(dim=(2, 3)), maps
+
+    losses = eps_losses(Flat(), torch.zeros(2, 3, 32, 32), torch.tensor([[1.0, 0, 0], [0, 0, 1]]),
+                        torch.rand(2, 32, 32))
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_saliency_is_resized_to_the_map_grid_by_nearest_neighbour():
+    """F.interpolate(mode="nearest") as the reference: output pixel i takes input floor(i · in / out)."""
+    saliency = torch.arange(10 * 12, dtype=torch.float32).view(1, 10, 12) / 120
+    rows, cols = [0, 2, 5, 7], [0, 4, 8]  # floor(i · 10 / 4), floor(j · 12 / 3)
+    expected = saliency[:, rows][:, :, cols]
+    torch.testing.assert_close(saliency_on_grid(saliency, (4, 3)), expected, rtol=0, atol=0)
+    torch.testing.assert_close(saliency_on_grid(saliency[:, None], (4, 3)), expected, rtol=0, atol=0)
+    torch.testing.assert_close(saliency_on_grid(saliency, (10, 12)), saliency, rtol=0, atol=0)
+    binary = (saliency > 0.5).float()
+    assert set(saliency_on_grid(binary, (3, 5)).unique().tolist()) <= {0.0, 1.0}  # no blended values
+
+
+def test_saliency_loss_is_taken_against_the_nearest_resized_saliency():
+    saliency = torch.rand(1, 16, 16, generator=torch.Generator().manual_seed(3))
+    logits = torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(4))
+
+    class Fixed(nn.Module):
+        def forward(self, images):
+            return logits[:, :2].mean(dim=(2, 3)), logits
+
+    labels = torch.tensor([[1.0, 1.0]])
+    losses = eps_losses(Fixed(), torch.zeros(1, 3, 16, 16), labels, saliency, "naive", lam=0.5)
+    target = saliency[:, ::4, ::4]  # nearest: rows and columns 0, 4, 8, 12
+    fg, bg = select_maps(F.softmax(logits, dim=1), labels, target, "naive")
+    torch.testing.assert_close(losses["sal"], (target - estimated_saliency(fg, bg, 0.5)).pow(2).mean())
 
 
 @pytest.mark.parametrize("lam", [0.0, 0.3, 0.5, 1.0])

@@ -1,15 +1,18 @@
-"""EPS: Explicit Pseudo-pixel Supervision (Lee et al., CVPR 2021; METHODS.md §7).
+"""EPS: Explicit Pseudo-pixel Supervision (Lee et al., CVPR 2021; reference: halbielee/EPS,
+eps.py `get_eps_loss`; docs/methods.md §7).
 
 A classifier with C + 1 output maps (C foreground classes, then background LAST) is trained
 with the multi-label soft margin loss on the C class scores plus a saliency loss: the
-localization maps (softmax over the C + 1 channels) must explain an off-the-shelf saliency map.
+localization maps (softmax over the C + 1 channels) must explain an off-the-shelf saliency map,
+resized to the map grid by nearest-neighbour interpolation (F.interpolate's "nearest", pixel
+floor(i · in / out), as the reference).
 
 Map selection decides which labelled classes count as salient foreground (``strategy``):
 
 - ``"adaptive"`` (the paper's method): binarise the class map and the saliency map at 0.5;
-  a labelled class joins the foreground when O = |B_i ∩ B_s| / |B_i| > tau (O = 0 when the
-  class map is empty), else the background. This absorbs saliency models that systematically
-  miss some classes (e.g. railroad for "train").
+  a labelled class joins the foreground when O = |B_i ∩ B_s| / (|B_i| + 1e-4·h·w) > tau, else
+  the background (the reference's denominator: an empty class map gives O = 0). This absorbs
+  saliency models that systematically miss some classes (e.g. railroad for "train").
 - ``"naive"``: every labelled class is foreground.
 - ``"predefined"``: labelled classes whose id (1..C) is in ``background_classes`` go to the
   background, the others to the foreground.
@@ -67,13 +70,14 @@ def check_strategy(strategy: str) -> None:
 
 
 def saliency_overlap(class_probs: torch.Tensor, saliency: torch.Tensor) -> torch.Tensor:
-    """O = |B_i ∩ B_s| / |B_i| per class, B x C, with 0 for an empty class map. Inputs are
-    B x C x h x w localization maps and a B x h x w saliency map on the same grid."""
+    """O = |B_i ∩ B_s| / (|B_i| + 1e-4·h·w) per class, B x C (0 for an empty class map). Inputs
+    are B x C x h x w localization maps and a B x h x w saliency map on the same grid."""
     class_bin = (class_probs.detach() > 0.5).float()
     sal_bin = (saliency.detach() > 0.5).float().unsqueeze(1)
+    height, width = class_bin.shape[-2:]
     area = class_bin.flatten(2).sum(-1)
     inter = (class_bin * sal_bin).flatten(2).sum(-1)
-    return torch.where(area > 0, inter / area.clamp(min=1), torch.zeros_like(area))
+    return inter / (area + 1e-4 * height * width)
 
 
 def _foreground_mask(class_probs, saliency, strategy, tau, background_classes) -> torch.Tensor:
@@ -112,14 +116,13 @@ def estimated_saliency(fg: torch.Tensor, bg: torch.Tensor, lam: float = 0.5) -> 
     return lam * fg + (1.0 - lam) * (1.0 - bg)
 
 
-def _saliency_on_grid(saliency: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """B x H x W (or B x 1 x H x W) saliency resized bilinearly to the map grid, B x h x w."""
+def saliency_on_grid(saliency: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """B x H x W (or B x 1 x H x W) saliency resized to the map grid, B x h x w, by nearest-neighbour
+    interpolation as the reference: output pixel i takes input pixel floor(i · H / h), so the values
+    stay those of the saliency map (a binary map stays binary)."""
     if saliency.dim() == 3:
         saliency = saliency.unsqueeze(1)
-    saliency = saliency.float()
-    if saliency.shape[-2:] != size:
-        saliency = F.interpolate(saliency, size=size, mode="bilinear", align_corners=False)
-    return saliency[:, 0]
+    return F.interpolate(saliency.float(), size=size, mode="nearest")[:, 0]
 
 
 def eps_losses(model: EPSClassifier, images: torch.Tensor, labels: torch.Tensor, saliency: torch.Tensor,
@@ -131,7 +134,7 @@ def eps_losses(model: EPSClassifier, images: torch.Tensor, labels: torch.Tensor,
     logits, maps = model(images)
     cls = F.multilabel_soft_margin_loss(logits, labels)
     probs = F.softmax(maps, dim=1)
-    target = _saliency_on_grid(saliency, tuple(maps.shape[-2:]))
+    target = saliency_on_grid(saliency, tuple(maps.shape[-2:]))
     fg, bg = select_maps(probs, labels, target, strategy, tau, background_classes)
     sal = (target - estimated_saliency(fg, bg, lam)).pow(2).mean()
     return {"loss": cls + sal, "cls": cls, "sal": sal}
