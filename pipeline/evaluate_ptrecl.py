@@ -1,5 +1,5 @@
 """Stage `evaluate_ptrecl`: score PtReCl's reclassification map alone and its pseudo masks after
-IRN's re-refinement on the evaluation split (METHODS.md §8, steps 4-5).
+IRN's re-refinement on the evaluation split (docs/methods.md §8, steps 4-5).
 
 The map alone is scored over the background-threshold sweep of `evaluate.bg_thresholds`, like
 the seeds, and at `ptrecl.reclassify.bg_threshold` (auto: the sweep's best), the headline.

@@ -1,4 +1,4 @@
-"""Stage `evaluate_segmentation`: the trained DeepLab on the val split (METHODS.md §9): mIoU,
+"""Stage `evaluate_segmentation`: the trained DeepLab on the val split (docs/methods.md §9): mIoU,
 boundary F1 and co-occurrence confusion, with `segment.infer`'s scales, flip and optional CRF."""
 
 import numpy as np

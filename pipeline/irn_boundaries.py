@@ -1,5 +1,5 @@
 """Stage `irn_boundaries`: the trained IRN's class-boundary map of every training image
-(METHODS.md §2), computed once and stored, so the random walks of `refine` and of PtReCl's
+(docs/methods.md §2), computed once and stored, so the random walks of `refine` and of PtReCl's
 re-refinement (and every sweep over their parameters) read it instead of running IRN again.
 
 One fp32 map per image on IRN's grid: stride 4 of the image resized by `refine.irn.image_scale`.

@@ -1,4 +1,4 @@
-"""Stage `irn_labels`: IRN's inter-pixel relation labels from the seed maps (METHODS.md §2).
+"""Stage `irn_labels`: IRN's inter-pixel relation labels from the seed maps (docs/methods.md §2).
 
 Confident foreground (seeds >= fg_threshold) and confident background (all seeds <
 bg_threshold), each cleaned with a dense CRF; everything else 255. One palette PNG per image.

@@ -1,4 +1,4 @@
-"""Stage `ptrecl`: PtReCl's reclassification maps and re-refined pseudo masks (METHODS.md §8,
+"""Stage `ptrecl`: PtReCl's reclassification maps and re-refined pseudo masks (docs/methods.md §8,
 steps 4-5).
 
 Every training image's deepest recovery-network features are scored against the stored

@@ -1,4 +1,4 @@
-"""Stage `ptrecl_prototypes`: PtReCl's per-class foreground/background prototypes (METHODS.md §8,
+"""Stage `ptrecl_prototypes`: PtReCl's per-class foreground/background prototypes (docs/methods.md §8,
 step 3).
 
 One pass of the recovery network over the training split collects, per class, foreground and

@@ -1,5 +1,5 @@
 """Stage `train_recovery`: PtReCl's pseudo-mask recovery network, a DeepLab trained on the refine
-stage's pseudo masks (METHODS.md §8, step 2). `train_deeplab` also serves `train_segmentation`."""
+stage's pseudo masks (docs/methods.md §8, step 2). `train_deeplab` also serves `train_segmentation`."""
 
 import torch
 from torch.utils.data import DataLoader

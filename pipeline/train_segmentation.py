@@ -1,4 +1,4 @@
-"""Stage `train_segmentation`: the final DeepLab (METHODS.md §9), trained on the pseudo masks that
+"""Stage `train_segmentation`: the final DeepLab (docs/methods.md §9), trained on the pseudo masks that
 `segment.masks` names (PtReCl's or the refine stage's)."""
 
 from pipeline.paths import PSEUDO_MASKS, PTRECL_MASKS, SEGMENTER_WEIGHTS

@@ -1,4 +1,4 @@
-"""PtReCl core (METHODS.md §8): reservoir sampling, spherical K-means, reclassification, labels."""
+"""PtReCl core (docs/methods.md §8): reservoir sampling, spherical K-means, reclassification, labels."""
 
 import math
 

@@ -1,7 +1,7 @@
 """Scoring pseudo masks against ground truth: the figures every evaluate stage reports.
 
 mIoU with per-class IoU / precision / recall, class-agnostic boundary F1, and co-occurrence
-confusion m_{k,c} (METHODS.md §7) when the data set has full-scene context masks, with the
+confusion m_{k,c} (docs/methods.md §7) when the data set has full-scene context masks, with the
 pairs that co-occur by construction summarised on their own.
 """
 

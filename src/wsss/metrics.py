@@ -19,9 +19,9 @@ Contents
   one vectorised pass per image.
 * :func:`all_background_prediction`, :func:`labelled_class_prediction`: trivial baselines.
 * :func:`label_edges`, :func:`boundary_counts`, :func:`boundary_scores`,
-  :class:`BoundaryAccumulator`: class-agnostic boundary recall / precision / F1 (METHODS.md §7).
+  :class:`BoundaryAccumulator`: class-agnostic boundary recall / precision / F1 (docs/methods.md §7).
 * :class:`CooccurrenceAccumulator`: co-occurrence confusion m_{k,c} = FP_{k,c} / TP_c
-  (METHODS.md §7).
+  (docs/methods.md §7).
 * :func:`format_table`: a markdown table for the terminal.
 """
 
@@ -324,7 +324,7 @@ def labelled_class_prediction(shape: tuple, class_ids: Iterable[int]) -> np.ndar
 
 
 # --------------------------------------------------------------------------------------------
-# boundary quality (METHODS.md §7)
+# boundary quality (docs/methods.md §7)
 # --------------------------------------------------------------------------------------------
 
 def label_edges(label_map) -> np.ndarray:
@@ -427,7 +427,7 @@ class BoundaryAccumulator:
 
 
 # --------------------------------------------------------------------------------------------
-# co-occurrence confusion (METHODS.md §7)
+# co-occurrence confusion (docs/methods.md §7)
 # --------------------------------------------------------------------------------------------
 
 class CooccurrenceAccumulator:

@@ -65,7 +65,7 @@ NUM = (int, float)
 # LocalStDev(dilations)) or the dilation-1 window alone; wsss.refine.pamr.SIGMA_MODES
 PAMR_SIGMA = ("all_dilations", "dilation1")
 
-# Dense CRF (METHODS.md §3), the reference's settings; gt_prob only for label unaries.
+# Dense CRF (docs/methods.md §3), the reference's settings; gt_prob only for label unaries.
 CRF_SCHEMA = {
     "iterations": Field(10, int, low=0, high=100),
     "gaussian_sxy": Field(3.0, NUM, low=1e-3),
@@ -77,7 +77,7 @@ CRF_SCHEMA = {
 }
 
 def _sipe_schema(steps: str, hierarchical: bool, norm: str, bg_scale: float) -> dict:
-    """SIPE / AE-SIPE switches (METHODS.md §5–§6); the two sections differ only in defaults."""
+    """SIPE / AE-SIPE switches (docs/methods.md §5–§6); the two sections differ only in defaults."""
     return {
         # prototype / PAMR sequence: "pr_is" (SIPE), "pr_is,pamr,pr_is" (AE-SIPE) or another
         # row of AE-SIPE's Table 3 (wsss.models.sipe.TABLE3_STEPS)
@@ -94,8 +94,8 @@ def _sipe_schema(steps: str, hierarchical: bool, norm: str, bg_scale: float) -> 
         # per_flip: the training forward on each flip, IS-CAMs summed; reference: flips fused at
         # feature level, structure analysis on hierarchical features (both references' inference)
         "inference": Field("reference", str, choices=("per_flip", "reference")),
-        # the CAM's background: 1 − max over the labelled classes (METHODS.md) or over all
-        # classes before the label mask (both references' code)
+        # the CAM's background: 1 − max over the labelled classes (the paper; docs/methods.md §5)
+        # or over all classes before the label mask (both references' code)
         "cam_background": Field("labelled", str, choices=("labelled", "all")),
         # epochs of L_cls alone before L_gsc joins (0 = the references, which start from ImageNet)
         "gsc_warmup_epochs": Field(0, int, low=0),
@@ -103,7 +103,7 @@ def _sipe_schema(steps: str, hierarchical: bool, norm: str, bg_scale: float) -> 
 
 
 def _deeplab_schema() -> dict:
-    """A DeepLab and its training (METHODS.md §8–§9): PtReCl's recovery network, the segmentation stage."""
+    """A DeepLab and its training (docs/methods.md §8–§9): PtReCl's recovery network, the segmentation stage."""
     return {
         "head": Field("v2", str, choices=("v2", "v3")),
         # ASPP dilations; null: the head's paper rates (v2: 6, 12, 18, 24; v3: 12, 24, 36)
@@ -160,7 +160,7 @@ SCHEMA: dict = {
     },
     "seeds": {
         "method": Field("cam", str, choices=SEED_METHODS),
-        "eps": {  # METHODS.md §7
+        "eps": {  # docs/methods.md §7
             "strategy": Field("adaptive", str, choices=("adaptive", "naive", "predefined", "none")),
             "tau": Field(0.4, NUM, low=0.0, high=1.0),
             "lam": Field(0.5, NUM, low=0.0, high=1.0),
@@ -249,7 +249,7 @@ SCHEMA: dict = {
             },
         },
     },
-    "ptrecl": {  # METHODS.md §8: prototype reclassification of the refine stage's pseudo masks
+    "ptrecl": {  # docs/methods.md §8: prototype reclassification of the refine stage's pseudo masks
         "recovery": _deeplab_schema(),  # the pseudo-mask recovery network, trained on those masks
         "prototypes": {
             "k": Field(20, int, low=1, high=1000),
@@ -270,7 +270,7 @@ SCHEMA: dict = {
         # the background score, since the map's scale differs from the seeds')
         "walk_bg_score": Field(0.5, NUM, low=0.0, high=1.0),
     },
-    "segment": dict(  # METHODS.md §9: the final segmentation network, scored on the val split
+    "segment": dict(  # docs/methods.md §9: the final segmentation network, scored on the val split
         _deeplab_schema(),
         masks=Field("ptrecl", str, choices=("ptrecl", "refine")),  # which pseudo masks it learns from
         infer={

@@ -30,7 +30,7 @@ def poly_lr(base: float, step: int, total: int, power: float = 0.9) -> float:
 
 def make_sgd(groups: list[tuple[list, float]], lr: float, momentum: float, weight_decay: float):
     """SGD over (parameters, lr multiplier) groups. Momentum is a real momentum here: the
-    public WSSS repos pass weight decay into SGD's momentum slot (METHODS.md §1); we do not."""
+    public WSSS repos pass weight decay into SGD's momentum slot (docs/methods.md §1); we do not."""
     param_groups = [
         {"params": params, "lr": lr * mult, "initial_lr": lr * mult}
         for params, mult in groups

@@ -1,4 +1,4 @@
-"""CAM classifier (METHODS.md §1) and multi-scale + flip CAM inference."""
+"""CAM classifier (docs/methods.md §1) and multi-scale + flip CAM inference."""
 
 from __future__ import annotations
 

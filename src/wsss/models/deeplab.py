@@ -1,4 +1,4 @@
-"""DeepLab segmentation networks on the project's backbones (METHODS.md §8–§9).
+"""DeepLab segmentation networks on the project's backbones (docs/methods.md §8–§9).
 
 - ``v2``: DeepLab-ASPP. Parallel 3x3 convolutions with dilations `rates` (6, 12, 18, 24) on the
   deepest feature, their class scores summed.

@@ -1,6 +1,6 @@
 """IRN (Ahn et al., CVPR 2019): class-boundary and displacement heads on a frozen backbone.
 
-METHODS.md §2. Both heads read every level of the backbone's features, each reduced by a 1x1
+docs/methods.md §2. Both heads read every level of the backbone's features, each reduced by a 1x1
 conv + GroupNorm + ReLU and resized to the finest level (stride 4):
 
 - the boundary head outputs one logit per pixel; B = sigmoid(logit) is learnt only through

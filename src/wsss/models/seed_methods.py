@@ -1,6 +1,6 @@
 """The seeds stage's four methods behind one interface (params.yaml `seeds.method`).
 
-cam (METHODS.md §1), eps (§7), sipe (§5) and ae_sipe (§6) differ in their classifier, their
+cam (docs/methods.md §1), eps (§7), sipe (§5) and ae_sipe (§6) differ in their classifier, their
 training loss, the training items (EPS also needs the saliency map) and their inference.
 Everything that depends on the method is decided here, so the stage scripts stay the same.
 

@@ -1,4 +1,4 @@
-"""SIPE and AE-SIPE (METHODS.md §5–§6): one classifier, its losses and multi-scale inference.
+"""SIPE and AE-SIPE (docs/methods.md §5–§6): one classifier, its losses and multi-scale inference.
 
 SIPE, "Self-supervised Image-specific Prototype Exploration for WSSS" (Chen et al., CVPR 2022;
 reference chenqi1126/SIPE, network/resnet50_SIPE.py), and AE-SIPE, "Affinity Enhanced
@@ -22,7 +22,8 @@ CAM with background (the "general" map)
     label are zeroed; M_0 = 1 − max_c M_c over the labelled classes (1 where none is labelled);
     resized bilinearly (align_corners=True) to the level-3 grid. Logits: global average of the
     raw W · level4 (before the ReLU), B x C. (The reference takes the background as 1 − max over
-    *all* classes and zeroes non-labelled classes afterwards; METHODS.md says labelled classes.)
+    *all* classes and zeroes non-labelled classes afterwards; the paper says labelled classes:
+    docs/methods.md §5, `cam_background`.)
 
 Structure analysis (seeds)
     For every position i, S_i = ReLU(cos(f_i, f_j)) over all positions j (F = semantic features,

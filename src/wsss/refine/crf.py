@@ -1,5 +1,5 @@
-"""Dense CRF (Krähenbühl & Koltun) helpers: IRN's relation labels (METHODS.md §2) and CRF
-refinement of seed maps (METHODS.md §3).
+"""Dense CRF (Krähenbühl & Koltun) helpers: IRN's relation labels (docs/methods.md §2) and CRF
+refinement of seed maps (docs/methods.md §3).
 
 The reference CRF: 10 mean-field iterations, a Gaussian (smoothness) kernel with sxy 3 and
 compat 3, and a bilateral (appearance) kernel with sxy 50, srgb 5 and compat 10. Label unaries
@@ -28,7 +28,7 @@ PROB_EPS = 1e-8  # probabilities are clipped to this before -log
 
 @dataclass(frozen=True)
 class CRFParams:
-    """Dense CRF settings (METHODS.md §3); the defaults are the reference's.
+    """Dense CRF settings (docs/methods.md §3); the defaults are the reference's.
 
     gt_prob is used only for label unaries (crf_from_labels / relation_labels). Built from the
     params.yaml section with ``CRFParams(**cfg)``.
@@ -100,7 +100,7 @@ def _dense_crf(image: np.ndarray, unary: np.ndarray, n_labels: int, params: CRFP
 
 def crf_from_labels(image: np.ndarray, labels: np.ndarray, n_labels: int,
                     params: CRFParams = CRFParams()) -> np.ndarray:
-    """Clean a hard label map with the dense CRF (IRN's crf_inference_label, METHODS.md §2).
+    """Clean a hard label map with the dense CRF (IRN's crf_inference_label, docs/methods.md §2).
 
     Each pixel's unary puts gt_prob on its label (no label is "unsure"); returns the argmax of
     the marginals, an int64 H x W map in 0..n_labels-1. With n_labels == 1 the answer is all 0.
@@ -125,7 +125,7 @@ def crf_from_labels(image: np.ndarray, labels: np.ndarray, n_labels: int,
 
 
 def crf_from_probabilities(image: np.ndarray, probs: np.ndarray, params: CRFParams = CRFParams()) -> np.ndarray:
-    """Dense CRF on per-pixel class probabilities (METHODS.md §3).
+    """Dense CRF on per-pixel class probabilities (docs/methods.md §3).
 
     probs: K x H x W, summing to 1 at each pixel; the unary is -log(max(p, 1e-8)). Returns the
     CRF marginals Q (float32 K x H x W, summing to 1 per pixel) so callers can take the argmax
@@ -177,7 +177,7 @@ def scores_to_probabilities(scores: np.ndarray, bg_score) -> np.ndarray:
 def relation_labels(image: np.ndarray, scores: np.ndarray, class_ids: Sequence[int],
                     fg_threshold: float = 0.30, bg_threshold: float = 0.05,
                     params: CRFParams = CRFParams()) -> np.ndarray:
-    """IRN's inter-pixel relation labels (METHODS.md §2; IRN step/cam_to_ir_label.py).
+    """IRN's inter-pixel relation labels (docs/methods.md §2; IRN step/cam_to_ir_label.py).
 
     Confident foreground: argmax over [fg_threshold, scores...] (ties go to background), cleaned
     with crf_from_labels; confident background: the same with bg_threshold. The result (uint8

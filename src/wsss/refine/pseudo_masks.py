@@ -42,7 +42,7 @@ def threshold_mask(scores: np.ndarray, class_ids: np.ndarray, background: Backgr
 
 def crf_mask(image: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, background: Background,
              params: CRFParams) -> np.ndarray:
-    """Dense CRF on the seeds with their background (METHODS.md §3)."""
+    """Dense CRF on the seeds with their background (docs/methods.md §3)."""
     if len(class_ids) == 0:
         return np.zeros(scores.shape[1:], dtype=np.uint8)
     marginals = crf_from_probabilities(image, scores_to_probabilities(scores, background), params)
@@ -52,7 +52,7 @@ def crf_mask(image: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, backg
 
 def pamr_mask(image: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, background: Background,
               pamr: torch.nn.Module, device: torch.device) -> np.ndarray:
-    """PAMR (METHODS.md §4) on the seeds with their background channel, then argmax."""
+    """PAMR (docs/methods.md §4) on the seeds with their background channel, then argmax."""
     if len(class_ids) == 0:
         return np.zeros(scores.shape[1:], dtype=np.uint8)
     maps = with_background(scores, background)
@@ -64,7 +64,7 @@ def pamr_mask(image: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, back
 
 def irn_mask(boundary: torch.Tensor, scores: np.ndarray, class_ids: np.ndarray, radius: int, beta: float,
              exp_times: int, bg_score: float) -> np.ndarray:
-    """IRN's semantic pseudo mask (METHODS.md §2).
+    """IRN's semantic pseudo mask (docs/methods.md §2).
 
     boundary: the boundary map (h x w) on IRN's grid (stride 4 of the image IRN saw). The seeds
     are resized to that grid, walked, resized back to the image, divided by their overall

@@ -1,4 +1,4 @@
-"""PtReCl: prototype-based pseudo-mask reclassification (METHODS.md §8), the pure-algorithm core.
+"""PtReCl: prototype-based pseudo-mask reclassification (docs/methods.md §8), the pure-algorithm core.
 
 1. Collect (`PrototypeBank`): one pass over the training set with a network's features
    (D x H x W per image) and pseudo masks (H x W class ids, 255 = ignore). For every labelled

@@ -1,4 +1,4 @@
-"""IRN's random walk (METHODS.md §2), as a sparse problem.
+"""IRN's random walk (docs/methods.md §2), as a sparse problem.
 
 Pixels i, j closer than ``radius`` (squared distance < radius², as IRN's path index) get the
 affinity a_ij = (1 − max_{k on the path i→j} B_k)^β, where B is the class-boundary map and the
