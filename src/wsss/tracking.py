@@ -120,9 +120,8 @@ def start_parent_run(experiment_id: str, params: dict, key: str, project_dir: st
                      name: str | None = None, owner: str | None = None) -> str:
     """Create a parent run for one pipeline invocation and return its id; ``owner`` is the
     process that closes it (default: this one)."""
-    from wsss.processes import owner_id
-
     from wsss.params import flatten, section_hash
+    from wsss.processes import owner_id
 
     client = _mlflow().MlflowClient()
     run = client.create_run(
