@@ -277,18 +277,24 @@ def test_sigterm_to_wsss_repro_ends_every_stage(project, mlflow_db):
                 found.append(process)
         return found
 
+    client = mlflow.MlflowClient(tracking_uri=mlflow_db)
+
+    def training() -> bool:  # train_classifier is inside its MLflow run
+        experiment = client.get_experiment_by_name("wsss")
+        return experiment is not None and bool(client.search_runs(
+            [experiment.experiment_id], "attributes.run_name = 'train_classifier'"))
+
     deadline = time.monotonic() + 600
-    while not any("pipeline.train_classifier" in p.info["cmdline"] for p in stages()):
+    while not training():
         assert repro.poll() is None and time.monotonic() < deadline, repro.communicate()
-        time.sleep(0.2)
-    time.sleep(2)  # inside the stage's MLflow run and training
+        time.sleep(0.5)
+    assert any("pipeline.train_classifier" in p.info["cmdline"] for p in stages())
     repro.send_signal(signal.SIGTERM)
     out, err = repro.communicate(timeout=120)
     assert repro.returncode == 128 + signal.SIGTERM, err
     assert "SIGTERM: stopped the pipeline" in err
     assert stages() == []  # nothing re-parented keeps running
     assert _temps(cwd / "artifacts/seeds") == [] and not (cwd / "artifacts/seeds/classifier.pt").exists()
-    client = mlflow.MlflowClient(tracking_uri=mlflow_db)
     runs = client.search_runs([client.get_experiment_by_name("wsss").experiment_id])
     status = {r.info.run_name if r.data.tags.get("wsss.kind") == "stage" else "parent": r.info.status for r in runs}
     assert status == {"synthesize": "FINISHED", "train_classifier": "KILLED", "parent": "KILLED"}
