@@ -2,7 +2,6 @@
 boundary F1 and co-occurrence confusion, with `segment.infer`'s scales, flip and optional CRF."""
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from pipeline.paths import SEGMENT_METRICS, SEGMENTER_WEIGHTS, load_stage_weights

@@ -23,7 +23,7 @@ from wsss import params as params_mod
 from wsss import tracking
 from wsss.data.synthetic import SyntheticConfig, generate
 from wsss.errors import DataError, ParamsError
-from wsss.io import atomic_dir, atomic_path, load_checkpoint, save_state_dict
+from wsss.io import atomic_path, load_checkpoint, save_state_dict
 from wsss.params_checks import check_all
 from wsss.processes import owner_gone, owner_id
 from wsss.stage import open_split

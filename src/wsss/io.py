@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import os
 import re
