@@ -2,10 +2,9 @@
 boundary F1 and co-occurrence confusion, with `segment.infer`'s scales, flip and optional CRF."""
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from pipeline.paths import SEGMENT_METRICS, SEGMENTER_WEIGHTS
+from pipeline.paths import SEGMENT_METRICS, SEGMENTER_WEIGHTS, load_stage_weights
 from pipeline.train_recovery import deeplab_network
 from wsss.data.transforms import to_tensor
 from wsss.device import resolve_device
@@ -29,7 +28,7 @@ def main() -> None:
     device = resolve_device(params["project"]["device"])
     dataset = open_split(params, params["dataset"]["val_split"])
     model = deeplab_network(params, "segment", dataset.num_classes, for_training=False)
-    model.load_state_dict(torch.load(SEGMENTER_WEIGHTS, map_location="cpu", weights_only=True))
+    load_stage_weights(model, SEGMENTER_WEIGHTS)
     model = model.to(device).eval()
     crf = CRFParams(**params["refine"]["crf"]) if cfg["infer"]["crf"] else None
     masks = f"{params['seeds']['method']}+{params['refine']['method']}" + ("+ptrecl" if cfg["masks"] == "ptrecl" else "")

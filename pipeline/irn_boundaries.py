@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pipeline.paths import IRN_BOUNDARIES, IRN_WEIGHTS
+from pipeline.paths import IRN_BOUNDARIES, IRN_WEIGHTS, load_stage_weights
 from pipeline.train_irn import irn_backbone
 from wsss.data.transforms import to_tensor
 from wsss.device import resolve_device
@@ -28,7 +28,7 @@ def main() -> None:
     device = resolve_device(params["project"]["device"])
     dataset = open_split(params, params["dataset"]["train_split"])
     model = IRN(irn_backbone(params, for_training=False))
-    model.load_state_dict(torch.load(IRN_WEIGHTS, map_location="cpu", weights_only=True))
+    load_stage_weights(model, IRN_WEIGHTS)
     model = model.to(device).eval()
     scale = params["refine"]["irn"]["image_scale"]  # IRN was trained on images resized by this factor
     with stage_run("irn_boundaries", params, SECTIONS) as run, atomic_dir(IRN_BOUNDARIES) as out:

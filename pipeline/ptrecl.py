@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from pipeline.paths import PROTOTYPES, PTRECL_MASKS, RECLASSIFICATION_MAPS
+from pipeline.paths import PROTOTYPES, PTRECL_MASKS, RECLASSIFICATION_MAPS, load_stage_checkpoint, rerun_hint
 from pipeline.ptrecl_prototypes import recovery_network
 from pipeline.refine import irn_refiner
 from wsss.data.transforms import to_tensor
@@ -29,10 +29,11 @@ SECTIONS = ["project", "dataset", "seeds.backbone", "ptrecl.reclassify.top_m", "
 
 
 def load_prototypes(path: str = PROTOTYPES):
+    state = load_stage_checkpoint(path)
     try:
-        return prototypes_from_state(torch.load(path, map_location="cpu", weights_only=True))
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise DataError(f"{path}: cannot read PtReCl's prototypes ({exc}); run the ptrecl_prototypes stage") from None
+        return prototypes_from_state(state)
+    except ValueError as exc:
+        raise DataError(f"{path}: not PtReCl's prototypes ({exc}); {rerun_hint(path)}") from None
 
 
 @torch.no_grad()

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from pipeline.paths import PROTOTYPES, PSEUDO_MASKS, RECOVERY_WEIGHTS
+from pipeline.paths import PROTOTYPES, PSEUDO_MASKS, RECOVERY_WEIGHTS, load_stage_weights
 from pipeline.train_recovery import deeplab_network
 from wsss.data.transforms import to_tensor
 from wsss.device import resolve_device
@@ -30,7 +30,7 @@ SECTIONS = ["project", "dataset", "seeds.backbone", "ptrecl.prototypes"]
 def recovery_network(params: dict, num_classes: int, device: torch.device):
     """The trained recovery DeepLab (stage train_recovery), in eval mode on `device`."""
     model = deeplab_network(params, "ptrecl.recovery", num_classes, for_training=False)
-    model.load_state_dict(torch.load(RECOVERY_WEIGHTS, map_location="cpu", weights_only=True))
+    load_stage_weights(model, RECOVERY_WEIGHTS)
     return model.to(device).eval()
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pipeline.paths import CLASSIFIER, SEED_MAPS
+from pipeline.paths import CLASSIFIER, SEED_MAPS, load_stage_weights
 from wsss.data.transforms import to_tensor
 from wsss.device import resolve_device
 from wsss.io import atomic_dir, save_score_map
@@ -21,7 +21,7 @@ SECTIONS = ["project", "dataset", "seeds.method", "seeds.backbone", "seeds.infer
 def load_classifier(params: dict, num_classes: int, device) -> torch.nn.Module:
     backbone_cfg = dict(params["seeds"]["backbone"], pretrained=False, checkpoint=None)
     model = build_seed_model(params, build_backbone(backbone_cfg), num_classes - 1)
-    model.load_state_dict(torch.load(CLASSIFIER, map_location="cpu", weights_only=True))
+    load_stage_weights(model, CLASSIFIER)
     return model.to(device).eval()
 
 

@@ -4,12 +4,11 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from pipeline.paths import CLASSIFIER, IRN_WEIGHTS, RELATION_LABELS
+from pipeline.paths import CLASSIFIER, IRN_WEIGHTS, RELATION_LABELS, load_stage_checkpoint
 from wsss.data.transforms import RelationLabelDataset
 from wsss.device import resolve_device
-from wsss.errors import ParamsError
 from wsss.io import save_state_dict
-from wsss.models.backbones import build_backbone
+from wsss.models.backbones import build_backbone, check_pretrained_source
 from wsss.models.irn import IRN
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
@@ -26,12 +25,10 @@ def irn_backbone(params: dict, for_training: bool):
     if not for_training:  # the IRN checkpoint holds the backbone's weights
         return build_backbone(dict(cfg, pretrained=False, checkpoint=None))
     if source == "pretrained":
-        if cfg["name"] == "tiny":
-            raise ParamsError("params.yaml: 'refine.irn.backbone' = pretrained needs a pretrained backbone; "
-                              "the tiny one has no ImageNet weights (use classifier)")
+        check_pretrained_source(cfg, "refine.irn.backbone")
         return build_backbone(cfg)
     backbone = build_backbone(dict(cfg, pretrained=False, checkpoint=None))
-    state = torch.load(CLASSIFIER, map_location="cpu", weights_only=True)
+    state = load_stage_checkpoint(CLASSIFIER)
     backbone.load_state_dict({k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")})
     return backbone
 

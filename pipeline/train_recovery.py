@@ -5,12 +5,11 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from pipeline.paths import CLASSIFIER, PSEUDO_MASKS, RECOVERY_WEIGHTS
+from pipeline.paths import CLASSIFIER, PSEUDO_MASKS, RECOVERY_WEIGHTS, load_stage_checkpoint
 from wsss.data.transforms import LabelMapDataset
 from wsss.device import resolve_device
-from wsss.errors import ParamsError
 from wsss.io import save_state_dict
-from wsss.models.backbones import build_backbone
+from wsss.models.backbones import build_backbone, check_pretrained_source
 from wsss.models.deeplab import DeepLab, segmentation_loss
 from wsss.params import get_key
 from wsss.stage import load_params, open_split, run_main
@@ -23,14 +22,12 @@ def deeplab_network(params: dict, section: str, num_classes: int, for_training: 
     nothing else to start from) or from ImageNet (`backbone: pretrained`)."""
     cfg, backbone_cfg = get_key(params, section), params["seeds"]["backbone"]
     if for_training and cfg["backbone"] == "pretrained":
-        if backbone_cfg["name"] == "tiny":
-            raise ParamsError(f"params.yaml: '{section}.backbone' = pretrained needs a pretrained backbone; "
-                              "the tiny one has no ImageNet weights (use classifier)")
+        check_pretrained_source(backbone_cfg, f"{section}.backbone")
         backbone = build_backbone(backbone_cfg)
     else:
         backbone = build_backbone(dict(backbone_cfg, pretrained=False, checkpoint=None))
         if for_training:
-            state = torch.load(CLASSIFIER, map_location="cpu", weights_only=True)
+            state = load_stage_checkpoint(CLASSIFIER)
             backbone.load_state_dict({k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")})
     return DeepLab(backbone, num_classes, cfg["head"], cfg["rates"])
 

@@ -23,11 +23,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.paths import CLASSIFIER
+from pipeline.paths import CLASSIFIER, load_stage_weights
 from wsss.data.transforms import to_tensor
 from wsss.models.backbones import build_backbone
 from wsss.models.seed_methods import build_seed_model
-from wsss.stage import load_params, open_split
+from wsss.stage import load_params, open_split, run_main
 
 
 @torch.no_grad()
@@ -70,7 +70,7 @@ def main() -> None:
     dataset = open_split(params, params["dataset"]["eval_split"])
     backbone = build_backbone(dict(params["seeds"]["backbone"], pretrained=False, checkpoint=None))
     model = build_seed_model(params, backbone, dataset.num_classes - 1)
-    model.load_state_dict(torch.load(args.checkpoint, map_location="cpu", weights_only=True))
+    load_stage_weights(model, args.checkpoint)
     model.eval()
     rows: dict[int, list[dict]] = {}
     for image_id in dataset.ids[: args.images]:
@@ -87,4 +87,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -14,7 +14,9 @@
                           reuses every cached upstream stage and a nested MLflow run under the
                           sweep's parent run; a killed sweep resumes where it stopped; the best
                           params go to .wsss/sweeps/NAME/best_params.yaml
-  wsss check-params       validate params.yaml
+  wsss check-params       validate params.yaml fully, as `wsss repro` does before DVC starts (run it
+                          before a plain `dvc repro`: a stage failing on a bad value leaves its
+                          outputs removed)
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from wsss.errors import WsssError
@@ -66,23 +70,87 @@ def cmd_results(args) -> int:
 
 def cmd_check_params(args) -> int:
     from wsss import params
+    from wsss.params_checks import check_all
 
-    params.load(Path(args.project) / params.PARAMS_FILE)
+    check_all(params.load(Path(args.project) / params.PARAMS_FILE), Path(args.project))
     print("params.yaml is valid")
     return 0
 
 
+# After SIGINT/SIGTERM, how long the pipeline's processes get to stop before SIGKILL.
+STOP_GRACE_S = 10.0
+
+
+def _run_as_group(cmd: list[str], cwd: Path, env: dict) -> tuple[int, int | None]:
+    """Run ``cmd`` as the leader of its own process group (it and every stage it starts).
+
+    SIGINT / SIGTERM to us end the whole group: SIGTERM, then SIGKILL after STOP_GRACE_S, so
+    no stage survives its driver and keeps writing. Returns (exit status, signal or None).
+    """
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, start_new_session=True)
+    received: list[int] = []
+
+    def on_signal(signum, frame):
+        if not received:
+            _signal_group(proc.pid, signal.SIGTERM)
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        deadline = None
+        while True:
+            try:
+                returncode = proc.wait(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if received and deadline is None:
+                deadline = time.monotonic() + STOP_GRACE_S
+            if deadline is not None and time.monotonic() > deadline:
+                _signal_group(proc.pid, signal.SIGKILL)
+        if received:  # stages outlive dvc by a moment: wait for the group, then kill what is left
+            deadline = deadline or time.monotonic() + STOP_GRACE_S
+            while _signal_group(proc.pid, 0) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            _signal_group(proc.pid, signal.SIGKILL)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return returncode, (received[0] if received else None)
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Send ``sig`` to a process group; False when the group has no process left."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # only zombies left, or the group id reused by another user
+        return False
+    return True
+
+
 def cmd_repro(args) -> int:
-    """dvc repro with a parent MLflow run that every stage nests under."""
+    """dvc repro with a parent MLflow run that every stage nests under. params.yaml is checked
+    fully first: a bad value must not fail a stage after DVC has removed its outputs."""
     from wsss import params as params_mod
     from wsss import tracking
+    from wsss.params_checks import check_all
 
     project = Path(args.project)
     params = params_mod.load(project / params_mod.PARAMS_FILE)
+    check_all(params, project)
     experiment_id = tracking.configure(params["tracking"]["experiment"], project)
+    tracking.close_orphaned_runs(experiment_id)
     parent = tracking.start_parent_run(experiment_id, params, f"wsss-repro:{os.getpid()}", project)
     env = _tool_env(**{tracking.PARENT_ENV: parent})
-    returncode = subprocess.run(["dvc", "repro", *args.dvc_args], cwd=project, env=env).returncode
+    returncode, stopped_by = _run_as_group(["dvc", "repro", *args.dvc_args], project, env)
+    if stopped_by is not None:
+        name = signal.Signals(stopped_by).name
+        tracking.close_orphaned_runs(experiment_id)  # stages that needed SIGKILL
+        tracking.stop_parent_run(parent, f"wsss repro received {name}; the pipeline was stopped")
+        print(f"wsss repro: {name}: stopped the pipeline; finished stages are cached", file=sys.stderr)
+        return 128 + stopped_by
     ran_stages = tracking.finish_parent_run(parent, returncode == 0)
     if returncode != 0:
         print(f"dvc repro failed (exit {returncode}); fix the cause and run again: "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from wsss.errors import DataError
+from wsss.processes import owner_gone, owner_id
 
 
 def voc_palette() -> list[int]:
@@ -38,12 +40,49 @@ def voc_palette() -> list[int]:
     return palette
 
 
+# A temporary output is named after its owner process, ``.<name>.<owner>~<random>.tmp``, so that
+# a later writer in the same folder can tell a killed writer's leftover (owner gone: removed)
+# from a concurrent writer's work in progress (owner alive: kept).
+_TEMP_OWNER = re.compile(r"\.(?P<owner>\d+-\d+@[A-Za-z0-9._-]+)~[^~]*\.tmp")
+_swept: set[tuple[int, Path]] = set()  # (pid, folder): swept once per process and folder
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}.{owner_id()}~"
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary outputs in ``folder`` whose writer died (SIGKILL, power loss) on
+    this host; those of running processes and of other hosts stay. Returns what was removed."""
+    removed = []
+    for tmp in Path(folder).glob(".*~*.tmp*"):
+        match = _TEMP_OWNER.search(tmp.name)
+        if match is None or not owner_gone(match["owner"]):
+            continue
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
+def _sweep_once(folder: Path) -> None:
+    """remove_stale_temps, once per process and folder: a stage writing thousands of files
+    into one folder scans it once."""
+    key = (os.getpid(), folder.resolve())
+    if key not in _swept:
+        remove_stale_temps(folder)
+        _swept.add(key)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    _sweep_once(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp" + path.suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -59,7 +98,8 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty temporary directory beside ``path``; it replaces ``path`` on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    _sweep_once(path.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
     try:
         yield tmp
         if path.exists():
@@ -128,6 +168,35 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
         raise DataError(f"{path}: image file not found") from None
     except Exception as exc:
         raise DataError(f"{path}: cannot decode image ({exc})") from None
+
+
+def load_checkpoint(path: str | os.PathLike, remedy: str = "re-run the stage that writes it") -> dict:
+    """torch.load of a saved state dict (tensors only, onto the CPU); a missing, truncated or
+    corrupt file is a DataError naming the file and ending with ``remedy``."""
+    import torch
+
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise DataError(f"{path}: checkpoint not found; {remedy}") from None
+    except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError... on bad files
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: cannot read checkpoint, truncated or corrupt ({reason}); {remedy}") from None
+    if not isinstance(state, dict):
+        raise DataError(f"{path}: expected a state dict, got {type(state).__name__}; {remedy}")
+    return state
+
+
+def load_weights(module, path: str | os.PathLike, remedy: str = "re-run the stage that writes it") -> None:
+    """``module.load_state_dict`` from a checkpoint file; a file that does not fit the module
+    (written for other params) is a DataError naming the file, like a corrupt one."""
+    state = load_checkpoint(path, remedy)
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise DataError(f"{path}: checkpoint does not fit the model params.yaml describes ({first}); {remedy}") from None
 
 
 def save_state_dict(path: str | os.PathLike, state: dict) -> None:

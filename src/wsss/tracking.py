@@ -26,6 +26,8 @@ import numpy as np
 
 PARENT_ENV = "WSSS_PARENT_RUN_ID"
 INVOCATION_TAG = "wsss.invocation"
+OWNER_TAG = "wsss.owner"  # the process that must close the run (wsss.processes.owner_id)
+ORPHANED_TAG = "wsss.orphaned"  # why a run was closed by another process than its owner
 DB_FILE = "mlflow.db"
 ARTIFACT_DIR = "mlruns"
 
@@ -115,9 +117,11 @@ def invocation_key() -> str | None:
 
 
 def start_parent_run(experiment_id: str, params: dict, key: str, project_dir: str | Path = ".",
-                     name: str | None = None) -> str:
-    """Create a parent run for one pipeline invocation and return its id."""
+                     name: str | None = None, owner: str | None = None) -> str:
+    """Create a parent run for one pipeline invocation and return its id; ``owner`` is the
+    process that closes it (default: this one)."""
     from wsss.params import flatten, section_hash
+    from wsss.processes import owner_id
 
     client = _mlflow().MlflowClient()
     run = client.create_run(
@@ -125,6 +129,7 @@ def start_parent_run(experiment_id: str, params: dict, key: str, project_dir: st
         run_name=name or time.strftime("pipeline %Y-%m-%d %H:%M:%S"),
         tags={
             INVOCATION_TAG: key,
+            OWNER_TAG: owner or owner_id(),
             "wsss.kind": "pipeline",
             "wsss.dvc_experiment": os.environ.get("DVC_EXP_NAME", ""),
             "wsss.git_commit": git_commit(project_dir),
@@ -149,7 +154,42 @@ def find_or_start_parent(experiment_id: str, params: dict, project_dir: str | Pa
         if runs:
             return runs[0].info.run_id
     return start_parent_run(experiment_id, params, key or f"manual:{os.getpid()}:{time.time():.0f}",
-                            project_dir)
+                            project_dir, owner=_dvc_owner(key))
+
+
+def _dvc_owner(key: str | None) -> str | None:
+    """The owner name (wsss.processes) of the dvc process an invocation key names: a plain
+    `dvc repro`'s parent run lives as long as dvc, not as the stage that created it."""
+    if key is None:
+        return None
+    _, host, pid, start = key.split(":")
+    return f"{pid}-{start}@{host}"
+
+
+def close_orphaned_runs(experiment_id: str) -> list[str]:
+    """Close the RUNNING runs of the experiment whose owner process on this host is gone (a
+    SIGKILL, a crash, a power cut): status KILLED, tag wsss.orphaned saying why. Runs of
+    running processes, of other hosts and without an owner (sweeps) are left alone."""
+    from wsss.processes import owner_gone, owner_id
+
+    client = _mlflow().MlflowClient()
+    closed = []
+    for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'",
+                                  max_results=1000):
+        owner = run.data.tags.get(OWNER_TAG)
+        if owner and owner_gone(owner):
+            client.set_tag(run.info.run_id, ORPHANED_TAG,
+                           f"its process {owner} ended without closing it (killed); closed by {owner_id()}")
+            client.set_terminated(run.info.run_id, "KILLED")
+            closed.append(run.info.run_id)
+    return closed
+
+
+def stop_parent_run(run_id: str, reason: str) -> None:
+    """Close a parent run whose pipeline was stopped (a signal): KILLED, tag wsss.stopped."""
+    client = _mlflow().MlflowClient()
+    client.set_tag(run_id, "wsss.stopped", reason)
+    client.set_terminated(run_id, "KILLED")
 
 
 def log_params(client, run_id: str, flat: dict) -> None:
@@ -215,13 +255,17 @@ def _flatten_numbers(tree: dict, prefix: str = "") -> dict:
 def stage_run(stage: str, params: dict, sections: list[str], project_dir: str | Path = ".") -> Iterator[StageRun]:
     """Open the nested MLflow run of one stage under its pipeline's parent run.
 
-    Logs the stage's params sections, tags (stage, git commit, params hash) and marks the run
-    (and the parent) FINISHED or FAILED.
+    Logs the stage's params sections, tags (stage, git commit, params hash, owner process) and
+    marks the run (and the parent) FINISHED, FAILED or, when a signal stopped it, KILLED. Runs
+    that killed processes left RUNNING are closed first (close_orphaned_runs).
     """
     from wsss.params import get_key, section_hash
 
+    from wsss.processes import owner_id
+
     mlflow = _mlflow()
     experiment_id = configure(params["tracking"]["experiment"], project_dir)
+    close_orphaned_runs(experiment_id)
     parent_id = find_or_start_parent(experiment_id, params, project_dir)
     client = mlflow.MlflowClient()
     client.update_run(parent_id, status="RUNNING")
@@ -232,6 +276,7 @@ def stage_run(stage: str, params: dict, sections: list[str], project_dir: str | 
             "mlflow.parentRunId": parent_id,
             "wsss.stage": stage,
             "wsss.kind": "stage",
+            OWNER_TAG: owner_id(),
             "wsss.git_commit": git_commit(project_dir),
             "wsss.params_hash": section_hash(params, sections),
         },
@@ -242,6 +287,9 @@ def stage_run(stage: str, params: dict, sections: list[str], project_dir: str | 
     try:
         yield handle
         status = "FINISHED"
+    except (KeyboardInterrupt, SystemExit):  # a signal (stage.run_main turns SIGTERM into SystemExit)
+        status = "KILLED"
+        raise
     finally:
         client.set_terminated(run.info.run_id, status)
         client.set_terminated(parent_id, status)

@@ -27,14 +27,11 @@ def open_dataset(cfg: dict, split: str) -> SegmentationDataset:
     from wsss.data.saliency import make_saliency_source
     from wsss.data.voc import VOCDataset
 
-    name = cfg.get("name")
-    if name not in DATASETS:
-        raise ParamsError(f"dataset.name = {name!r}: choose one of {list(DATASETS)}")
+    check_config(cfg)
+    name = cfg["name"]
     root = _root(cfg)
     saliency = make_saliency_source(cfg.get("saliency"), root)
     if name == "coco":
-        if cfg.get("mask_dir", "auto") not in ("auto", None):
-            raise ParamsError("dataset.mask_dir applies to voc/synthetic; for coco use dataset.label_dir")
         return COCODataset(
             root,
             split,
@@ -42,12 +39,24 @@ def open_dataset(cfg: dict, split: str) -> SegmentationDataset:
             label_dir=cfg.get("label_dir"),
             saliency=saliency,
         )
+    return VOCDataset(root, split, mask_dir=cfg.get("mask_dir", "auto"), saliency=saliency)
+
+
+def check_config(cfg: dict) -> None:
+    """The checks of the section that need no file: known name, keys that fit it, saliency spec."""
+    from wsss.data.saliency import check_saliency_spec
+
+    name = cfg.get("name")
+    if name not in DATASETS:
+        raise ParamsError(f"dataset.name = {name!r}: choose one of {list(DATASETS)}")
+    if name == "coco" and cfg.get("mask_dir", "auto") not in ("auto", None):
+        raise ParamsError("dataset.mask_dir applies to voc/synthetic; for coco use dataset.label_dir")
     for key in ("annotation_file", "label_dir"):
-        if cfg.get(key) is not None:
+        if name != "coco" and cfg.get(key) is not None:
             raise ParamsError(
                 f"dataset.{key} applies to coco only; set it to null for dataset.name = {name!r}"
             )
-    return VOCDataset(root, split, mask_dir=cfg.get("mask_dir", "auto"), saliency=saliency)
+    check_saliency_spec(cfg.get("saliency"))
 
 
 def _root(cfg: dict) -> Path:

@@ -118,12 +118,9 @@ def _min_max(values: np.ndarray) -> np.ndarray:
     return ((values - low) / (high - low)).astype(np.float32)
 
 
-def make_saliency_source(spec: str | None, dataset_root: str | os.PathLike) -> SaliencySource | None:
-    """Build the source named by params ``dataset.saliency``.
-
-    None / "none" -> no saliency; "opencv" or "opencv:<method>" -> OpenCVSaliency; anything
-    else is a folder of maps, relative to ``dataset_root`` unless absolute.
-    """
+def check_saliency_spec(spec) -> str | None:
+    """Check a ``dataset.saliency`` value without touching files: None (no saliency), "opencv"
+    or "folder"."""
     if spec is None or (isinstance(spec, str) and spec.strip().lower() == "none"):
         return None
     if not isinstance(spec, str) or not spec.strip():
@@ -138,7 +135,22 @@ def make_saliency_source(spec: str | None, dataset_root: str | os.PathLike) -> S
                 f"dataset.saliency = {spec!r}: unknown OpenCV method {method!r}; "
                 f"choose one of {sorted(OPENCV_METHODS)}"
             )
-        return OpenCVSaliency(method)
+        return "opencv"
+    return "folder"
+
+
+def make_saliency_source(spec: str | None, dataset_root: str | os.PathLike) -> SaliencySource | None:
+    """Build the source named by params ``dataset.saliency``.
+
+    None / "none" -> no saliency; "opencv" or "opencv:<method>" -> OpenCVSaliency; anything
+    else is a folder of maps, relative to ``dataset_root`` unless absolute.
+    """
+    kind = check_saliency_spec(spec)
+    if kind is None:
+        return None
+    spec = spec.strip()
+    if kind == "opencv":
+        return OpenCVSaliency(spec.partition(":")[2] or "spectral_residual")
     folder = Path(spec)
     if not folder.is_absolute():
         folder = Path(dataset_root) / folder

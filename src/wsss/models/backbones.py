@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 
 from wsss.errors import ParamsError
+from wsss.io import load_checkpoint
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -167,7 +168,7 @@ def _load_checkpoint(net: nn.Module, path: str, drop_prefixes: tuple[str, ...] =
     file = Path(path)
     if not file.is_file():
         raise ParamsError(f"params.yaml: 'seeds.backbone.checkpoint' file not found: {file}")
-    state = torch.load(file, map_location="cpu", weights_only=True)
+    state = load_checkpoint(file, remedy="params.yaml: 'seeds.backbone.checkpoint' must name a torch state dict")
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     state = {k.removeprefix("module."): v for k, v in state.items()}
@@ -180,6 +181,14 @@ def _load_checkpoint(net: nn.Module, path: str, drop_prefixes: tuple[str, ...] =
             f"{len(missing)} missing keys (e.g. {missing[:3]}), {len(unexpected)} unexpected "
             f"(e.g. {unexpected[:3]})"
         )
+
+
+def check_pretrained_source(backbone_cfg: dict, key: str) -> None:
+    """A network that starts from ImageNet weights (``<key>: pretrained``) needs a backbone
+    that has them."""
+    if backbone_cfg["name"] == "tiny":
+        raise ParamsError(f"params.yaml: '{key}' = pretrained needs a pretrained backbone; "
+                          "the tiny one has no ImageNet weights (use classifier)")
 
 
 def build_backbone(cfg: dict) -> Backbone:

@@ -296,7 +296,7 @@ def reclassify(features: torch.Tensor, class_ids: Sequence[int] | torch.Tensor,
 
 def prototypes_to_state(prototypes: Mapping[int, ClassPrototypes]) -> dict[str, torch.Tensor]:
     """A flat {"<class>.foreground" / "<class>.background": k x D} dict of CPU tensors: a state
-    dict that torch.save stores and torch.load(weights_only=True) reads back."""
+    dict that torch.save stores and wsss.io.load_checkpoint reads back."""
     state = {}
     for c, p in sorted(prototypes.items()):
         state[f"{c}.foreground"] = p.foreground.detach().cpu().contiguous()
