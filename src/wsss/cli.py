@@ -1,7 +1,8 @@
 """The `wsss` command.
 
   wsss repro [dvc args]   run the pipeline (dvc repro) under one MLflow parent run, then print
-                          the results table
+                          the results table; stages DVC skips (up to date, or restored from its
+                          run-cache) get a run too, tagged wsss.restored=true, read from their outputs
   wsss results            print the results table of the last run
   wsss ablate TABLE       run one of the seed papers' ablation tables as DVC experiments
                           (one MLflow run per row) and write results/ablations/TABLE.md;
@@ -75,7 +76,7 @@ def cmd_check_params(args) -> int:
 def cmd_repro(args) -> int:
     """dvc repro with a parent MLflow run that every stage nests under."""
     from wsss import params as params_mod
-    from wsss import tracking
+    from wsss import restore, tracking
 
     project = Path(args.project)
     params = params_mod.load(project / params_mod.PARAMS_FILE)
@@ -83,13 +84,18 @@ def cmd_repro(args) -> int:
     parent = tracking.start_parent_run(experiment_id, params, f"wsss-repro:{os.getpid()}", project)
     env = _tool_env(**{tracking.PARENT_ENV: parent})
     returncode = subprocess.run(["dvc", "repro", *args.dvc_args], cwd=project, env=env).returncode
-    ran_stages = tracking.finish_parent_run(parent, returncode == 0)
+    restored = []
+    if returncode == 0:  # stages DVC skipped or took from its run-cache: runs from their outputs
+        targets = [arg for arg in args.dvc_args if not arg.startswith("-")]
+        restored = restore.record_restored(parent, project, params, targets, env)
+    tracking.finish_parent_run(parent, returncode == 0)
     if returncode != 0:
         print(f"dvc repro failed (exit {returncode}); fix the cause and run again: "
               "finished stages are cached and will not run twice", file=sys.stderr)
         return returncode
-    if not ran_stages:
-        print("dvc repro: every stage is up to date (no new MLflow run)")
+    if restored:
+        print(f"MLflow: {len(restored)} stage(s) DVC did not run recorded from their outputs "
+              f"(tag {tracking.RESTORED_TAG}=true): {', '.join(restored)}")
     print()
     cmd_results(args)
     print()

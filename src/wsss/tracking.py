@@ -26,6 +26,7 @@ import numpy as np
 
 PARENT_ENV = "WSSS_PARENT_RUN_ID"
 INVOCATION_TAG = "wsss.invocation"
+RESTORED_TAG = "wsss.restored"  # a stage run recorded from its outputs: DVC did not run the stage
 DB_FILE = "mlflow.db"
 ARTIFACT_DIR = "mlruns"
 
@@ -218,13 +219,39 @@ def stage_run(stage: str, params: dict, sections: list[str], project_dir: str | 
     Logs the stage's params sections, tags (stage, git commit, params hash) and marks the run
     (and the parent) FINISHED or FAILED.
     """
-    from wsss.params import get_key, section_hash
-
     mlflow = _mlflow()
     experiment_id = configure(params["tracking"]["experiment"], project_dir)
     parent_id = find_or_start_parent(experiment_id, params, project_dir)
     client = mlflow.MlflowClient()
     client.update_run(parent_id, status="RUNNING")
+    handle = _create_stage_run(client, experiment_id, parent_id, stage, params, sections, project_dir)
+    status = "FAILED"
+    try:
+        yield handle
+        status = "FINISHED"
+    finally:
+        client.set_terminated(handle.run_id, status)
+        client.set_terminated(parent_id, status)
+
+
+def restored_stage_run(experiment_id: str, parent_id: str, stage: str, params: dict, sections: list[str],
+                       project_dir: str | Path = ".") -> StageRun:
+    """The run of a stage DVC did not run (up to date, or restored from its run-cache): tagged
+    ``wsss.restored=true``, its figures to be read from its outputs by the caller; FINISHED when
+    the caller calls ``finish_restored_run``."""
+    client = _mlflow().MlflowClient()
+    return _create_stage_run(client, experiment_id, parent_id, stage, params, sections, project_dir,
+                             {RESTORED_TAG: "true"})
+
+
+def finish_restored_run(run: StageRun) -> None:
+    run.client.set_terminated(run.run_id, "FINISHED")
+
+
+def _create_stage_run(client, experiment_id: str, parent_id: str, stage: str, params: dict, sections: list[str],
+                      project_dir: str | Path, extra_tags: dict | None = None) -> StageRun:
+    from wsss.params import get_key, section_hash
+
     run = client.create_run(
         experiment_id,
         run_name=stage,
@@ -234,17 +261,19 @@ def stage_run(stage: str, params: dict, sections: list[str], project_dir: str | 
             "wsss.kind": "stage",
             "wsss.git_commit": git_commit(project_dir),
             "wsss.params_hash": section_hash(params, sections),
+            **(extra_tags or {}),
         },
     )
     handle = StageRun(client, run.info.run_id, parent_id)
     handle.log_params({section: get_key(params, section) for section in sections})
-    status = "FAILED"
-    try:
-        yield handle
-        status = "FINISHED"
-    finally:
-        client.set_terminated(run.info.run_id, status)
-        client.set_terminated(parent_id, status)
+    return handle
+
+
+def stage_runs(run_id: str) -> list:
+    """The stage runs nested under a parent run."""
+    client = _mlflow().MlflowClient()
+    experiment_id = client.get_run(run_id).info.experiment_id
+    return client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{run_id}'")
 
 
 def finish_parent_run(run_id: str, success: bool) -> bool:
