@@ -47,12 +47,15 @@ stages:
 """
 
 
+@pytest.mark.slow
 def test_repro_records_a_stage_dvc_skipped_with_its_figures(tmp_path, mlflow_db):
     """A stage already up to date (committed metrics, as in a fresh clone) gets a restored run."""
     import os
     import sys
 
     root = Path(__file__).resolve().parents[1]
+    tmp_path = tmp_path / "project"  # beside, not inside, the MLflow database
+    tmp_path.mkdir()
     (tmp_path / "dvc.yaml").write_text(PIPELINE)
     (tmp_path / "params.yaml").write_text("seeds: {method: cam}\nevaluate: {boundary_tolerance: 2}\n")
     (tmp_path / "result.json").write_text(json.dumps(RESULT))

@@ -78,3 +78,39 @@ def test_queued_dvc_experiments_log_to_the_project_store(tmp_path, monkeypatch):
     queued = tmp_path / ".dvc" / "tmp" / "exps" / "tmpab12" / "sub"
     assert tracking.tracking_root(queued) == tmp_path.resolve()
     assert tracking.tracking_uri(queued) == f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}"
+
+
+def test_git_commit_is_dirty_only_for_edits_of_tracked_sources_or_params(tmp_path):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "dvc.yaml").write_text("stages:\n  s:\n    cmd: x\n    metrics:\n      - metrics/a.json:\n"
+                                       "          cache: false\n    outs:\n      - out/\n")
+    for name, text in {"params.yaml": "a: 1\n", "src.py": "x = 1\n", "dvc.lock": "1\n", "metrics/a.json": "{}\n",
+                       ".gitignore": "/b\n", "out/.gitignore": "/c\n"}.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "init")
+    sha = tracking.git_commit(tmp_path)
+    assert len(sha) == 40
+    # what dvc repro writes (with autostage: staged) is not an edit
+    for name in ("dvc.lock", "metrics/a.json", ".gitignore", "out/.gitignore"):
+        (tmp_path / name).write_text("changed\n")
+    git("add", "dvc.lock")
+    (tmp_path / "untracked.py").write_text("")
+    assert tracking.git_commit(tmp_path) == sha
+    for edited in ("params.yaml", "src.py"):
+        (tmp_path / edited).write_text("changed\n")
+        assert tracking.git_commit(tmp_path) == sha + "-dirty"
+        git("checkout", "--", edited)
+    git("mv", "src.py", "renamed.py")
+    assert tracking.git_commit(tmp_path) == sha + "-dirty"
+
+
+def test_git_commit_outside_a_repository_is_unknown(tmp_path):
+    assert tracking.git_commit(tmp_path) == "unknown"

@@ -80,20 +80,57 @@ def configure(experiment: str, project_dir: str | Path = ".") -> str:
 
 
 def git_commit(project_dir: str | Path = ".") -> str:
+    """HEAD's sha, with ``-dirty`` when a tracked file other than what DVC writes differs from it."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=project_dir, capture_output=True, text=True, timeout=10
-        )
-        commit = out.stdout.strip()
-        if out.returncode != 0 or not commit:
+        out = subprocess.run(["git", "rev-parse", "HEAD", "--show-prefix"], cwd=project_dir,
+                             capture_output=True, text=True, timeout=10)
+        lines = out.stdout.splitlines()
+        if out.returncode != 0 or not lines:
             return "unknown"
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+        commit, prefix = lines[0].strip(), (lines[1] if len(lines) > 1 else "")
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "-z", "--untracked-files=no"],
             cwd=project_dir, capture_output=True, text=True, timeout=10,
-        ).stdout.strip()
-        return commit + ("-dirty" if dirty else "")
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    written = dvc_written_paths(project_dir)
+    edited = [path for path in _status_paths(status)
+              if not (path.startswith(prefix) and _dvc_writes(path[len(prefix):], written))]
+    return commit + ("-dirty" if edited else "")
+
+
+def _status_paths(porcelain_z: str) -> list[str]:
+    """Paths of `git status --porcelain -z` (a rename's entry is followed by its old path)."""
+    entries, paths = porcelain_z.split("\0"), []
+    i = 0
+    while i < len(entries):
+        entry = entries[i]
+        if len(entry) > 3:
+            paths.append(entry[3:])
+            if entry[0] in "RC":
+                i += 1  # the old path of a rename or copy
+        i += 1
+    return paths
+
+
+def dvc_written_paths(project_dir: str | Path = ".") -> list[str]:
+    """What `dvc repro` itself writes into git-tracked files: every stage's outputs (metrics files
+    kept in git) besides dvc.lock and the .gitignore files DVC keeps (see _dvc_writes)."""
+    import yaml
+
+    try:
+        stages = (yaml.safe_load((Path(project_dir) / "dvc.yaml").read_text()) or {}).get("stages") or {}
+    except (OSError, yaml.YAMLError):
+        return []
+    return [(next(iter(entry)) if isinstance(entry, dict) else str(entry)).rstrip("/")
+            for stage in stages.values() for key in ("outs", "metrics", "plots") for entry in stage.get(key) or []]
+
+
+def _dvc_writes(path: str, outputs: list[str]) -> bool:
+    name = Path(path).name
+    return (name in ("dvc.lock", ".gitignore") or
+            any(path == out or path.startswith(out + "/") for out in outputs))
 
 
 def invocation_key() -> str | None:
