@@ -114,3 +114,56 @@ def test_git_commit_is_dirty_only_for_edits_of_tracked_sources_or_params(tmp_pat
 
 def test_git_commit_outside_a_repository_is_unknown(tmp_path):
     assert tracking.git_commit(tmp_path) == "unknown"
+
+
+def _snapshot(folder):
+    import hashlib
+
+    return {p.relative_to(folder).as_posix(): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_copied_project_reads_and_writes_only_inside_itself(tmp_path, monkeypatch):
+    import shutil
+    from pathlib import Path
+    from urllib.parse import unquote, urlparse
+
+    from wsss.report import run_report
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv(tracking.PARENT_ENV, raising=False)
+    params = params_mod.validate({})
+    original, copy = tmp_path / "original", tmp_path / "copy"
+    original.mkdir()
+    monkeypatch.chdir(original)
+    with tracking.stage_run("evaluate_seeds", params, ["evaluate"], original) as run:
+        run.set_tag("wsss.method", "cam")
+        run.log_metrics({"miou": 0.5})
+        run.log_image(np.zeros((8, 8, 3), np.uint8), "before.png")
+    shutil.copytree(original, copy)
+    before = _snapshot(original)
+    monkeypatch.chdir(copy)
+    with tracking.stage_run("evaluate_seeds", params, ["evaluate"], copy) as run:
+        run.set_tag("wsss.method", "cam")
+        run.log_metrics({"miou": 0.6})
+        run.log_image(np.zeros((8, 8, 3), np.uint8), "after.png")
+    assert "| cam" in run_report("wsss", copy)
+    assert _snapshot(original) == before  # nothing read-written back into the original
+    client = mlflow.MlflowClient(tracking_uri=tracking.tracking_uri(copy))
+    experiment = client.get_experiment_by_name("wsss")
+    assert experiment.artifact_location == (copy / "mlruns").as_uri()
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 5  # two parents, two stages, one report
+    for run in runs:
+        assert Path(unquote(urlparse(run.info.artifact_uri).path)).is_relative_to(copy)
+    files = {p.name for p in (copy / "mlruns").rglob("*.png")}
+    assert {"before.png", "after.png", "report.png"} <= files
+
+
+def test_a_store_named_by_mlflow_tracking_uri_is_left_as_it_is(tmp_path, mlflow_db):
+    location = "file:///elsewhere/mlruns"
+    client = mlflow.MlflowClient(tracking_uri=mlflow_db)
+    experiment_id = client.create_experiment("wsss", artifact_location=location)
+    assert tracking.configure("wsss", tmp_path) == experiment_id
+    assert client.get_experiment(experiment_id).artifact_location == location

@@ -9,7 +9,8 @@ each stage as its own process, so a stage finds its parent run in this order:
 3. otherwise (a stage script run by hand) a new parent run for just this stage.
 
 Default tracking: a sqlite database ``mlflow.db`` in the project with artifacts under
-``mlruns/``; ``MLFLOW_TRACKING_URI`` switches to a shared server.
+``mlruns/``, kept inside the project when it is moved or copied (``keep_artifacts_inside``);
+``MLFLOW_TRACKING_URI`` switches to a shared server (or any store, used as it is).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import contextlib
 import os
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Iterator
@@ -26,6 +28,10 @@ import numpy as np
 
 PARENT_ENV = "WSSS_PARENT_RUN_ID"
 INVOCATION_TAG = "wsss.invocation"
+# MLflow's experiment kind: our runs are model training, not GenAI traces (the UI of MLflow versions
+# without a browser-wide "workflow type" opens an experiment's view from it; see README).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
 RESTORED_TAG = "wsss.restored"  # a stage run recorded from its outputs: DVC did not run the stage
 DB_FILE = "mlflow.db"
 ARTIFACT_DIR = "mlruns"
@@ -62,21 +68,82 @@ def configure(experiment: str, project_dir: str | Path = ".") -> str:
     """Point MLflow at the project's store and return the experiment id (created if needed)."""
     mlflow = _mlflow()
     uri = tracking_uri(project_dir)
+    user_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not user_uri:
+        keep_artifacts_inside(tracking_root(project_dir))
     mlflow.set_tracking_uri(uri)
+    if not user_uri:  # MLflow also exports it: keep telling "the project's own store" from "the user's"
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
     client = mlflow.MlflowClient()
     found = client.get_experiment_by_name(experiment)
-    if found is not None:
-        return found.experiment_id
-    location = None
-    if uri.startswith("sqlite:"):
-        location = (tracking_root(project_dir) / ARTIFACT_DIR).as_uri()
-    try:
-        return client.create_experiment(experiment, artifact_location=location)
-    except Exception:  # created concurrently by another process
-        found = client.get_experiment_by_name(experiment)
-        if found is None:
-            raise
-        return found.experiment_id
+    if found is None:
+        location = _sqlite_artifact_location(uri)
+        try:
+            found = client.get_experiment(client.create_experiment(experiment, artifact_location=location))
+        except Exception:  # created concurrently by another process
+            found = client.get_experiment_by_name(experiment)
+            if found is None:
+                raise
+    if found.tags.get(EXPERIMENT_KIND_TAG) != MODEL_TRAINING:
+        client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
+    return found.experiment_id
+
+
+def _sqlite_artifact_location(uri: str) -> str | None:
+    """Artifacts of a sqlite store go beside its database (MLflow's default: the current folder)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri[len("sqlite:///"):]).resolve().parent / ARTIFACT_DIR).as_uri()
+
+
+def keep_artifacts_inside(root: Path) -> None:
+    """Make the project's own store (``mlflow.db``) point at the project's own ``mlruns/``.
+
+    MLflow records absolute artifact paths (each experiment's location, each run's artifact URI),
+    so a moved or copied project would keep reading and writing the original's ``mlruns/``.
+    Locations that end in ``.../mlruns`` or ``.../mlruns/<experiment id>`` and are not this
+    project's are rewritten to it, in the experiments and runs tables (MLflow has no API to change
+    an artifact location); the copy's ``mlruns/`` holds the copied artifacts.
+    """
+    import sqlite3
+
+    db = root / DB_FILE
+    if not db.exists():
+        return
+    with contextlib.closing(sqlite3.connect(db, timeout=60)) as con, con:
+        tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not {"experiments", "runs"} <= tables:
+            return
+        for experiment_id, location in con.execute("SELECT experiment_id, artifact_location FROM experiments").fetchall():
+            moved = _moved_artifact_root(location or "", str(experiment_id), root / ARTIFACT_DIR)
+            if moved is None:
+                continue
+            old, new = moved
+            print(f"{db.name}: artifact paths {old} -> {new} (the project was moved or copied)", file=sys.stderr)
+            con.execute("UPDATE experiments SET artifact_location = ? || substr(artifact_location, ?) "
+                        "WHERE experiment_id = ?", (new, len(old) + 1, experiment_id))
+            con.execute("UPDATE runs SET artifact_uri = ? || substr(artifact_uri, ?) "
+                        "WHERE experiment_id = ? AND substr(artifact_uri, 1, ?) = ?",
+                        (new, len(old) + 1, experiment_id, len(old), old))
+
+
+def _moved_artifact_root(location: str, experiment_id: str, artifacts: Path) -> tuple[str, str] | None:
+    """(old prefix, new prefix) when ``location`` is an ``mlruns`` folder other than ``artifacts``."""
+    from urllib.parse import unquote, urlparse
+
+    is_uri = location.startswith("file:")
+    path = Path(unquote(urlparse(location).path) if is_uri else location)
+    if not path.is_absolute():
+        return None
+    if path.name == ARTIFACT_DIR:
+        old = location.rstrip("/")
+    elif path.parent.name == ARTIFACT_DIR and path.name == experiment_id:
+        old, path = location.rstrip("/").rsplit("/", 1)[0], path.parent
+    else:
+        return None
+    if path == artifacts:
+        return None
+    return old, artifacts.as_uri() if is_uri else artifacts.as_posix()
 
 
 def git_commit(project_dir: str | Path = ".") -> str:
