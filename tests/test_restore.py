@@ -1,6 +1,7 @@
 """Stages DVC does not run still get their MLflow runs (wsss.restore), read from their outputs."""
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -50,7 +51,6 @@ stages:
 @pytest.mark.slow
 def test_repro_records_a_stage_dvc_skipped_with_its_figures(tmp_path, mlflow_db):
     """A stage already up to date (committed metrics, as in a fresh clone) gets a restored run."""
-    import os
     import sys
 
     root = Path(__file__).resolve().parents[1]
@@ -90,6 +90,7 @@ def test_every_stage_has_a_run_when_dvc_restores_them_all(project, tmp_path):  #
     import shutil
 
     cwd, env = project
+    env = dict(env, PYTHONPATH=f"{cwd / 'src'}{os.pathsep}{cwd}")  # this checkout's wsss, not an installed one
     _run(["wsss", "repro"], cwd, env)
     shutil.rmtree(cwd / "artifacts")
     uri = f"sqlite:///{tmp_path / 'second.db'}"

@@ -29,9 +29,10 @@ from pathlib import Path
 
 from wsss.errors import WsssError
 
+MLFLOW_SERVER = "http://127.0.0.1:5000"
 MLFLOW_HINT = (
     "MLflow UI: {bin}mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000\n"
-    "           then open http://127.0.0.1:5000 (experiment '{experiment}', {run})"
+    "           then open {url} (experiment '{experiment}', {run})"
 )
 
 
@@ -47,10 +48,13 @@ def _tool_env(**extra: str) -> dict:
     return dict(os.environ, PATH=path, **extra)
 
 
-def _print_mlflow_hint(experiment: str, run: str) -> None:
+def _print_mlflow_hint(experiment: str, experiment_id: str, run: str) -> None:
+    from wsss.tracking import experiment_url
+
     tools = os.path.relpath(_tool_dir(), Path.cwd())
     prefix = "" if os.environ.get("VIRTUAL_ENV") else f"{tools}{os.sep}"
-    print(MLFLOW_HINT.format(bin=prefix, experiment=experiment, run=run))
+    print(MLFLOW_HINT.format(bin=prefix, url=experiment_url(MLFLOW_SERVER, experiment_id), experiment=experiment,
+                             run=run))
 
 
 def cmd_results(args) -> int:
@@ -99,7 +103,7 @@ def cmd_repro(args) -> int:
     print()
     cmd_results(args)
     print()
-    _print_mlflow_hint(params["tracking"]["experiment"], "newest parent run")
+    _print_mlflow_hint(params["tracking"]["experiment"], experiment_id, "newest parent run")
     return 0
 
 
@@ -151,7 +155,10 @@ def cmd_sweep(args) -> int:
     run_sweep = getattr(importlib.import_module(module), function)
     print(run_sweep(spec, project, jobs=args.jobs, **options))
     print()
-    _print_mlflow_hint(params_mod.load(project / params_mod.PARAMS_FILE)["tracking"]["experiment"],
+    from wsss import tracking
+
+    experiment = params_mod.load(project / params_mod.PARAMS_FILE)["tracking"]["experiment"]
+    _print_mlflow_hint(experiment, tracking.configure(experiment, project),
                        f"run 'sweep {spec.name}', its trials nested under it")
     return 0
 

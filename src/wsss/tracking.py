@@ -32,6 +32,7 @@ INVOCATION_TAG = "wsss.invocation"
 # without a browser-wide "workflow type" opens an experiment's view from it; see README).
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING = "custom_model_development"
+UI_WORKFLOW = "machine_learning"
 RESTORED_TAG = "wsss.restored"  # a stage run recorded from its outputs: DVC did not run the stage
 DB_FILE = "mlflow.db"
 ARTIFACT_DIR = "mlruns"
@@ -94,6 +95,13 @@ def _sqlite_artifact_location(uri: str) -> str | None:
     if not uri.startswith("sqlite:///"):
         return None
     return (Path(uri[len("sqlite:///"):]).resolve().parent / ARTIFACT_DIR).as_uri()
+
+
+def experiment_url(server: str, experiment_id: str) -> str:
+    """The experiment's runs in the MLflow UI. MLflow 3.17's UI chooses between its GenAI view
+    (traces) and its model-training view (runs) by a browser-wide "workflow type", GenAI unless
+    the URL or an earlier click on "Model training" says otherwise; the URL says so."""
+    return f"{server}/#/experiments/{experiment_id}/runs?workflowType={UI_WORKFLOW}"
 
 
 def keep_artifacts_inside(root: Path) -> None:
