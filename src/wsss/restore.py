@@ -66,10 +66,9 @@ def record_restored(parent_id: str, project: Path, params: dict, targets: list[s
     for name in restored:
         stage = stages[name]
         sections = [p for p in stage.get("params") or [] if isinstance(p, str)]
-        run = tracking.restored_stage_run(experiment_id, parent_id, name, params, sections, project)
-        for entry in stage.get("metrics") or []:
-            file = next(iter(entry)) if isinstance(entry, dict) else str(entry)
-            if file in metrics_files.MLFLOW:
-                metrics_files.log(run, file, metrics_files.read(file, project), project)
-        tracking.finish_restored_run(run)
+        with tracking.restored_stage_run(experiment_id, parent_id, name, params, sections, project) as run:
+            for entry in stage.get("metrics") or []:
+                file = next(iter(entry)) if isinstance(entry, dict) else str(entry)
+                if file in metrics_files.MLFLOW:
+                    metrics_files.log(run, file, metrics_files.read(file, project), project)
     return restored

@@ -346,18 +346,20 @@ def stage_run(stage: str, params: dict, sections: list[str], project_dir: str | 
         client.set_terminated(parent_id, status)
 
 
+@contextlib.contextmanager
 def restored_stage_run(experiment_id: str, parent_id: str, stage: str, params: dict, sections: list[str],
-                       project_dir: str | Path = ".") -> StageRun:
-    """The run of a stage DVC did not run (up to date, or restored from its run-cache): tagged
-    ``wsss.restored=true``, its figures to be read from its outputs by the caller; FINISHED when
-    the caller calls ``finish_restored_run``."""
+                       project_dir: str | Path = ".") -> Iterator[StageRun]:
+    """The run of a stage DVC did not run (up to date, or restored from its run-cache), tagged
+    ``wsss.restored=true``; the caller logs the figures it reads from the stage's outputs."""
     client = _mlflow().MlflowClient()
-    return _create_stage_run(client, experiment_id, parent_id, stage, params, sections, project_dir,
-                             {RESTORED_TAG: "true"})
-
-
-def finish_restored_run(run: StageRun) -> None:
-    run.client.set_terminated(run.run_id, "FINISHED")
+    handle = _create_stage_run(client, experiment_id, parent_id, stage, params, sections, project_dir,
+                               {RESTORED_TAG: "true"})
+    status = "FAILED"
+    try:
+        yield handle
+        status = "FINISHED"
+    finally:
+        client.set_terminated(handle.run_id, status)
 
 
 def _create_stage_run(client, experiment_id: str, parent_id: str, stage: str, params: dict, sections: list[str],
