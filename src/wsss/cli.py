@@ -89,10 +89,12 @@ def cmd_repro(args) -> int:
     env = _tool_env(**{tracking.PARENT_ENV: parent})
     returncode = subprocess.run(["dvc", "repro", *args.dvc_args], cwd=project, env=env).returncode
     restored = []
-    if returncode == 0:  # stages DVC skipped or took from its run-cache: runs from their outputs
-        targets = [arg for arg in args.dvc_args if not arg.startswith("-")]
-        restored = restore.record_restored(parent, project, params, targets, env)
-    tracking.finish_parent_run(parent, returncode == 0)
+    try:
+        if returncode == 0:  # stages DVC skipped or took from its run-cache: runs from their outputs
+            targets = [arg for arg in args.dvc_args if not arg.startswith("-")]
+            restored = restore.record_restored(parent, project, params, targets, env)
+    finally:
+        tracking.finish_parent_run(parent, returncode == 0)
     if returncode != 0:
         print(f"dvc repro failed (exit {returncode}); fix the cause and run again: "
               "finished stages are cached and will not run twice", file=sys.stderr)
