@@ -12,7 +12,8 @@ from pipeline.paths import PTRECL_MAP_METRICS, PTRECL_MASKS, PTRECL_METRICS, REC
 from wsss import metrics as M
 from wsss.errors import DataError
 from wsss.evaluation import MaskEvaluation
-from wsss.io import load_image_scores, read_label_png, write_json
+from wsss import metrics_files
+from wsss.io import load_image_scores, read_label_png
 from wsss.refine.pseudo_masks import threshold_mask
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
@@ -65,15 +66,10 @@ def main() -> None:
                       "bg_threshold": threshold, "best_bg_threshold": best["threshold"], "best_miou": best["miou"],
                       "sweep": {f"{r['threshold']:.2f}": r["miou"] for r in sweep.results(names)}}
         result = {"stage": "ptrecl", "method": method, "split": split, **rerefined.result()}
-        write_json(PTRECL_MAP_METRICS, map_result)
-        run.set_tag("wsss.method", method)  # what `wsss report` groups by
-        write_json(PTRECL_METRICS, result)
-        run.log_metrics({f"map.{k}": v for k, v in map_result.items() if k not in ("stage", "method", "split")})
-        run.log_metrics({k: v for k, v in result.items() if k not in ("stage", "method", "split")})
-        run.log_headline({"ptrecl.map.miou": map_result["miou"], "ptrecl.miou": result["miou"],
-                          "ptrecl.boundary_f1": result["boundary"]["f1"]})
-        run.log_artifact(PTRECL_MAP_METRICS)
-        run.log_artifact(PTRECL_METRICS)
+        metrics_files.write(PTRECL_MAP_METRICS, map_result)
+        metrics_files.write(PTRECL_METRICS, result)
+        metrics_files.log(run, PTRECL_MAP_METRICS, map_result)
+        metrics_files.log(run, PTRECL_METRICS, result)
         if examples:
             run.log_image(np.concatenate(examples, axis=0), "overlays.png")
         print(f"evaluate_ptrecl: reclassification map mIoU {map_result['miou']:.4f} (bg {threshold}; best "

@@ -10,7 +10,8 @@ from tqdm import tqdm
 from pipeline.paths import PSEUDO_MASKS, REFINE_METRICS
 from wsss.errors import DataError
 from wsss.evaluation import MaskEvaluation
-from wsss.io import read_label_png, write_json
+from wsss import metrics_files
+from wsss.io import read_label_png
 from wsss.metrics import format_cell
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
@@ -41,11 +42,8 @@ def main() -> None:
             raise DataError(f"split '{params['dataset']['eval_split']}' has no image with a ground-truth mask")
         result = {"stage": "refine", "method": f"{params['seeds']['method']}+{method}",
                   "split": params["dataset"]["eval_split"], **evaluation.result()}
-        write_json(REFINE_METRICS, result)
-        run.set_tag("wsss.method", result["method"])  # what `wsss report` groups by
-        run.log_metrics({k: v for k, v in result.items() if k not in ("stage", "method", "split")})
-        run.log_headline({f"refine.{method}.miou": result["miou"], "refine.boundary_f1": result["boundary"]["f1"]})
-        run.log_artifact(REFINE_METRICS)
+        metrics_files.write(REFINE_METRICS, result)
+        metrics_files.log(run, REFINE_METRICS, result)
         if examples:
             run.log_image(np.concatenate(examples, axis=0), "overlays.png")
         print(f"evaluate_refine: {result['method']} mIoU {result['miou']:.4f}, "

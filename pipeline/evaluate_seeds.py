@@ -15,7 +15,8 @@ from pipeline.paths import SEED_MAPS, SEEDS_METRICS
 from wsss import metrics as M
 from wsss.errors import DataError
 from wsss.evaluation import MaskEvaluation
-from wsss.io import load_image_scores, load_score_map, write_json
+from wsss import metrics_files
+from wsss.io import load_image_scores, load_score_map
 from wsss.refine.crf import CRFParams
 from wsss.refine.pseudo_masks import crf_mask, threshold_mask
 from wsss.stage import load_params, open_split, run_main
@@ -80,12 +81,8 @@ def main() -> None:
         }
         if with_crf is not None:
             result["crf"] = with_crf.result()
-        write_json(SEEDS_METRICS, result)
-        run.set_tag("wsss.method", result["method"])  # what `wsss report` groups by
-        run.log_metrics({k: v for k, v in result.items() if k not in ("stage", "method", "split")})
-        run.log_headline({f"seeds.{result['method']}.miou": result["miou"],
-                          "seeds.bg_threshold": result["bg_threshold"]})
-        run.log_artifact(SEEDS_METRICS)
+        metrics_files.write(SEEDS_METRICS, result)
+        metrics_files.log(run, SEEDS_METRICS, result)
         _log_overlays(run, dataset, best["threshold"], params["tracking"]["num_overlays"])
         where = "with its own background map" if own_background else f"at background threshold {best['threshold']}"
         print(f"evaluate_seeds: {result['method']} mIoU {result['miou']:.4f} {where}")

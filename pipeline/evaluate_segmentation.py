@@ -10,7 +10,7 @@ from wsss.data.transforms import to_tensor
 from wsss.device import resolve_device
 from wsss.errors import DataError
 from wsss.evaluation import MaskEvaluation
-from wsss.io import write_json
+from wsss import metrics_files
 from wsss.metrics import format_cell
 from wsss.models.deeplab import predict
 from wsss.refine.crf import CRFParams, crf_from_probabilities
@@ -52,11 +52,8 @@ def main() -> None:
         if evaluation.images == 0:
             raise DataError(f"split '{params['dataset']['val_split']}' has no image with a ground-truth mask")
         result = {"stage": "segment", "method": method, "split": params["dataset"]["val_split"], **evaluation.result()}
-        write_json(SEGMENT_METRICS, result)
-        run.set_tag("wsss.method", method)  # what `wsss report` groups by
-        run.log_metrics({k: v for k, v in result.items() if k not in ("stage", "method", "split")})
-        run.log_headline({"segment.val_miou": result["miou"], "segment.boundary_f1": result["boundary"]["f1"]})
-        run.log_artifact(SEGMENT_METRICS)
+        metrics_files.write(SEGMENT_METRICS, result)
+        metrics_files.log(run, SEGMENT_METRICS, result)
         if examples:
             run.log_image(np.concatenate(examples, axis=0), "predictions.png")
         # boundary F1 is None when neither prediction nor ground truth has a boundary

@@ -78,3 +78,92 @@ def test_queued_dvc_experiments_log_to_the_project_store(tmp_path, monkeypatch):
     queued = tmp_path / ".dvc" / "tmp" / "exps" / "tmpab12" / "sub"
     assert tracking.tracking_root(queued) == tmp_path.resolve()
     assert tracking.tracking_uri(queued) == f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}"
+
+
+def test_git_commit_is_dirty_only_for_edits_of_tracked_sources_or_params(tmp_path):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "dvc.yaml").write_text("stages:\n  s:\n    cmd: x\n    metrics:\n      - metrics/a.json:\n"
+                                       "          cache: false\n    outs:\n      - out/\n")
+    for name, text in {"params.yaml": "a: 1\n", "src.py": "x = 1\n", "dvc.lock": "1\n", "metrics/a.json": "{}\n",
+                       ".gitignore": "/b\n", "out/.gitignore": "/c\n"}.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "init")
+    sha = tracking.git_commit(tmp_path)
+    assert len(sha) == 40
+    # what dvc repro writes (with autostage: staged) is not an edit
+    for name in ("dvc.lock", "metrics/a.json", ".gitignore", "out/.gitignore"):
+        (tmp_path / name).write_text("changed\n")
+    git("add", "dvc.lock")
+    (tmp_path / "untracked.py").write_text("")
+    assert tracking.git_commit(tmp_path) == sha
+    for edited in ("params.yaml", "src.py"):
+        (tmp_path / edited).write_text("changed\n")
+        assert tracking.git_commit(tmp_path) == sha + "-dirty"
+        git("checkout", "--", edited)
+    git("mv", "src.py", "renamed.py")
+    assert tracking.git_commit(tmp_path) == sha + "-dirty"
+
+
+def test_git_commit_outside_a_repository_is_unknown(tmp_path):
+    assert tracking.git_commit(tmp_path) == "unknown"
+
+
+def _snapshot(folder):
+    import hashlib
+
+    return {p.relative_to(folder).as_posix(): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_copied_project_reads_and_writes_only_inside_itself(tmp_path, monkeypatch):
+    import shutil
+    from pathlib import Path
+    from urllib.parse import unquote, urlparse
+
+    from wsss.report import run_report
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv(tracking.PARENT_ENV, raising=False)
+    params = params_mod.validate({})
+    original, copy = tmp_path / "original", tmp_path / "copy"
+    original.mkdir()
+    monkeypatch.chdir(original)
+    with tracking.stage_run("evaluate_seeds", params, ["evaluate"], original) as run:
+        run.set_tag("wsss.method", "cam")
+        run.log_metrics({"miou": 0.5})
+        run.log_image(np.zeros((8, 8, 3), np.uint8), "before.png")
+    shutil.copytree(original, copy)
+    before = _snapshot(original)
+    monkeypatch.chdir(copy)
+    with tracking.stage_run("evaluate_seeds", params, ["evaluate"], copy) as run:
+        run.set_tag("wsss.method", "cam")
+        run.log_metrics({"miou": 0.6})
+        run.log_image(np.zeros((8, 8, 3), np.uint8), "after.png")
+    assert "| cam" in run_report("wsss", copy)
+    assert _snapshot(original) == before  # nothing read-written back into the original
+    client = mlflow.MlflowClient(tracking_uri=tracking.tracking_uri(copy))
+    experiment = client.get_experiment_by_name("wsss")
+    assert experiment.artifact_location == (copy / "mlruns").as_uri()
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 5  # two parents, two stages, one report
+    for run in runs:
+        assert Path(unquote(urlparse(run.info.artifact_uri).path)).is_relative_to(copy)
+    files = {p.name for p in (copy / "mlruns").rglob("*.png")}
+    assert {"before.png", "after.png", "report.png"} <= files
+
+
+def test_a_store_named_by_mlflow_tracking_uri_is_left_as_it_is(tmp_path, mlflow_db):
+    location = "file:///elsewhere/mlruns"
+    client = mlflow.MlflowClient(tracking_uri=mlflow_db)
+    experiment_id = client.create_experiment("wsss", artifact_location=location)
+    assert tracking.configure("wsss", tmp_path) == experiment_id
+    assert client.get_experiment(experiment_id).artifact_location == location

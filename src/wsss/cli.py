@@ -1,7 +1,8 @@
 """The `wsss` command.
 
   wsss repro [dvc args]   run the pipeline (dvc repro) under one MLflow parent run, then print
-                          the results table
+                          the results table; stages DVC skips (up to date, or restored from its
+                          run-cache) get a run too, tagged wsss.restored=true, read from their outputs
   wsss results            print the results table of the last run
   wsss ablate TABLE       run one of the seed papers' ablation tables as DVC experiments
                           (one MLflow run per row) and write results/ablations/TABLE.md;
@@ -32,9 +33,10 @@ from pathlib import Path
 
 from wsss.errors import WsssError
 
+MLFLOW_SERVER = "http://127.0.0.1:5000"
 MLFLOW_HINT = (
     "MLflow UI: {bin}mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000\n"
-    "           then open http://127.0.0.1:5000 (experiment '{experiment}', {run})"
+    "           then open {url} (experiment '{experiment}', {run})"
 )
 
 
@@ -50,10 +52,13 @@ def _tool_env(**extra: str) -> dict:
     return dict(os.environ, PATH=path, **extra)
 
 
-def _print_mlflow_hint(experiment: str, run: str) -> None:
+def _print_mlflow_hint(experiment: str, experiment_id: str, run: str) -> None:
+    from wsss.tracking import experiment_url
+
     tools = os.path.relpath(_tool_dir(), Path.cwd())
     prefix = "" if os.environ.get("VIRTUAL_ENV") else f"{tools}{os.sep}"
-    print(MLFLOW_HINT.format(bin=prefix, experiment=experiment, run=run))
+    print(MLFLOW_HINT.format(bin=prefix, url=experiment_url(MLFLOW_SERVER, experiment_id), experiment=experiment,
+                             run=run))
 
 
 def cmd_results(args) -> int:
@@ -134,7 +139,7 @@ def cmd_repro(args) -> int:
     """dvc repro with a parent MLflow run that every stage nests under. params.yaml is checked
     fully first: a bad value must not fail a stage after DVC has removed its outputs."""
     from wsss import params as params_mod
-    from wsss import tracking
+    from wsss import restore, tracking
     from wsss.params_checks import check_all
 
     project = Path(args.project)
@@ -151,17 +156,24 @@ def cmd_repro(args) -> int:
         tracking.stop_parent_run(parent, f"wsss repro received {name}; the pipeline was stopped")
         print(f"wsss repro: {name}: stopped the pipeline; finished stages are cached", file=sys.stderr)
         return 128 + stopped_by
-    ran_stages = tracking.finish_parent_run(parent, returncode == 0)
+    restored = []
+    try:
+        if returncode == 0:  # stages DVC skipped or took from its run-cache: runs from their outputs
+            targets = [arg for arg in args.dvc_args if not arg.startswith("-")]
+            restored = restore.record_restored(parent, project, params, targets, env)
+    finally:
+        tracking.finish_parent_run(parent, returncode == 0)
     if returncode != 0:
         print(f"dvc repro failed (exit {returncode}); fix the cause and run again: "
               "finished stages are cached and will not run twice", file=sys.stderr)
         return returncode
-    if not ran_stages:
-        print("dvc repro: every stage is up to date (no new MLflow run)")
+    if restored:
+        print(f"MLflow: {len(restored)} stage(s) DVC did not run recorded from their outputs "
+              f"(tag {tracking.RESTORED_TAG}=true): {', '.join(restored)}")
     print()
     cmd_results(args)
     print()
-    _print_mlflow_hint(params["tracking"]["experiment"], "newest parent run")
+    _print_mlflow_hint(params["tracking"]["experiment"], experiment_id, "newest parent run")
     return 0
 
 
@@ -213,7 +225,10 @@ def cmd_sweep(args) -> int:
     run_sweep = getattr(importlib.import_module(module), function)
     print(run_sweep(spec, project, jobs=args.jobs, **options))
     print()
-    _print_mlflow_hint(params_mod.load(project / params_mod.PARAMS_FILE)["tracking"]["experiment"],
+    from wsss import tracking
+
+    experiment = params_mod.load(project / params_mod.PARAMS_FILE)["tracking"]["experiment"]
+    _print_mlflow_hint(experiment, tracking.configure(experiment, project),
                        f"run 'sweep {spec.name}', its trials nested under it")
     return 0
 

@@ -9,7 +9,8 @@ each stage as its own process, so a stage finds its parent run in this order:
 3. otherwise (a stage script run by hand) a new parent run for just this stage.
 
 Default tracking: a sqlite database ``mlflow.db`` in the project with artifacts under
-``mlruns/``; ``MLFLOW_TRACKING_URI`` switches to a shared server.
+``mlruns/``, kept inside the project when it is moved or copied (``keep_artifacts_inside``);
+``MLFLOW_TRACKING_URI`` switches to a shared server (or any store, used as it is).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import contextlib
 import os
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Iterator
@@ -28,6 +30,12 @@ PARENT_ENV = "WSSS_PARENT_RUN_ID"
 INVOCATION_TAG = "wsss.invocation"
 OWNER_TAG = "wsss.owner"  # the process that must close the run (wsss.processes.owner_id)
 ORPHANED_TAG = "wsss.orphaned"  # why a run was closed by another process than its owner
+# MLflow's experiment kind: our runs are model training, not GenAI traces (the UI of MLflow versions
+# without a browser-wide "workflow type" opens an experiment's view from it; see README).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
+UI_WORKFLOW = "machine_learning"
+RESTORED_TAG = "wsss.restored"  # a stage run recorded from its outputs: DVC did not run the stage
 DB_FILE = "mlflow.db"
 ARTIFACT_DIR = "mlruns"
 
@@ -63,38 +71,143 @@ def configure(experiment: str, project_dir: str | Path = ".") -> str:
     """Point MLflow at the project's store and return the experiment id (created if needed)."""
     mlflow = _mlflow()
     uri = tracking_uri(project_dir)
+    user_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not user_uri:
+        keep_artifacts_inside(tracking_root(project_dir))
     mlflow.set_tracking_uri(uri)
+    if not user_uri:  # MLflow also exports it: keep telling "the project's own store" from "the user's"
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
     client = mlflow.MlflowClient()
     found = client.get_experiment_by_name(experiment)
-    if found is not None:
-        return found.experiment_id
-    location = None
-    if uri.startswith("sqlite:"):
-        location = (tracking_root(project_dir) / ARTIFACT_DIR).as_uri()
-    try:
-        return client.create_experiment(experiment, artifact_location=location)
-    except Exception:  # created concurrently by another process
-        found = client.get_experiment_by_name(experiment)
-        if found is None:
-            raise
-        return found.experiment_id
+    if found is None:
+        location = _sqlite_artifact_location(uri)
+        try:
+            found = client.get_experiment(client.create_experiment(experiment, artifact_location=location))
+        except Exception:  # created concurrently by another process
+            found = client.get_experiment_by_name(experiment)
+            if found is None:
+                raise
+    if found.tags.get(EXPERIMENT_KIND_TAG) != MODEL_TRAINING:
+        client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
+    return found.experiment_id
+
+
+def _sqlite_artifact_location(uri: str) -> str | None:
+    """Artifacts of a sqlite store go beside its database (MLflow's default: the current folder)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri[len("sqlite:///"):]).resolve().parent / ARTIFACT_DIR).as_uri()
+
+
+def experiment_url(server: str, experiment_id: str) -> str:
+    """The experiment's runs in the MLflow UI. MLflow 3.17's UI chooses between its GenAI view
+    (traces) and its model-training view (runs) by a browser-wide "workflow type", GenAI unless
+    the URL or an earlier click on "Model training" says otherwise; the URL says so."""
+    return f"{server}/#/experiments/{experiment_id}/runs?workflowType={UI_WORKFLOW}"
+
+
+def keep_artifacts_inside(root: Path) -> None:
+    """Make the project's own store (``mlflow.db``) point at the project's own ``mlruns/``.
+
+    MLflow records absolute artifact paths (each experiment's location, each run's artifact URI),
+    so a moved or copied project would keep reading and writing the original's ``mlruns/``.
+    Locations that end in ``.../mlruns`` or ``.../mlruns/<experiment id>`` and are not this
+    project's are rewritten to it, in the experiments and runs tables (MLflow has no API to change
+    an artifact location); the copy's ``mlruns/`` holds the copied artifacts.
+    """
+    import sqlite3
+
+    db = root / DB_FILE
+    if not db.exists():
+        return
+    with contextlib.closing(sqlite3.connect(db, timeout=60)) as con, con:
+        tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not {"experiments", "runs"} <= tables:
+            return
+        for experiment_id, location in con.execute("SELECT experiment_id, artifact_location FROM experiments").fetchall():
+            moved = _moved_artifact_root(location or "", str(experiment_id), root / ARTIFACT_DIR)
+            if moved is None:
+                continue
+            old, new = moved
+            print(f"{db.name}: artifact paths {old} -> {new} (the project was moved or copied)", file=sys.stderr)
+            con.execute("UPDATE experiments SET artifact_location = ? || substr(artifact_location, ?) "
+                        "WHERE experiment_id = ?", (new, len(old) + 1, experiment_id))
+            con.execute("UPDATE runs SET artifact_uri = ? || substr(artifact_uri, ?) "
+                        "WHERE experiment_id = ? AND substr(artifact_uri, 1, ?) = ?",
+                        (new, len(old) + 1, experiment_id, len(old), old))
+
+
+def _moved_artifact_root(location: str, experiment_id: str, artifacts: Path) -> tuple[str, str] | None:
+    """(old prefix, new prefix) when ``location`` is an ``mlruns`` folder other than ``artifacts``."""
+    from urllib.parse import unquote, urlparse
+
+    is_uri = location.startswith("file:")
+    path = Path(unquote(urlparse(location).path) if is_uri else location)
+    if not path.is_absolute():
+        return None
+    if path.name == ARTIFACT_DIR:
+        old = location.rstrip("/")
+    elif path.parent.name == ARTIFACT_DIR and path.name == experiment_id:
+        old, path = location.rstrip("/").rsplit("/", 1)[0], path.parent
+    else:
+        return None
+    if path == artifacts:
+        return None
+    return old, artifacts.as_uri() if is_uri else artifacts.as_posix()
 
 
 def git_commit(project_dir: str | Path = ".") -> str:
+    """HEAD's sha, with ``-dirty`` when a tracked file other than what DVC writes differs from it."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=project_dir, capture_output=True, text=True, timeout=10
-        )
-        commit = out.stdout.strip()
-        if out.returncode != 0 or not commit:
+        out = subprocess.run(["git", "rev-parse", "HEAD", "--show-prefix"], cwd=project_dir,
+                             capture_output=True, text=True, timeout=10)
+        lines = out.stdout.splitlines()
+        if out.returncode != 0 or not lines:
             return "unknown"
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+        commit, prefix = lines[0].strip(), (lines[1] if len(lines) > 1 else "")
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "-z", "--untracked-files=no"],
             cwd=project_dir, capture_output=True, text=True, timeout=10,
-        ).stdout.strip()
-        return commit + ("-dirty" if dirty else "")
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    written = dvc_written_paths(project_dir)
+    edited = [path for path in _status_paths(status)
+              if not (path.startswith(prefix) and _dvc_writes(path[len(prefix):], written))]
+    return commit + ("-dirty" if edited else "")
+
+
+def _status_paths(porcelain_z: str) -> list[str]:
+    """Paths of `git status --porcelain -z` (a rename's entry is followed by its old path)."""
+    entries, paths = porcelain_z.split("\0"), []
+    i = 0
+    while i < len(entries):
+        entry = entries[i]
+        if len(entry) > 3:
+            paths.append(entry[3:])
+            if entry[0] in "RC":
+                i += 1  # the old path of a rename or copy
+        i += 1
+    return paths
+
+
+def dvc_written_paths(project_dir: str | Path = ".") -> list[str]:
+    """What `dvc repro` itself writes into git-tracked files: every stage's outputs (metrics files
+    kept in git) besides dvc.lock and the .gitignore files DVC keeps (see _dvc_writes)."""
+    import yaml
+
+    try:
+        stages = (yaml.safe_load((Path(project_dir) / "dvc.yaml").read_text()) or {}).get("stages") or {}
+    except (OSError, yaml.YAMLError):
+        return []
+    return [(next(iter(entry)) if isinstance(entry, dict) else str(entry)).rstrip("/")
+            for stage in stages.values() for key in ("outs", "metrics", "plots") for entry in stage.get(key) or []]
+
+
+def _dvc_writes(path: str, outputs: list[str]) -> bool:
+    name = Path(path).name
+    return (name in ("dvc.lock", ".gitignore") or
+            any(path == out or path.startswith(out + "/") for out in outputs))
 
 
 def invocation_key() -> str | None:
@@ -259,16 +372,46 @@ def stage_run(stage: str, params: dict, sections: list[str], project_dir: str | 
     marks the run (and the parent) FINISHED, FAILED or, when a signal stopped it, KILLED. Runs
     that killed processes left RUNNING are closed first (close_orphaned_runs).
     """
-    from wsss.params import get_key, section_hash
-
-    from wsss.processes import owner_id
-
     mlflow = _mlflow()
     experiment_id = configure(params["tracking"]["experiment"], project_dir)
     close_orphaned_runs(experiment_id)
     parent_id = find_or_start_parent(experiment_id, params, project_dir)
     client = mlflow.MlflowClient()
     client.update_run(parent_id, status="RUNNING")
+    handle = _create_stage_run(client, experiment_id, parent_id, stage, params, sections, project_dir)
+    status = "FAILED"
+    try:
+        yield handle
+        status = "FINISHED"
+    except (KeyboardInterrupt, SystemExit):  # a signal (stage.run_main turns SIGTERM into SystemExit)
+        status = "KILLED"
+        raise
+    finally:
+        client.set_terminated(handle.run_id, status)
+        client.set_terminated(parent_id, status)
+
+
+@contextlib.contextmanager
+def restored_stage_run(experiment_id: str, parent_id: str, stage: str, params: dict, sections: list[str],
+                       project_dir: str | Path = ".") -> Iterator[StageRun]:
+    """The run of a stage DVC did not run (up to date, or restored from its run-cache), tagged
+    ``wsss.restored=true``; the caller logs the figures it reads from the stage's outputs."""
+    client = _mlflow().MlflowClient()
+    handle = _create_stage_run(client, experiment_id, parent_id, stage, params, sections, project_dir,
+                               {RESTORED_TAG: "true"})
+    status = "FAILED"
+    try:
+        yield handle
+        status = "FINISHED"
+    finally:
+        client.set_terminated(handle.run_id, status)
+
+
+def _create_stage_run(client, experiment_id: str, parent_id: str, stage: str, params: dict, sections: list[str],
+                      project_dir: str | Path, extra_tags: dict | None = None) -> StageRun:
+    from wsss.params import get_key, section_hash
+    from wsss.processes import owner_id
+
     run = client.create_run(
         experiment_id,
         run_name=stage,
@@ -279,20 +422,19 @@ def stage_run(stage: str, params: dict, sections: list[str], project_dir: str | 
             OWNER_TAG: owner_id(),
             "wsss.git_commit": git_commit(project_dir),
             "wsss.params_hash": section_hash(params, sections),
+            **(extra_tags or {}),
         },
     )
     handle = StageRun(client, run.info.run_id, parent_id)
     handle.log_params({section: get_key(params, section) for section in sections})
-    status = "FAILED"
-    try:
-        yield handle
-        status = "FINISHED"
-    except (KeyboardInterrupt, SystemExit):  # a signal (stage.run_main turns SIGTERM into SystemExit)
-        status = "KILLED"
-        raise
-    finally:
-        client.set_terminated(run.info.run_id, status)
-        client.set_terminated(parent_id, status)
+    return handle
+
+
+def stage_runs(run_id: str) -> list:
+    """The stage runs nested under a parent run."""
+    client = _mlflow().MlflowClient()
+    experiment_id = client.get_run(run_id).info.experiment_id
+    return client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{run_id}'")
 
 
 def finish_parent_run(run_id: str, success: bool) -> bool:
