@@ -20,6 +20,11 @@ start=$(date +%s)
 # uv downloads, builds and unpacks in parallel: several times faster than pip here. pip brings
 # it from PyPI, so the machine still needs only Python and pip. constraints.txt pins every package.
 "$venv/bin/python" -m pip install -qq --disable-pip-version-check -c constraints.txt uv
-"$venv/bin/python" scripts/uv_install.py -q -c constraints.txt -e ".[dev]"
+# PyPI has only the source of pydensecrf2, whose C++ build took most of set-up's CPU time:
+# wheels/ holds it built here from that source (identical CRF outputs). uv takes it where its
+# platform tag fits and builds from source elsewhere. To rebuild it:
+#   pip wheel --no-deps pydensecrf2==1.1 -w /tmp/w
+#   auditwheel repair --strip --plat manylinux_2_31_x86_64 -w wheels /tmp/w/*.whl
+"$venv/bin/python" scripts/uv_install.py -q --find-links wheels -c constraints.txt -e ".[dev]"
 echo "$want" > "$stamp"
 echo "bootstrap: done in $(( $(date +%s) - start )) s"

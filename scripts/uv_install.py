@@ -12,8 +12,6 @@ import os
 import subprocess
 import sys
 
-import uv
-
 # pip option name -> uv option. pip accepts several space-separated values for each of these.
 _UV_OPTION = {
     "index-url": "--default-index",
@@ -44,9 +42,11 @@ def pip_settings() -> dict[str, str]:
     return merged
 
 
-def uv_command(settings: dict[str, str], args: list[str]) -> tuple[list[str], dict[str, str]]:
+def uv_command(
+    uv_bin: str, settings: dict[str, str], args: list[str]
+) -> tuple[list[str], dict[str, str]]:
     """The uv command line and the environment variables that carry pip's settings."""
-    command = [uv.find_uv_bin(), "pip", "install", "--python", sys.executable]
+    command = [uv_bin, "pip", "install", "--python", sys.executable]
     # pip considers every index and takes the best version; uv's default would use only the
     # first index that has a package, and miss pinned versions that only PyPI holds.
     command += ["--index-strategy", "unsafe-best-match"]
@@ -58,7 +58,9 @@ def uv_command(settings: dict[str, str], args: list[str]) -> tuple[list[str], di
 
 
 def main() -> int:
-    command, variables = uv_command(pip_settings(), sys.argv[1:])
+    import uv  # installed by bootstrap.sh beside this interpreter
+
+    command, variables = uv_command(uv.find_uv_bin(), pip_settings(), sys.argv[1:])
     return subprocess.run(command, env={**os.environ, **variables}).returncode
 
 
