@@ -20,7 +20,11 @@ _UV_OPTION = {
     "constraint": "--constraint",
 }
 # pip option names (long and alias) -> uv environment variable, single values.
-_UV_VARIABLE = {"cert": "SSL_CERT_FILE", "timeout": "UV_HTTP_TIMEOUT", "default-timeout": "UV_HTTP_TIMEOUT"}
+_UV_VARIABLE = {
+    "cert": "SSL_CERT_FILE",
+    "timeout": "UV_HTTP_TIMEOUT",
+    "default-timeout": "UV_HTTP_TIMEOUT",
+}
 # pip reads the [global] section, then the [install] section, then PIP_* variables: later wins.
 _SECTIONS = ("global", "install", ":env:")
 
@@ -53,7 +57,7 @@ def uv_command(
     for name, option in _UV_OPTION.items():
         for value in settings.get(name, "").split():
             command += [option, value]
-    variables = {_UV_VARIABLE[name]: value for name, value in settings.items() if name in _UV_VARIABLE}
+    variables = {_UV_VARIABLE[n]: value for n, value in settings.items() if n in _UV_VARIABLE}
     return command + args, variables
 
 

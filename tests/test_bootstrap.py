@@ -56,5 +56,7 @@ def test_a_machine_without_pip_config_passes_nothing(pip_env):
 
     command, variables = uv_install.uv_command("uv", uv_install.pip_settings(), [])
 
-    assert command == ["uv", "pip", "install", "--python", sys.executable, "--index-strategy", "unsafe-best-match"]
+    assert command == [
+        "uv", "pip", "install", "--python", sys.executable, "--index-strategy", "unsafe-best-match"
+    ]  # fmt: skip
     assert variables == {}
