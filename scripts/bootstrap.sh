@@ -14,12 +14,17 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     exit 0
 fi
 
-echo "bootstrap: installing wsss and its pinned dependencies into $venv (a few minutes, once)"
+echo "bootstrap: installing wsss and its pinned dependencies into $venv (about 2 minutes, once)"
 start=$(date +%s)
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-# torch is pinned in constraints.txt: on a CPU machine that selects the CPU build; an unpinned
-# torch would pull several GB of CUDA packages.
-"$venv/bin/python" -m pip install -qq --disable-pip-version-check \
-    -c constraints.txt -e ".[dev]"
+# uv downloads, builds and unpacks in parallel: several times faster than pip here. pip brings
+# it from PyPI, so the machine still needs only Python and pip. constraints.txt pins every package.
+"$venv/bin/python" -m pip install -qq --disable-pip-version-check -c constraints.txt uv
+# PyPI has only the source of pydensecrf2, whose C++ build took most of set-up's CPU time:
+# wheels/ holds it built here from that source (identical CRF outputs). uv takes it where its
+# platform tag fits and builds from source elsewhere. To rebuild it:
+#   pip wheel --no-deps pydensecrf2==1.1 -w /tmp/w
+#   auditwheel repair --strip --plat manylinux_2_31_x86_64 -w wheels /tmp/w/*.whl
+"$venv/bin/python" scripts/uv_install.py -q --find-links wheels -c constraints.txt -e ".[dev]"
 echo "$want" > "$stamp"
 echo "bootstrap: done in $(( $(date +%s) - start )) s"
