@@ -3,7 +3,6 @@ boundary F1 and co-occurrence confusion, with `segment.infer`'s scales, flip and
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from pipeline.paths import SEGMENT_METRICS, SEGMENTER_WEIGHTS
 from pipeline.train_recovery import deeplab_network
@@ -14,6 +13,7 @@ from wsss.evaluation import MaskEvaluation
 from wsss.io import write_json
 from wsss.metrics import format_cell
 from wsss.models.deeplab import predict
+from wsss.progress import progress_bar
 from wsss.refine.crf import CRFParams, crf_from_probabilities
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
@@ -37,7 +37,7 @@ def main() -> None:
     with stage_run("evaluate_segmentation", params, SECTIONS) as run:
         evaluation = MaskEvaluation(dataset, params["evaluate"]["boundary_tolerance"])
         examples = []
-        for image_id in tqdm(dataset.ids, desc="evaluate_segmentation", disable=not params["project"]["progress"]):
+        for image_id in progress_bar(params, dataset.ids, desc="evaluate_segmentation"):
             gt = dataset.load_mask(image_id)
             if gt is None:
                 continue

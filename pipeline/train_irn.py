@@ -2,7 +2,6 @@
 
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from pipeline.paths import CLASSIFIER, IRN_WEIGHTS, RELATION_LABELS
 from wsss.data.transforms import RelationLabelDataset
@@ -11,6 +10,7 @@ from wsss.errors import ParamsError
 from wsss.io import save_state_dict
 from wsss.models.backbones import build_backbone
 from wsss.models.irn import IRN
+from wsss.progress import progress_bar
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
 from wsss.training import make_sgd, train_irn
@@ -54,7 +54,7 @@ def main() -> None:
     heads = [p for module in model.heads() for p in module.parameters()]
     optimizer = make_sgd([(heads, 1.0)], cfg["lr"], cfg["momentum"], cfg["weight_decay"])
     with stage_run("train_irn", params, SECTIONS) as run:
-        bar = tqdm(total=cfg["epochs"] * len(loader), desc="train_irn", disable=not params["project"]["progress"])
+        bar = progress_bar(params, total=cfg["epochs"] * len(loader), desc="train_irn")
 
         def on_step(step: int, metrics: dict) -> None:
             bar.update(1)

@@ -3,7 +3,6 @@ stage's pseudo masks (METHODS.md §8, step 2). `train_deeplab` also serves `trai
 
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from pipeline.paths import CLASSIFIER, PSEUDO_MASKS, RECOVERY_WEIGHTS
 from wsss.data.transforms import LabelMapDataset
@@ -13,6 +12,7 @@ from wsss.io import save_state_dict
 from wsss.models.backbones import build_backbone
 from wsss.models.deeplab import DeepLab, segmentation_loss
 from wsss.params import get_key
+from wsss.progress import progress_bar
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
 from wsss.training import make_sgd, train_loop
@@ -56,7 +56,7 @@ def train_deeplab(params: dict, stage: str, section: str, label_dir: str, weight
     sections = ["project", "dataset", "seeds.backbone", section]
     with stage_run(stage, params, sections) as run:
         run.set_tag("wsss.labels", label_dir)
-        bar = tqdm(total=cfg["epochs"] * len(loader), desc=stage, disable=not params["project"]["progress"])
+        bar = progress_bar(params, total=cfg["epochs"] * len(loader), desc=stage)
 
         def on_step(step: int, metrics: dict) -> None:
             bar.update(1)
