@@ -27,8 +27,8 @@ def main() -> None:
     params = load_params()
     device = resolve_device(params["project"]["device"])
     dataset = open_split(params, params["dataset"]["train_split"])
-    model = IRN(irn_backbone(params, for_training=False))
-    model.load_state_dict(torch.load(IRN_WEIGHTS, map_location="cpu", weights_only=True))
+    model = IRN(irn_backbone(params, for_training=False), displacement=False)  # the boundary head only
+    model.load_boundary_state(torch.load(IRN_WEIGHTS, map_location="cpu", weights_only=True))
     model = model.to(device).eval()
     scale = params["refine"]["irn"]["image_scale"]  # IRN was trained on images resized by this factor
     with stage_run("irn_boundaries", params, SECTIONS) as run, atomic_dir(IRN_BOUNDARIES) as out:

@@ -42,7 +42,7 @@ def main() -> None:
     torch.manual_seed(params["project"]["seed"])
     device = resolve_device(params["project"]["device"])
     dataset = open_split(params, params["dataset"]["train_split"])
-    model = IRN(irn_backbone(params, for_training=True)).to(device)
+    model = IRN(irn_backbone(params, for_training=True), displacement=cfg["displacement"]).to(device)
     loader = DataLoader(
         RelationLabelDataset(dataset, RELATION_LABELS, cfg["crop_size"],
                              tuple(params["refine"]["irn"]["image_scale"] * s for s in cfg["scale_range"]),

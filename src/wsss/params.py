@@ -236,6 +236,9 @@ SCHEMA: dict = {
                 "scale_range": Field([0.5, 1.5], list, item=NUM, min_len=2, check=_range_pair),
                 "hflip": Field(True, bool),
                 "radius": Field(10, int, low=2, high=32),
+                # the displacement head (instance masks): the reference trains it; the boundary
+                # map, all semantic masks use, comes out the same without it
+                "displacement": Field(True, bool),
             },
             "walk": {
                 "radius": Field(5, int, low=2, high=16),
