@@ -50,7 +50,7 @@ def main() -> None:
             bar.update(1)
             bar.set_postfix(loss=f"{metrics['loss']:.4f}")
             # every loss term of the method (cls, sal for EPS, gsc for SIPE) and the lr
-            run.log_metrics({f"train.{k}": v for k, v in metrics.items() if k != "epoch"}, step=step)
+            run.log_step({f"train.{k}": v for k, v in metrics.items() if k != "epoch"}, step)
 
         summary = train_seed_classifier(model, loader, cfg["epochs"], optimizer, device,
                                         seed_losses(params, dataset.class_names), cfg["freeze_bn"], on_step)

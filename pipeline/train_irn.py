@@ -59,7 +59,7 @@ def main() -> None:
         def on_step(step: int, metrics: dict) -> None:
             bar.update(1)
             bar.set_postfix(loss=f"{metrics['loss']:.4f}")
-            run.log_metrics({f"train.{k}": v for k, v in metrics.items()}, step=step)
+            run.log_step({f"train.{k}": v for k, v in metrics.items()}, step)
 
         summary = train_irn(model, loader, cfg["epochs"], optimizer, device, cfg["radius"], on_step)
         bar.close()

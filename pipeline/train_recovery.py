@@ -61,7 +61,7 @@ def train_deeplab(params: dict, stage: str, section: str, label_dir: str, weight
         def on_step(step: int, metrics: dict) -> None:
             bar.update(1)
             bar.set_postfix(loss=f"{metrics['loss']:.4f}")
-            run.log_metrics({f"train.{k}": v for k, v in metrics.items() if k != "epoch"}, step=step)
+            run.log_step({f"train.{k}": v for k, v in metrics.items() if k != "epoch"}, step)
 
         summary = train_loop(model, loader, cfg["epochs"], optimizer, device, segmentation_loss,
                              f"{section}.train.lr", on_step)

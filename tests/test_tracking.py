@@ -78,3 +78,19 @@ def test_queued_dvc_experiments_log_to_the_project_store(tmp_path, monkeypatch):
     queued = tmp_path / ".dvc" / "tmp" / "exps" / "tmpab12" / "sub"
     assert tracking.tracking_root(queued) == tmp_path.resolve()
     assert tracking.tracking_uri(queued) == f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}"
+
+
+def test_step_metrics_are_buffered_yet_all_logged_even_when_the_stage_fails(mlflow_db, tmp_path, monkeypatch):
+    params = params_mod.validate({})
+    monkeypatch.setenv(tracking.PARENT_ENV, tracking.start_parent_run(
+        tracking.configure("wsss", tmp_path), params, "test:steps", tmp_path))
+    client = mlflow.MlflowClient(tracking_uri=mlflow_db)
+    with pytest.raises(RuntimeError, match="stop"):
+        with tracking.stage_run("train_irn", params, ["refine.irn.train"], tmp_path) as run:
+            for step in range(1, tracking.BATCH // 2 + 3):  # two metrics a step: one batch sent, some pending
+                run.log_step({"train.loss": 1.0 / step, "train.lr": 0.1}, step)
+            assert len(client.get_metric_history(run.run_id, "train.loss")) == tracking.BATCH // 2
+            raise RuntimeError("stop")
+    history = client.get_metric_history(run.run_id, "train.loss")
+    assert sorted(m.step for m in history) == list(range(1, tracking.BATCH // 2 + 3))
+    assert client.get_run(run.run_id).info.status == "FAILED"
