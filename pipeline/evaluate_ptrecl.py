@@ -6,7 +6,6 @@ the seeds, and at `ptrecl.reclassify.bg_threshold` (auto: the sweep's best), the
 """
 
 import numpy as np
-from tqdm import tqdm
 
 from pipeline.paths import PTRECL_MAP_METRICS, PTRECL_MASKS, PTRECL_METRICS, RECLASSIFICATION_MAPS
 from wsss import metrics as M
@@ -14,6 +13,7 @@ from wsss.errors import DataError
 from wsss.evaluation import MaskEvaluation
 from wsss import metrics_files
 from wsss.io import load_image_scores, read_label_png
+from wsss.progress import progress_bar
 from wsss.refine.pseudo_masks import threshold_mask
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
@@ -22,9 +22,9 @@ from wsss.visualize import overlay_row
 SECTIONS = ["dataset", "seeds.method", "refine.method", "ptrecl.reclassify", "evaluate"]
 
 
-def _scored_images(dataset, quiet: bool):
+def _scored_images(dataset, params: dict):
     """(image id, ground truth, reclassification scores, class ids) of every image with a mask."""
-    for image_id in tqdm(dataset.ids, desc="evaluate_ptrecl", disable=quiet):
+    for image_id in progress_bar(params, dataset.ids, desc="evaluate_ptrecl"):
         gt = dataset.load_mask(image_id)
         if gt is not None:
             scores, class_ids, _ = load_image_scores(RECLASSIFICATION_MAPS, image_id, gt.shape)
@@ -39,12 +39,11 @@ def main() -> None:
     threshold = params["ptrecl"]["reclassify"]["bg_threshold"]
     method = f"{params['seeds']['method']}+{params['refine']['method']}+ptrecl"
     with stage_run("evaluate_ptrecl", params, SECTIONS) as run:
-        quiet = not params["project"]["progress"]
         # Pass 1: the re-refined masks and the map's background-threshold sweep.
         sweep = M.ThresholdSweep(dataset.num_classes, cfg["bg_thresholds"])
         rerefined = MaskEvaluation(dataset, cfg["boundary_tolerance"])
         examples = []
-        for image_id, gt, scores, class_ids in _scored_images(dataset, quiet):
+        for image_id, gt, scores, class_ids in _scored_images(dataset, params):
             mask = read_label_png(f"{PTRECL_MASKS}/{image_id}.png")
             if mask.shape != gt.shape:
                 raise DataError(f"{PTRECL_MASKS}/{image_id}.png: pseudo mask {mask.shape} differs from the "
@@ -59,7 +58,7 @@ def main() -> None:
         threshold = best["threshold"] if threshold == "auto" else float(threshold)
         # Pass 2: the map alone at its background threshold (boundary, co-occurrence).
         map_alone = MaskEvaluation(dataset, cfg["boundary_tolerance"])
-        for image_id, gt, scores, class_ids in _scored_images(dataset, quiet):
+        for image_id, gt, scores, class_ids in _scored_images(dataset, params):
             map_alone.update(gt, threshold_mask(scores, class_ids, threshold), dataset.load_context(image_id))
         split = params["dataset"]["eval_split"]
         map_result = {"stage": "reclassification", "method": method, "split": split, **map_alone.result(),

@@ -5,7 +5,6 @@ metrics JSON and in MLflow.
 """
 
 import numpy as np
-from tqdm import tqdm
 
 from pipeline.paths import PSEUDO_MASKS, REFINE_METRICS
 from wsss.errors import DataError
@@ -13,6 +12,7 @@ from wsss.evaluation import MaskEvaluation
 from wsss import metrics_files
 from wsss.io import read_label_png
 from wsss.metrics import format_cell
+from wsss.progress import progress_bar
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
 from wsss.visualize import overlay_row
@@ -27,7 +27,7 @@ def main() -> None:
     with stage_run("evaluate_refine", params, SECTIONS) as run:
         evaluation = MaskEvaluation(dataset, params["evaluate"]["boundary_tolerance"])
         examples = []
-        for image_id in tqdm(dataset.ids, desc="evaluate_refine", disable=not params["project"]["progress"]):
+        for image_id in progress_bar(params, dataset.ids, desc="evaluate_refine"):
             gt = dataset.load_mask(image_id)
             if gt is None:
                 continue

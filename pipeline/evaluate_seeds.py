@@ -9,7 +9,6 @@ as DVC metrics JSON and in MLflow.
 """
 
 import numpy as np
-from tqdm import tqdm
 
 from pipeline.paths import SEED_MAPS, SEEDS_METRICS
 from wsss import metrics as M
@@ -17,6 +16,7 @@ from wsss.errors import DataError
 from wsss.evaluation import MaskEvaluation
 from wsss import metrics_files
 from wsss.io import load_image_scores, load_score_map
+from wsss.progress import progress_bar
 from wsss.refine.crf import CRFParams
 from wsss.refine.pseudo_masks import crf_mask, threshold_mask
 from wsss.stage import load_params, open_split, run_main
@@ -26,9 +26,9 @@ from wsss.visualize import overlay_row
 SECTIONS = ["dataset", "seeds.method", "evaluate", "refine.crf"]
 
 
-def _scored_images(dataset, progress: bool, desc: str):
+def _scored_images(dataset, params: dict, desc: str):
     """(image id, ground truth, ScoreMap) of every image that has a mask."""
-    for image_id in tqdm(dataset.ids, desc=desc, disable=not progress):
+    for image_id in progress_bar(params, dataset.ids, desc=desc):
         gt = dataset.load_mask(image_id)
         if gt is None:
             continue  # no ground truth for this image (e.g. VOC train_aug without SBD mask)
@@ -38,7 +38,6 @@ def _scored_images(dataset, progress: bool, desc: str):
 def main() -> None:
     params = load_params()
     cfg = params["evaluate"]
-    progress = params["project"]["progress"]
     dataset = open_split(params, params["dataset"]["eval_split"])
     names = dataset.class_names
     with stage_run("evaluate_seeds", params, SECTIONS) as run:
@@ -46,7 +45,7 @@ def main() -> None:
         sweep = M.ThresholdSweep(dataset.num_classes, cfg["bg_thresholds"])
         baselines = {name: M.ConfusionAccumulator(dataset.num_classes) for name in ("all_background", "labelled_class")}
         own_background = True  # every image's seeds carry the method's background map
-        for _, gt, (scores, class_ids, background) in _scored_images(dataset, progress, "evaluate_seeds (sweep)"):
+        for _, gt, (scores, class_ids, background) in _scored_images(dataset, params, "evaluate_seeds (sweep)"):
             own_background &= background is not None
             sweep.update(gt, scores, class_ids)
             baselines["all_background"].update(gt, M.all_background_prediction(gt.shape))
@@ -60,7 +59,7 @@ def main() -> None:
         at_reference = M.ConfusionAccumulator(dataset.num_classes)
         with_crf = MaskEvaluation(dataset, cfg["boundary_tolerance"]) if cfg["seeds_crf"] else None
         crf = CRFParams(**params["refine"]["crf"])
-        for image_id, gt, (scores, class_ids, background) in _scored_images(dataset, progress, "evaluate_seeds (masks)"):
+        for image_id, gt, (scores, class_ids, background) in _scored_images(dataset, params, "evaluate_seeds (masks)"):
             headline = background if own_background else best["threshold"]
             context = dataset.load_context(image_id)
             at_best.update(gt, threshold_mask(scores, class_ids, headline), context)

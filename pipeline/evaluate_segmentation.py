@@ -2,7 +2,6 @@
 boundary F1 and co-occurrence confusion, with `segment.infer`'s scales, flip and optional CRF."""
 
 import numpy as np
-from tqdm import tqdm
 
 from pipeline.paths import SEGMENT_METRICS, SEGMENTER_WEIGHTS, load_stage_weights
 from pipeline.train_recovery import deeplab_network
@@ -13,6 +12,7 @@ from wsss.evaluation import MaskEvaluation
 from wsss import metrics_files
 from wsss.metrics import format_cell
 from wsss.models.deeplab import predict
+from wsss.progress import progress_bar
 from wsss.refine.crf import CRFParams, crf_from_probabilities
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
@@ -36,7 +36,7 @@ def main() -> None:
     with stage_run("evaluate_segmentation", params, SECTIONS) as run:
         evaluation = MaskEvaluation(dataset, params["evaluate"]["boundary_tolerance"])
         examples = []
-        for image_id in tqdm(dataset.ids, desc="evaluate_segmentation", disable=not params["project"]["progress"]):
+        for image_id in progress_bar(params, dataset.ids, desc="evaluate_segmentation"):
             gt = dataset.load_mask(image_id)
             if gt is None:
                 continue

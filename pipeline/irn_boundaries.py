@@ -8,7 +8,6 @@ One fp32 map per image on IRN's grid: stride 4 of the image resized by `refine.i
 import cv2
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from pipeline.paths import IRN_BOUNDARIES, IRN_WEIGHTS, load_stage_weights
 from pipeline.train_irn import irn_backbone
@@ -16,6 +15,7 @@ from wsss.data.transforms import to_tensor
 from wsss.device import resolve_device
 from wsss.io import atomic_dir, save_boundary_map
 from wsss.models.irn import IRN
+from wsss.progress import progress_bar
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
 
@@ -27,13 +27,13 @@ def main() -> None:
     params = load_params()
     device = resolve_device(params["project"]["device"])
     dataset = open_split(params, params["dataset"]["train_split"])
-    model = IRN(irn_backbone(params, for_training=False))
+    model = IRN(irn_backbone(params, for_training=False), displacement=False)  # the boundary head only
     load_stage_weights(model, IRN_WEIGHTS)
     model = model.to(device).eval()
     scale = params["refine"]["irn"]["image_scale"]  # IRN was trained on images resized by this factor
     with stage_run("irn_boundaries", params, SECTIONS) as run, atomic_dir(IRN_BOUNDARIES) as out:
         mean_boundary = 0.0
-        for image_id in tqdm(dataset.ids, desc="irn_boundaries", disable=not params["project"]["progress"]):
+        for image_id in progress_bar(params, dataset.ids, desc="irn_boundaries"):
             image = dataset.load_image(image_id)
             if scale != 1.0:
                 image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)

@@ -7,10 +7,10 @@ used here), as in the IRN reference.
 """
 
 import numpy as np
-from tqdm import tqdm
 
 from pipeline.paths import RELATION_LABELS, SEED_MAPS
 from wsss.io import atomic_dir, load_image_scores, write_palette_png
+from wsss.progress import progress_bar
 from wsss.refine.crf import CRFParams, relation_labels
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
@@ -27,7 +27,7 @@ def main() -> None:
     with stage_run("irn_labels", params, SECTIONS) as run, atomic_dir(RELATION_LABELS) as out:
         counts = np.zeros(3, dtype=np.int64)  # background, foreground, ignored pixels
         examples = []
-        for image_id in tqdm(dataset.ids, desc="irn_labels", disable=not params["project"]["progress"]):
+        for image_id in progress_bar(params, dataset.ids, desc="irn_labels"):
             image = dataset.load_image(image_id)
             scores, class_ids, _ = load_image_scores(SEED_MAPS, image_id, image.shape[:2])
             labels = relation_labels(image, scores, class_ids, cfg["fg_threshold"], cfg["bg_threshold"], crf)

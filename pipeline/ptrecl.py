@@ -10,7 +10,6 @@ goes to artifacts/ptrecl/maps, as seeds do, and IRN's walk on the stored boundar
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from pipeline.paths import PROTOTYPES, PTRECL_MASKS, RECLASSIFICATION_MAPS, load_stage_checkpoint, rerun_hint
 from pipeline.ptrecl_prototypes import recovery_network
@@ -19,6 +18,7 @@ from wsss.data.transforms import to_tensor
 from wsss.device import resolve_device
 from wsss.errors import DataError
 from wsss.io import atomic_dir, save_score_map, write_palette_png
+from wsss.progress import progress_bar
 from wsss.refine.ptrecl import prototypes_from_state, reclassify
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
@@ -49,7 +49,7 @@ def main() -> None:
         walk = irn_refiner(params, device, cfg["walk_bg_score"])
         examples = []
         with atomic_dir(RECLASSIFICATION_MAPS) as maps_out, atomic_dir(PTRECL_MASKS) as masks_out:
-            for image_id in tqdm(dataset.ids, desc="ptrecl", disable=not params["project"]["progress"]):
+            for image_id in progress_bar(params, dataset.ids, desc="ptrecl"):
                 image = dataset.load_image(image_id)
                 class_ids = dataset.labels(image_id)
                 features = model.features(to_tensor(image).to(device)[None])[0]

@@ -12,7 +12,6 @@ does not redo this pass.
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from pipeline.paths import PROTOTYPES, PSEUDO_MASKS, RECOVERY_WEIGHTS, load_stage_weights
 from pipeline.train_recovery import deeplab_network
@@ -20,6 +19,7 @@ from wsss.data.transforms import to_tensor
 from wsss.device import resolve_device
 from wsss.io import read_label_png, save_state_dict
 from wsss.models.deeplab import condition_on_labels
+from wsss.progress import progress_bar
 from wsss.refine.ptrecl import PrototypeBank, build_prototypes, prototypes_to_state
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
@@ -55,7 +55,7 @@ def main() -> None:
     seed = params["project"]["seed"]
     with stage_run("ptrecl_prototypes", params, SECTIONS) as run:
         bank = PrototypeBank(cfg["pixels_per_image"], cfg["capacity"], generator=seed, device=device)
-        for image_id in tqdm(dataset.ids, desc="ptrecl_prototypes", disable=not params["project"]["progress"]):
+        for image_id in progress_bar(params, dataset.ids, desc="ptrecl_prototypes"):
             class_ids = dataset.labels(image_id)
             features = model.features(to_tensor(dataset.load_image(image_id)).to(device)[None])[0]
             labels = prototype_labels(model, features, image_id, class_ids, cfg["masks"])

@@ -7,12 +7,12 @@ PNG per training image.
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from pipeline.paths import IRN_BOUNDARIES, PSEUDO_MASKS, SEED_MAPS, SEEDS_METRICS
 from wsss.device import resolve_device
 from wsss.errors import ParamsError
 from wsss.io import atomic_dir, load_boundary_map, load_image_scores, read_json, write_palette_png
+from wsss.progress import progress_bar
 from wsss.refine import pseudo_masks
 from wsss.refine.crf import CRFParams
 from wsss.refine.pamr import PAMR
@@ -77,7 +77,7 @@ def main() -> None:
     with stage_run("refine", params, SECTIONS) as run, atomic_dir(PSEUDO_MASKS) as out:
         run.set_tag("wsss.refine_method", method)
         examples = []
-        for image_id in tqdm(dataset.ids, desc=f"refine ({method})", disable=not params["project"]["progress"]):
+        for image_id in progress_bar(params, dataset.ids, desc=f"refine ({method})"):
             image = dataset.load_image(image_id)
             scores, class_ids, background = load_image_scores(SEED_MAPS, image_id, image.shape[:2])
             mask = refine(image_id, image, scores, class_ids, background)

@@ -3,7 +3,6 @@ as `seeds.method` says), one fp16 .npz per image, with the method's background m
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from pipeline.paths import CLASSIFIER, SEED_MAPS, load_stage_weights
 from wsss.data.transforms import to_tensor
@@ -11,6 +10,7 @@ from wsss.device import resolve_device
 from wsss.io import atomic_dir, save_score_map
 from wsss.models.backbones import build_backbone
 from wsss.models.seed_methods import build_seed_model, infer_seed_maps
+from wsss.progress import progress_bar
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
 from wsss.visualize import overlay_row
@@ -33,7 +33,7 @@ def main() -> None:
     model = load_classifier(params, dataset.num_classes, device)
     with stage_run("seeds", params, SECTIONS) as run, atomic_dir(SEED_MAPS) as out:
         examples = []
-        for index, image_id in enumerate(tqdm(dataset.ids, desc="seeds", disable=not params["project"]["progress"])):
+        for index, image_id in enumerate(progress_bar(params, dataset.ids, desc="seeds")):
             image = dataset.load_image(image_id)
             class_ids = dataset.labels(image_id)
             maps, background = infer_seed_maps(model, to_tensor(image).to(device), torch.from_numpy(class_ids),

@@ -4,6 +4,7 @@ import numpy as np
 
 from pipeline.paths import SYNTHETIC_ROOT
 from wsss.data.synthetic import SyntheticConfig, generate
+from wsss.progress import progress_enabled
 from wsss.stage import load_params, run_main
 from wsss.tracking import stage_run
 
@@ -12,7 +13,7 @@ def main() -> None:
     params = load_params()
     config = SyntheticConfig.from_dict(params["data"]["synthetic"])
     with stage_run("synthesize", params, ["data.synthetic"]) as run:
-        meta = generate(SYNTHETIC_ROOT, config, progress=params["project"]["progress"])
+        meta = generate(SYNTHETIC_ROOT, config, progress=progress_enabled(params["project"]["progress"]))
         run.log_metrics({"num_train": config.num_train, "num_val": config.num_val})
         run.log_artifact(f"{SYNTHETIC_ROOT}/synthetic_meta.json")
         run.log_image(_montage(config), "examples.png")

@@ -3,7 +3,6 @@
 
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from pipeline.paths import CLASSIFIER
 from wsss.data.transforms import ClassificationDataset, SaliencyClassificationDataset
@@ -11,6 +10,7 @@ from wsss.device import resolve_device
 from wsss.io import save_state_dict
 from wsss.models.backbones import build_backbone
 from wsss.models.seed_methods import build_seed_model, needs_saliency, seed_losses
+from wsss.progress import progress_bar
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
 from wsss.training import make_sgd, train_seed_classifier
@@ -44,14 +44,13 @@ def main() -> None:
                          cfg["lr"], cfg["momentum"], cfg["weight_decay"])
     with stage_run("train_classifier", params, SECTIONS) as run:
         run.set_tag("wsss.seed_method", method)
-        bar = tqdm(total=cfg["epochs"] * len(loader), desc=f"train_classifier ({method})",
-                   disable=not params["project"]["progress"])
+        bar = progress_bar(params, total=cfg["epochs"] * len(loader), desc=f"train_classifier ({method})")
 
         def on_step(step: int, metrics: dict) -> None:
             bar.update(1)
             bar.set_postfix(loss=f"{metrics['loss']:.4f}")
             # every loss term of the method (cls, sal for EPS, gsc for SIPE) and the lr
-            run.log_metrics({f"train.{k}": v for k, v in metrics.items() if k != "epoch"}, step=step)
+            run.log_step({f"train.{k}": v for k, v in metrics.items() if k != "epoch"}, step)
 
         summary = train_seed_classifier(model, loader, cfg["epochs"], optimizer, device,
                                         seed_losses(params, dataset.class_names), cfg["freeze_bn"], on_step)

@@ -2,7 +2,6 @@
 
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from pipeline.paths import CLASSIFIER, IRN_WEIGHTS, RELATION_LABELS, load_stage_checkpoint
 from wsss.data.transforms import RelationLabelDataset
@@ -10,6 +9,7 @@ from wsss.device import resolve_device
 from wsss.io import save_state_dict
 from wsss.models.backbones import build_backbone, check_pretrained_source
 from wsss.models.irn import IRN
+from wsss.progress import progress_bar
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
 from wsss.training import make_sgd, train_irn
@@ -39,7 +39,7 @@ def main() -> None:
     torch.manual_seed(params["project"]["seed"])
     device = resolve_device(params["project"]["device"])
     dataset = open_split(params, params["dataset"]["train_split"])
-    model = IRN(irn_backbone(params, for_training=True)).to(device)
+    model = IRN(irn_backbone(params, for_training=True), displacement=cfg["displacement"]).to(device)
     loader = DataLoader(
         RelationLabelDataset(dataset, RELATION_LABELS, cfg["crop_size"],
                              tuple(params["refine"]["irn"]["image_scale"] * s for s in cfg["scale_range"]),
@@ -51,12 +51,12 @@ def main() -> None:
     heads = [p for module in model.heads() for p in module.parameters()]
     optimizer = make_sgd([(heads, 1.0)], cfg["lr"], cfg["momentum"], cfg["weight_decay"])
     with stage_run("train_irn", params, SECTIONS) as run:
-        bar = tqdm(total=cfg["epochs"] * len(loader), desc="train_irn", disable=not params["project"]["progress"])
+        bar = progress_bar(params, total=cfg["epochs"] * len(loader), desc="train_irn")
 
         def on_step(step: int, metrics: dict) -> None:
             bar.update(1)
             bar.set_postfix(loss=f"{metrics['loss']:.4f}")
-            run.log_metrics({f"train.{k}": v for k, v in metrics.items()}, step=step)
+            run.log_step({f"train.{k}": v for k, v in metrics.items()}, step)
 
         summary = train_irn(model, loader, cfg["epochs"], optimizer, device, cfg["radius"], on_step)
         bar.close()

@@ -3,7 +3,6 @@ stage's pseudo masks (docs/methods.md §8, step 2). `train_deeplab` also serves 
 
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from pipeline.paths import CLASSIFIER, PSEUDO_MASKS, RECOVERY_WEIGHTS, load_stage_checkpoint
 from wsss.data.transforms import LabelMapDataset
@@ -12,6 +11,7 @@ from wsss.io import save_state_dict
 from wsss.models.backbones import build_backbone, check_pretrained_source
 from wsss.models.deeplab import DeepLab, segmentation_loss
 from wsss.params import get_key
+from wsss.progress import progress_bar
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
 from wsss.training import make_sgd, train_loop
@@ -53,12 +53,12 @@ def train_deeplab(params: dict, stage: str, section: str, label_dir: str, weight
     sections = ["project", "dataset", "seeds.backbone", section]
     with stage_run(stage, params, sections) as run:
         run.set_tag("wsss.labels", label_dir)
-        bar = tqdm(total=cfg["epochs"] * len(loader), desc=stage, disable=not params["project"]["progress"])
+        bar = progress_bar(params, total=cfg["epochs"] * len(loader), desc=stage)
 
         def on_step(step: int, metrics: dict) -> None:
             bar.update(1)
             bar.set_postfix(loss=f"{metrics['loss']:.4f}")
-            run.log_metrics({f"train.{k}": v for k, v in metrics.items() if k != "epoch"}, step=step)
+            run.log_step({f"train.{k}": v for k, v in metrics.items() if k != "epoch"}, step)
 
         summary = train_loop(model, loader, cfg["epochs"], optimizer, device, segmentation_loss,
                              f"{section}.train.lr", on_step)

@@ -105,3 +105,35 @@ def test_boundary_is_the_edge_branch_of_forward_averaged_with_the_flip():
         logits, _ = model(torch.stack([image, image.flip(-1)]))
     expected = torch.sigmoid(logits[0, 0] / 2 + logits[1, 0].flip(-1) / 2)
     assert torch.allclose(model.boundary(image), expected, atol=1e-6)
+
+
+def _trained_boundary_head(displacement: bool) -> IRN:
+    torch.manual_seed(0)
+    model = IRN(TinyBackbone(8), displacement=displacement)
+    model.train()
+    optimizer = torch.optim.SGD([p for head in model.heads() for p in head.parameters()], lr=0.1,
+                                momentum=0.9, weight_decay=1e-4)
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        images = torch.randn(2, 3, 32, 32, generator=generator)
+        labels = torch.randint(0, 3, (2, 8, 8), generator=generator)
+        edge, field = model(images)
+        optimizer.zero_grad()
+        irn_losses(edge, field, labels, RADIUS)["loss"].backward()
+        optimizer.step()
+    return model
+
+
+def test_boundary_head_trains_bit_for_bit_the_same_without_the_displacement_head():
+    with_field, without = _trained_boundary_head(True), _trained_boundary_head(False)
+    boundary_keys = [k for k in with_field.state_dict() if not k.startswith("displacement_")]
+    assert sorted(boundary_keys) == sorted(without.state_dict())
+    for key in boundary_keys:
+        assert torch.equal(with_field.state_dict()[key], without.state_dict()[key]), key
+    # irn_boundaries reads either checkpoint into a boundary-only IRN
+    reader = IRN(TinyBackbone(8), displacement=False)
+    reader.load_state_dict(with_field.state_dict())
+    image = torch.randn(3, 32, 40)
+    assert torch.equal(reader.eval().boundary(image), without.eval().boundary(image))
+    assert set(irn_losses(torch.zeros(1, 1, 8, 8), None, torch.zeros(1, 8, 8, dtype=torch.long), RADIUS)) \
+        == {"loss", "affinity"}

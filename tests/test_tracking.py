@@ -167,3 +167,19 @@ def test_a_store_named_by_mlflow_tracking_uri_is_left_as_it_is(tmp_path, mlflow_
     experiment_id = client.create_experiment("wsss", artifact_location=location)
     assert tracking.configure("wsss", tmp_path) == experiment_id
     assert client.get_experiment(experiment_id).artifact_location == location
+
+
+def test_step_metrics_are_buffered_yet_all_logged_even_when_the_stage_fails(mlflow_db, tmp_path, monkeypatch):
+    params = params_mod.validate({})
+    monkeypatch.setenv(tracking.PARENT_ENV, tracking.start_parent_run(
+        tracking.configure("wsss", tmp_path), params, "test:steps", tmp_path))
+    client = mlflow.MlflowClient(tracking_uri=mlflow_db)
+    with pytest.raises(RuntimeError, match="stop"):
+        with tracking.stage_run("train_irn", params, ["refine.irn.train"], tmp_path) as run:
+            for step in range(1, tracking.BATCH // 2 + 3):  # two metrics a step: one batch sent, some pending
+                run.log_step({"train.loss": 1.0 / step, "train.lr": 0.1}, step)
+            assert len(client.get_metric_history(run.run_id, "train.loss")) == tracking.BATCH // 2
+            raise RuntimeError("stop")
+    history = client.get_metric_history(run.run_id, "train.loss")
+    assert sorted(m.step for m in history) == list(range(1, tracking.BATCH // 2 + 3))
+    assert client.get_run(run.run_id).info.status == "FAILED"

@@ -141,7 +141,8 @@ SCHEMA: dict = {
         "device": Field("auto", str, check=lambda k, v: _check_device(k, v)),
         "seed": Field(0, int, low=0),
         "num_workers": Field(0, int, low=0, high=64),
-        "progress": Field(True, bool),
+        # auto: bars when stderr is a terminal and CI is unset (wsss.progress); true / false
+        "progress": Field("auto", (str, bool), check=lambda k, v: _check_progress(k, v)),
     },
     "data": {
         "synthetic": Free(_synthetic_validator, {}),
@@ -240,6 +241,9 @@ SCHEMA: dict = {
                 "scale_range": Field([0.5, 1.5], list, item=NUM, min_len=2, check=_range_pair),
                 "hflip": Field(True, bool),
                 "radius": Field(10, int, low=2, high=32),
+                # the displacement head (instance masks): the reference trains it; the boundary
+                # map, all semantic masks use, comes out the same without it
+                "displacement": Field(True, bool),
             },
             "walk": {
                 "radius": Field(5, int, low=2, high=16),
@@ -290,6 +294,11 @@ def _check_device(key: str, value: str) -> None:
     if value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
         return
     raise ParamsError(f"params.yaml: '{key}' must be auto, cpu, cuda or cuda:N, got {value!r}")
+
+
+def _check_progress(key: str, value) -> None:
+    if value not in ("auto", True, False):
+        raise ParamsError(f"params.yaml: '{key}' must be auto, true or false, got {value!r}")
 
 
 def _check_auto_or_unit(key: str, value) -> None:

@@ -38,6 +38,7 @@ UI_WORKFLOW = "machine_learning"
 RESTORED_TAG = "wsss.restored"  # a stage run recorded from its outputs: DVC did not run the stage
 DB_FILE = "mlflow.db"
 ARTIFACT_DIR = "mlruns"
+BATCH = 500  # metrics per MLflow request (the store's log_batch limit is 1000)
 
 
 def tracking_root(project_dir: str | Path = ".") -> Path:
@@ -320,17 +321,25 @@ class StageRun:
         self.client = client
         self.run_id = run_id
         self.parent_id = parent_id
+        self._pending: list = []  # log_step's metrics not sent yet
 
     def log_metrics(self, metrics: dict, step: int | None = None, prefix: str = "") -> None:
-        from mlflow.entities import Metric
+        entries = _metric_entries(metrics, step, prefix)
+        for start in range(0, len(entries), BATCH):
+            self.client.log_batch(self.run_id, metrics=entries[start : start + BATCH])
 
-        now = int(time.time() * 1000)
-        entries = [
-            Metric(prefix + key, float(value), now, step or 0)
-            for key, value in _flatten_numbers(metrics).items()
-        ]
-        for start in range(0, len(entries), 500):
-            self.client.log_batch(self.run_id, metrics=entries[start : start + 500])
+    def log_step(self, metrics: dict, step: int) -> None:
+        """Per-step metrics (training losses), buffered: one MLflow request per BATCH metrics
+        instead of one per step (each is a database transaction). Sent at the latest when the
+        stage's run closes, also when it fails."""
+        self._pending.extend(_metric_entries(metrics, step))
+        if len(self._pending) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        for start in range(0, len(pending), BATCH):
+            self.client.log_batch(self.run_id, metrics=pending[start : start + BATCH])
 
     def log_headline(self, metrics: dict) -> None:
         """Also put a stage's headline figures on the parent run, to compare pipeline runs."""
@@ -349,6 +358,13 @@ class StageRun:
 
     def set_tag(self, key: str, value: str) -> None:
         self.client.set_tag(self.run_id, key, value)
+
+
+def _metric_entries(metrics: dict, step: int | None = None, prefix: str = "") -> list:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [Metric(prefix + key, float(value), now, step or 0) for key, value in _flatten_numbers(metrics).items()]
 
 
 def _flatten_numbers(tree: dict, prefix: str = "") -> dict:
@@ -387,6 +403,7 @@ def stage_run(stage: str, params: dict, sections: list[str], project_dir: str | 
         status = "KILLED"
         raise
     finally:
+        handle.flush()
         client.set_terminated(handle.run_id, status)
         client.set_terminated(parent_id, status)
 

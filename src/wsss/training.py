@@ -100,14 +100,17 @@ def train_seed_classifier(model: nn.Module, loader: DataLoader, epochs: int, opt
 
 def train_irn(model: nn.Module, loader: DataLoader, epochs: int, optimizer: torch.optim.Optimizer,
               device: torch.device, radius: int, on_step: StepCallback | None = None) -> dict:
-    """Train IRN's heads (backbone frozen) on stride-4 relation labels."""
+    """Train IRN's heads (backbone frozen) on stride-4 relation labels (without a displacement
+    head, the boundary head alone)."""
     from wsss.models.irn import irn_losses
 
     def losses(model, images, labels):
         edge, displacement = model(images)
         if edge.shape[-2:] != labels.shape[-2:]:  # backbones round odd sizes differently
             edge = F.interpolate(edge, size=labels.shape[-2:], mode="bilinear", align_corners=False)
-            displacement = F.interpolate(displacement, size=labels.shape[-2:], mode="bilinear", align_corners=False)
+            if displacement is not None:
+                displacement = F.interpolate(displacement, size=labels.shape[-2:], mode="bilinear",
+                                             align_corners=False)
         return irn_losses(edge, displacement, labels, radius)
 
     return train_loop(model, loader, epochs, optimizer, device, losses, "refine.irn.train.lr", on_step)

@@ -7,7 +7,9 @@ conv + GroupNorm + ReLU and resized to the finest level (stride 4):
   affinities a_ij = 1 − max_{k on the path i→j} B_k of labelled pixel pairs;
 - the displacement head outputs a 2-vector per pixel pointing to its instance's centre: for two
   pixels of one object D(i) − D(j) must equal their offset; for background pairs D(i) = D(j).
-  Semantic pseudo masks need only B; D is trained as in the paper (for instance masks).
+  Semantic pseudo masks need only B. D serves instance masks; ``displacement=False`` leaves its
+  head out. The heads share no trainable parameter and the backbone is frozen, so B is trained
+  exactly as with D (same weights, bit for bit) at a fraction of the cost.
 
 The pair losses follow the reference: −log(a) for positive pairs (foreground and background
 averaged separately, then halved), −log(1 − a) for negative pairs, L1 for displacements.
@@ -32,7 +34,8 @@ def _reduce(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class IRN(nn.Module):
-    def __init__(self, backbone: Backbone, edge_channels: int = 32, displacement_channels: int = 64):
+    def __init__(self, backbone: Backbone, edge_channels: int = 32, displacement_channels: int = 64,
+                 displacement: bool = True):
         super().__init__()
         if backbone.strides[0] != 4:
             raise ValueError(f"IRN needs a backbone whose finest features are at stride 4, got {backbone.strides}")
@@ -42,6 +45,9 @@ class IRN(nn.Module):
         levels = backbone.out_channels
         self.edge_levels = nn.ModuleList(_reduce(c, edge_channels) for c in levels)
         self.edge_out = nn.Conv2d(edge_channels * len(levels), 1, 1)
+        self.has_displacement = displacement
+        if not displacement:  # built after the boundary head: its initial weights do not depend on this
+            return
         self.displacement_levels = nn.ModuleList(_reduce(c, displacement_channels) for c in levels)
         self.displacement_out = nn.Sequential(
             nn.Conv2d(displacement_channels * len(levels), displacement_channels, 3, padding=1, bias=False),
@@ -55,7 +61,8 @@ class IRN(nn.Module):
         return self
 
     def heads(self):
-        return [*self.edge_levels, self.edge_out, *self.displacement_levels, self.displacement_out]
+        edge = [*self.edge_levels, self.edge_out]
+        return [*edge, *self.displacement_levels, self.displacement_out] if self.has_displacement else edge
 
     @staticmethod
     def _fuse(features: list[torch.Tensor], reducers: nn.ModuleList) -> torch.Tensor:
@@ -64,13 +71,22 @@ class IRN(nn.Module):
                           if f.shape[-2:] != size else reduce(f)
                           for f, reduce in zip(features, reducers)], dim=1)
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Boundary logits B x 1 x h x w and displacements B x 2 x h x w at stride 4."""
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Boundary logits B x 1 x h x w and displacements B x 2 x h x w (None without the
+        displacement head) at stride 4."""
         with torch.no_grad():
             features = [f.detach() for f in self.backbone(images)]
         edge = self.edge_out(self._fuse(features, self.edge_levels))
+        if not self.has_displacement:
+            return edge, None
         displacement = self.displacement_out(self._fuse(features, self.displacement_levels))
         return edge, displacement
+
+    def load_state_dict(self, state: dict, strict: bool = True, assign: bool = False):
+        """Also reads a checkpoint with a displacement head into a boundary-only IRN."""
+        if not self.has_displacement:
+            state = {k: v for k, v in state.items() if not k.startswith("displacement_")}
+        return super().load_state_dict(state, strict=strict, assign=assign)
 
     @torch.no_grad()
     def boundary(self, image: torch.Tensor) -> torch.Tensor:
@@ -110,9 +126,10 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum() / (mask.sum() + EPS)
 
 
-def irn_losses(edge_logits: torch.Tensor, displacement: torch.Tensor, labels: torch.Tensor,
+def irn_losses(edge_logits: torch.Tensor, displacement: torch.Tensor | None, labels: torch.Tensor,
                radius: int = 10) -> dict[str, torch.Tensor]:
-    """IRN's training losses from a stride-4 relation label map (B x h x w, 255 = ignore)."""
+    """IRN's training losses from a stride-4 relation label map (B x h x w, 255 = ignore);
+    the affinity loss alone when there is no displacement field (None)."""
     if labels.shape[-2:] != edge_logits.shape[-2:]:
         raise ValueError(f"relation labels {tuple(labels.shape[-2:])} must match the boundary map "
                          f"{tuple(edge_logits.shape[-2:])}")
@@ -122,6 +139,8 @@ def irn_losses(edge_logits: torch.Tensor, displacement: torch.Tensor, labels: to
     negative = -torch.log(1.0 + EPS - affinity)
     affinity_loss = (_masked_mean(positive, pairs["bg_pos"]) / 2 + _masked_mean(positive, pairs["fg_pos"]) / 2
                      + _masked_mean(negative, pairs["neg"])) / 2
+    if displacement is None:
+        return {"loss": affinity_loss, "affinity": affinity_loss}
 
     offsets = torch.tensor(forward_offsets(radius), dtype=displacement.dtype, device=displacement.device)
     target = offsets.T.reshape(1, 2, -1, 1, 1)  # D(i) − D(j) = j − i within one object
