@@ -175,12 +175,15 @@ def _check_sizes(key: str, value: object) -> tuple[tuple[int, int], ...] | None:
     if value is None:
         return None
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
-        raise ParamsError(f"{_KEY}.{key}: expected null or a non-empty list of [height, width], got {value!r}")
+        raise ParamsError(
+            f"{_KEY}.{key}: expected null or a non-empty list of [height, width], got {value!r}"
+        )
     sizes = []
     for i, item in enumerate(value):
+        where = f"{key}[{i}]"
         if isinstance(item, (str, bytes)) or not isinstance(item, Sequence) or len(item) != 2:
-            raise ParamsError(f"{_KEY}.{key}[{i}]: expected [height, width], got {item!r}")
-        sizes.append((_CHECKS["image_height"](f"{key}[{i}]", item[0]), _CHECKS["image_width"](f"{key}[{i}]", item[1])))
+            raise ParamsError(f"{_KEY}.{where}: expected [height, width], got {item!r}")
+        sizes.append((_CHECKS["image_height"](where, item[0]), _CHECKS["image_width"](where, item[1])))
     return tuple(sizes)
 
 
