@@ -5,7 +5,6 @@ The map alone is scored over the background-threshold sweep of `evaluate.bg_thre
 the seeds, and at `ptrecl.reclassify.bg_threshold` (auto: the sweep's best), the headline.
 """
 
-import numpy as np
 
 from pipeline.paths import PTRECL_MAP_METRICS, PTRECL_MASKS, PTRECL_METRICS, RECLASSIFICATION_MAPS
 from wsss import metrics as M
@@ -17,7 +16,7 @@ from wsss.progress import progress_bar
 from wsss.refine.pseudo_masks import threshold_mask
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
-from wsss.visualize import overlay_row
+from wsss.visualize import gallery, overlay_panels
 
 SECTIONS = ["dataset", "seeds.method", "refine.method", "ptrecl.reclassify", "evaluate"]
 
@@ -51,7 +50,7 @@ def main() -> None:
             sweep.update(gt, scores, class_ids)
             rerefined.update(gt, mask, dataset.load_context(image_id))
             if len(examples) < params["tracking"]["num_overlays"]:
-                examples.append(overlay_row(dataset.load_image(image_id), scores, mask, gt))
+                examples.append(overlay_panels(dataset.load_image(image_id), scores, mask, gt))
         if rerefined.images == 0:
             raise DataError(f"split '{params['dataset']['eval_split']}' has no image with a ground-truth mask")
         best = sweep.best(names)
@@ -70,7 +69,7 @@ def main() -> None:
         metrics_files.log(run, PTRECL_MAP_METRICS, map_result)
         metrics_files.log(run, PTRECL_METRICS, result)
         if examples:
-            run.log_image(np.concatenate(examples, axis=0), "overlays.png")
+            run.log_image(gallery(examples), "overlays.png")
         print(f"evaluate_ptrecl: reclassification map mIoU {map_result['miou']:.4f} (bg {threshold}; best "
               f"{best['miou']:.4f} at {best['threshold']}), after IRN {result['miou']:.4f}")
 

@@ -4,7 +4,6 @@ mIoU with per-class IoU / precision / recall, boundary F1 and co-occurrence conf
 metrics JSON and in MLflow.
 """
 
-import numpy as np
 
 from pipeline.paths import PSEUDO_MASKS, REFINE_METRICS
 from wsss.errors import DataError
@@ -15,7 +14,7 @@ from wsss.metrics import format_cell
 from wsss.progress import progress_bar
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
-from wsss.visualize import overlay_row
+from wsss.visualize import gallery, overlay_panels
 
 SECTIONS = ["dataset", "seeds.method", "refine.method", "evaluate"]
 
@@ -37,7 +36,7 @@ def main() -> None:
                                 f"ground truth of image {image_id} {gt.shape}")
             evaluation.update(gt, mask, dataset.load_context(image_id))
             if len(examples) < params["tracking"]["num_overlays"]:
-                examples.append(overlay_row(dataset.load_image(image_id), None, mask, gt))
+                examples.append(overlay_panels(dataset.load_image(image_id), None, mask, gt))
         if evaluation.images == 0:
             raise DataError(f"split '{params['dataset']['eval_split']}' has no image with a ground-truth mask")
         result = {"stage": "refine", "method": f"{params['seeds']['method']}+{method}",
@@ -45,7 +44,7 @@ def main() -> None:
         metrics_files.write(REFINE_METRICS, result)
         metrics_files.log(run, REFINE_METRICS, result)
         if examples:
-            run.log_image(np.concatenate(examples, axis=0), "overlays.png")
+            run.log_image(gallery(examples), "overlays.png")
         print(f"evaluate_refine: {result['method']} mIoU {result['miou']:.4f}, "
               f"boundary F1 {format_cell(result['boundary']['f1'])}")  # None: no boundary anywhere
 

@@ -8,7 +8,6 @@ co-occurrence confusion (when the data set has context masks) and the two trivia
 as DVC metrics JSON and in MLflow.
 """
 
-import numpy as np
 
 from pipeline.paths import SEED_MAPS, SEEDS_METRICS
 from wsss import metrics as M
@@ -21,7 +20,7 @@ from wsss.refine.crf import CRFParams
 from wsss.refine.pseudo_masks import crf_mask, threshold_mask
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
-from wsss.visualize import overlay_row
+from wsss.visualize import gallery, overlay_panels
 
 SECTIONS = ["dataset", "seeds.method", "evaluate", "refine.crf"]
 
@@ -92,9 +91,9 @@ def _log_overlays(run, dataset, threshold: float, count: int) -> None:
     for image_id in dataset.ids[:count]:
         scores, class_ids, background = load_score_map(f"{SEED_MAPS}/{image_id}.npz")
         pred = threshold_mask(scores, class_ids, threshold if background is None else background)
-        rows.append(overlay_row(dataset.load_image(image_id), scores, pred, dataset.load_mask(image_id)))
+        rows.append(overlay_panels(dataset.load_image(image_id), scores, pred, dataset.load_mask(image_id)))
     if rows:
-        run.log_image(np.concatenate(rows, axis=0), "overlays.png")
+        run.log_image(gallery(rows), "overlays.png")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from wsss.progress import progress_bar
 from wsss.refine.crf import CRFParams, crf_from_probabilities
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
-from wsss.visualize import overlay_row
+from wsss.visualize import gallery, overlay_panels
 
 SECTIONS = ["project", "dataset", "seeds.method", "refine.method", "seeds.backbone", "segment", "refine.crf",
             "evaluate"]
@@ -48,14 +48,14 @@ def main() -> None:
             pred = probs.argmax(axis=0).astype(np.uint8)
             evaluation.update(gt, pred, dataset.load_context(image_id))
             if len(examples) < params["tracking"]["num_overlays"]:
-                examples.append(overlay_row(image, None, pred, gt))
+                examples.append(overlay_panels(image, None, pred, gt))
         if evaluation.images == 0:
             raise DataError(f"split '{params['dataset']['val_split']}' has no image with a ground-truth mask")
         result = {"stage": "segment", "method": method, "split": params["dataset"]["val_split"], **evaluation.result()}
         metrics_files.write(SEGMENT_METRICS, result)
         metrics_files.log(run, SEGMENT_METRICS, result)
         if examples:
-            run.log_image(np.concatenate(examples, axis=0), "predictions.png")
+            run.log_image(gallery(examples), "predictions.png")
         # boundary F1 is None when neither prediction nor ground truth has a boundary
         print(f"evaluate_segmentation: {method} val mIoU {result['miou']:.4f}, boundary F1 "
               f"{format_cell(result['boundary']['f1'])}")

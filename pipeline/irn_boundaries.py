@@ -6,7 +6,6 @@ One fp32 map per image on IRN's grid: stride 4 of the image resized by `refine.i
 """
 
 import cv2
-import numpy as np
 import torch
 
 from pipeline.paths import IRN_BOUNDARIES, IRN_WEIGHTS, load_stage_weights

@@ -14,7 +14,7 @@ from wsss.progress import progress_bar
 from wsss.refine.crf import CRFParams, relation_labels
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
-from wsss.visualize import overlay_row
+from wsss.visualize import gallery, overlay_panels
 
 SECTIONS = ["project", "dataset", "refine.irn.labels"]
 
@@ -34,11 +34,11 @@ def main() -> None:
             write_palette_png(out / f"{image_id}.png", labels)
             counts += [(labels == 0).sum(), ((labels != 0) & (labels != 255)).sum(), (labels == 255).sum()]
             if len(examples) < params["tracking"]["num_overlays"]:
-                examples.append(overlay_row(image, scores, labels, dataset.load_mask(image_id)))
+                examples.append(overlay_panels(image, scores, labels, dataset.load_mask(image_id)))
         shares = counts / max(counts.sum(), 1)
         run.log_metrics({"share.background": shares[0], "share.foreground": shares[1], "share.ignored": shares[2]})
         if examples:
-            run.log_image(np.concatenate(examples, axis=0), "relation_labels.png")
+            run.log_image(gallery(examples), "relation_labels.png")
         print(f"irn_labels: {len(dataset.ids)} label maps; pixels background {shares[0]:.1%}, "
               f"foreground {shares[1]:.1%}, ignored {shares[2]:.1%}")
 

@@ -7,7 +7,6 @@ goes to artifacts/ptrecl/maps, as seeds do, and IRN's walk on the stored boundar
 (`refine.irn.walk`, against `ptrecl.walk_bg_score`) makes the masks in artifacts/ptrecl/masks.
 """
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -22,7 +21,7 @@ from wsss.progress import progress_bar
 from wsss.refine.ptrecl import prototypes_from_state, reclassify
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
-from wsss.visualize import overlay_row
+from wsss.visualize import gallery, overlay_panels
 
 SECTIONS = ["project", "dataset", "seeds.backbone", "ptrecl.reclassify.top_m", "ptrecl.reclassify.formula",
             "ptrecl.walk_bg_score", "refine.irn.walk"]
@@ -60,9 +59,9 @@ def main() -> None:
                 mask = walk(image_id, scores, class_ids)
                 write_palette_png(masks_out / f"{image_id}.png", mask)
                 if len(examples) < params["tracking"]["num_overlays"]:
-                    examples.append(overlay_row(image, scores, mask, dataset.load_mask(image_id)))
+                    examples.append(overlay_panels(image, scores, mask, dataset.load_mask(image_id)))
         if examples:
-            run.log_image(np.concatenate(examples, axis=0), "reclassification.png")
+            run.log_image(gallery(examples), "reclassification.png")
         run.log_metrics({"num_images": len(dataset.ids)})
         print(f"ptrecl: {len(dataset.ids)} reclassification maps and re-refined masks (m {top_m}, {formula})")
 

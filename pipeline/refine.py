@@ -5,7 +5,6 @@ background: the method's own map when the seeds carry one, else a constant score
 PNG per training image.
 """
 
-import numpy as np
 import torch
 
 from pipeline.paths import IRN_BOUNDARIES, PSEUDO_MASKS, SEED_MAPS, SEEDS_METRICS
@@ -18,7 +17,7 @@ from wsss.refine.crf import CRFParams
 from wsss.refine.pamr import PAMR
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
-from wsss.visualize import overlay_row
+from wsss.visualize import gallery, overlay_panels
 
 SECTIONS = ["project", "dataset", "refine.method", "refine.bg_threshold", "refine.crf", "refine.pamr",
             "refine.irn.walk"]
@@ -83,9 +82,9 @@ def main() -> None:
             mask = refine(image_id, image, scores, class_ids, background)
             write_palette_png(out / f"{image_id}.png", mask)
             if len(examples) < params["tracking"]["num_overlays"]:
-                examples.append(overlay_row(image, scores, mask, dataset.load_mask(image_id)))
+                examples.append(overlay_panels(image, scores, mask, dataset.load_mask(image_id)))
         if examples:
-            run.log_image(np.concatenate(examples, axis=0), "pseudo_masks.png")
+            run.log_image(gallery(examples), "pseudo_masks.png")
         run.log_metrics({"num_images": len(dataset.ids)})
         print(f"refine: {method} wrote {len(dataset.ids)} pseudo masks to {PSEUDO_MASKS}")
 

@@ -1,7 +1,6 @@
 """Stage `seeds`: multi-scale + flip seed maps of the labelled classes (CAM, EPS, SIPE or AE-SIPE
 as `seeds.method` says), one fp16 .npz per image, with the method's background map if it has one."""
 
-import numpy as np
 import torch
 
 from pipeline.paths import CLASSIFIER, SEED_MAPS, load_stage_weights
@@ -13,7 +12,7 @@ from wsss.models.seed_methods import build_seed_model, infer_seed_maps
 from wsss.progress import progress_bar
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
-from wsss.visualize import overlay_row
+from wsss.visualize import gallery, overlay_panels
 
 SECTIONS = ["project", "dataset", "seeds.method", "seeds.backbone", "seeds.infer", "seeds.sipe", "seeds.ae_sipe"]
 
@@ -42,9 +41,9 @@ def main() -> None:
             background = None if background is None else background.cpu().numpy()
             save_score_map(out / f"{image_id}.npz", maps, class_ids, background)
             if index < params["tracking"]["num_overlays"]:
-                examples.append(overlay_row(image, maps, None, None))
+                examples.append(overlay_panels(image, maps, None, None))
         if examples:
-            run.log_image(np.concatenate(examples, axis=0), "cams.png")
+            run.log_image(gallery(examples), "cams.png")
         run.log_metrics({"num_images": len(dataset.ids)})
         print(f"seeds: wrote {len(dataset.ids)} score maps to {SEED_MAPS}")
 

@@ -16,32 +16,24 @@ def main() -> None:
         meta = generate(SYNTHETIC_ROOT, config, progress=progress_enabled(params["project"]["progress"]))
         run.log_metrics({"num_train": config.num_train, "num_val": config.num_val})
         run.log_artifact(f"{SYNTHETIC_ROOT}/synthetic_meta.json")
-        run.log_image(_montage(config), "examples.png")
+        run.log_image(_montage(), "examples.png")
         print(f"synthesize: wrote {config.num_train} train + {config.num_val} val images to {SYNTHETIC_ROOT}")
         del meta
 
 
-def _montage(config, count: int = 4) -> np.ndarray:
+def _montage(count: int = 4) -> np.ndarray:
     """A few training images beside their masks, saliency and context, for the MLflow UI."""
     from wsss.data.voc import VOCDataset
-    from wsss.visualize import colorize_mask, overlay_row
+    from wsss.io import read_label_png
+    from wsss.visualize import colorize_mask, gallery, overlay_panels
 
     dataset = VOCDataset(SYNTHETIC_ROOT, "train")
     rows = []
     for image_id in dataset.ids[:count]:
-        image = dataset.load_image(image_id)
-        saliency = dataset_saliency(image_id, image.shape[:2])
-        context = colorize_mask(dataset.load_context(image_id))
-        row = overlay_row(image, None, dataset.load_mask(image_id), None)
-        rows.append(np.concatenate([row, saliency, context], axis=1))
-    return np.concatenate(rows, axis=0)
-
-
-def dataset_saliency(image_id: str, shape) -> np.ndarray:
-    from wsss.io import read_label_png
-
-    saliency = read_label_png(f"{SYNTHETIC_ROOT}/SaliencyMaps/{image_id}.png")
-    return np.repeat(saliency[..., None], 3, axis=2)
+        saliency = read_label_png(f"{SYNTHETIC_ROOT}/SaliencyMaps/{image_id}.png")
+        rows.append([*overlay_panels(dataset.load_image(image_id), None, dataset.load_mask(image_id), None),
+                     np.repeat(saliency[..., None], 3, axis=2), colorize_mask(dataset.load_context(image_id))])
+    return gallery(rows)
 
 
 if __name__ == "__main__":

@@ -24,8 +24,11 @@ STAGES = ["synthesize", "train_classifier", "seeds", "evaluate_seeds", "irn_labe
 AFTER_PTRECL = ["ptrecl", "evaluate_ptrecl", "train_segmentation", "evaluate_segmentation"]
 AFTER_REFINE = ["refine", "evaluate_refine", "train_recovery", "ptrecl_prototypes", *AFTER_PTRECL]
 AFTER_SEEDS = STAGES[2:]
+# Images of mixed sizes, as in real VOC / COCO: landscape and portrait, odd sides, some smaller than
+# the 64-px training crops; the first overlays of each split mix them (_assert_mixed_sizes).
+TINY_SIZES = [[64, 80], [45, 61], [88, 56], [40, 52], [96, 72]]
 TINY = {
-    "data": {"synthetic": {"image_height": 64, "image_width": 80, "num_train": 24, "num_val": 6, "seed": 1}},
+    "data": {"synthetic": {"image_sizes": TINY_SIZES, "num_train": 24, "num_val": 6, "seed": 1}},
     "seeds": {"train": {"epochs": 6, "batch_size": 8, "resize_long": [64, 96], "crop_size": 64},
               "infer": {"scales": [1.0, 0.5]}},
     "refine": {"irn": {"train": {"epochs": 1, "batch_size": 8, "crop_size": 64}, "walk": {"exp_times": 5}}},
@@ -65,7 +68,8 @@ def project(tmp_path, mlflow_db):
     params = yaml.safe_load((dest / "params.yaml").read_text())
     _deep_update(params, TINY)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = dict(os.environ, MLFLOW_TRACKING_URI=mlflow_db, PYTHONPATH=str(dest),
+    # the copy's own sources first: an editable install of another checkout must not shadow them
+    env = dict(os.environ, MLFLOW_TRACKING_URI=mlflow_db, PYTHONPATH=os.pathsep.join([str(dest / "src"), str(dest)]),
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     env.pop("WSSS_PARENT_RUN_ID", None)
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
@@ -99,6 +103,7 @@ def test_repro_logs_nested_runs_and_reruns_only_what_changed(project, mlflow_db)
     cwd, env = project
     first = _run(["wsss", "repro"], cwd, env)
     assert "| stage" in first.stdout and "seeds" in first.stdout and "all background" in first.stdout
+    _assert_mixed_sizes(cwd / "data/synthetic/VOCdevkit/VOC2012")
 
     metrics = json.loads((cwd / "metrics/seeds.json").read_text())
     assert metrics["stage"] == "seeds" and metrics["method"] == "cam" and metrics["num_images"] == 24
@@ -130,9 +135,8 @@ def test_repro_logs_nested_runs_and_reruns_only_what_changed(project, mlflow_db)
     assert "baselines.all_background.miou" in evaluate.data.metrics
     artifacts = {a.path for a in client.list_artifacts(evaluate.info.run_id)}
     assert {"overlays.png", "seeds.json"} <= artifacts
-    assert "cams.png" in {a.path for a in client.list_artifacts(runs["seeds"].info.run_id)}
-    assert "examples.png" in {a.path for a in client.list_artifacts(runs["synthesize"].info.run_id)}
-    assert "pseudo_masks.png" in {a.path for a in client.list_artifacts(runs["refine"].info.run_id)}
+    for stage, picture in OVERLAYS.items():  # galleries of images of mixed sizes, one per stage
+        assert picture in {a.path for a in client.list_artifacts(runs[stage].info.run_id)}, stage
     assert runs["train_irn"].data.params["refine.irn.train.epochs"] == "1"
     assert client.get_metric_history(runs["train_irn"].info.run_id, "train.affinity")
     assert parent.data.metrics["refine.irn.miou"] == pytest.approx(refined["miou"])
@@ -180,6 +184,31 @@ def test_repro_logs_nested_runs_and_reruns_only_what_changed(project, mlflow_db)
     assert sorted(_stages_run(fourth.stdout)) == sorted(AFTER_REFINE)
     refined = json.loads((cwd / "metrics/refine.json").read_text())
     assert refined["method"] == "cam+crf" and 0.0 <= refined["miou"] <= 1.0
+
+
+OVERLAYS = {"synthesize": "examples.png", "seeds": "cams.png", "evaluate_seeds": "overlays.png",
+            "irn_labels": "relation_labels.png", "refine": "pseudo_masks.png", "evaluate_refine": "overlays.png",
+            "ptrecl": "reclassification.png", "evaluate_ptrecl": "overlays.png",
+            "evaluate_segmentation": "predictions.png"}
+
+
+def _assert_mixed_sizes(root: Path) -> None:
+    """The tiny set holds what real data sets do: landscape and portrait images, images smaller
+    than the training crops, and sizes that differ among the first overlays of each split."""
+    from PIL import Image
+
+    crop = TINY["seeds"]["train"]["crop_size"]
+    sizes = {}
+    for split in ("train", "val"):
+        ids = (root / "ImageSets/Segmentation" / f"{split}.txt").read_text().split()
+        sizes[split] = []
+        for image_id in ids:
+            with Image.open(root / "JPEGImages" / f"{image_id}.jpg") as image:
+                sizes[split].append((image.height, image.width))
+        assert len(set(sizes[split][:4])) > 1, split  # the overlays of tracking.num_overlays = 4
+    every = sizes["train"] + sizes["val"]
+    assert any(h > w for h, w in every) and any(h < w for h, w in every)
+    assert any(h < crop and w < crop for h, w in sizes["train"])
 
 
 def _stages_run(dvc_stdout: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -278,6 +279,10 @@ def test_refuses_to_replace_a_foreign_folder(tmp_path):
         ({"cooccurrence": [["lava", "boat", 0.5]]}, "data.synthetic.cooccurrence[0].context"),
         ({"saliency_missed_classes": ["unicorn"]}, "data.synthetic.saliency_missed_classes"),
         ({"saliency_blur_sigma": -1}, "data.synthetic.saliency_blur_sigma"),
+        ({"image_sizes": []}, "data.synthetic.image_sizes"),
+        ({"image_sizes": [[64, 80], [48]]}, "data.synthetic.image_sizes[1]"),
+        ({"image_sizes": [[64, 16]]}, "data.synthetic.image_sizes[0]"),
+        ({"image_sizes": "64x80"}, "data.synthetic.image_sizes"),
     ],
 )
 def test_bad_config_names_the_key(raw, key):
@@ -293,6 +298,12 @@ def test_config_round_trip():
     assert SyntheticConfig.from_dict(config.to_dict()) == config
     assert SyntheticConfig.from_dict(None) == SyntheticConfig() == SyntheticConfig.from_dict({})
     assert SyntheticConfig.from_dict({"cooccurrence": []}).cooccurrence == ()
+    sized = SyntheticConfig.from_dict({"image_sizes": [[64, 80], [80, 48]]})
+    assert sized.image_sizes == ((64, 80), (80, 48))
+    assert SyntheticConfig.from_dict(sized.to_dict()) == sized
+    # at its default the key is left out of the config written to synthetic_meta.json, so the
+    # default set is byte-identical to the one made before the key existed
+    assert "image_sizes" not in SyntheticConfig().to_dict()
 
 
 def test_meta_records_config_and_stats(tiny):
@@ -332,3 +343,48 @@ def test_voc_reader_loads_the_set(tiny):
     assert saliency.dtype == np.float32 and 0 <= saliency.min() <= saliency.max() <= 1
     strict = voc.VOCDataset(root, "val", mask_dir="SegmentationClass")
     assert 255 in np.unique(strict.load_mask(strict.ids[0]))
+
+
+# -- images of mixed sizes -----------------------------------------------------------------------
+SIZES = [[40, 64], [72, 48], [45, 61], [56, 56]]  # landscape, portrait, odd sides, square
+
+
+def test_mixed_sizes_each_image_draws_one(tmp_path):
+    root = tmp_path / "VOC2012"
+    config = SyntheticConfig(image_sizes=SIZES, num_train=20, num_val=4, seed=2)
+    generate(root, config)
+    seen = set()
+    for image_id in split_ids(root, "train") + split_ids(root, "val"):
+        with Image.open(root / "JPEGImages" / f"{image_id}.jpg") as jpeg:
+            size = (jpeg.height, jpeg.width)
+        assert list(size) in SIZES
+        seen.add(size)
+        for folder in ("SegmentationClass", "SegmentationClassAug", "SegmentationContext", "SaliencyMaps"):
+            assert read_png(root / folder / f"{image_id}.png")[0].shape == size, (folder, image_id)
+        tree = ET.parse(root / "Annotations" / f"{image_id}.xml").getroot()
+        assert (int(tree.findtext("size/height")), int(tree.findtext("size/width"))) == size
+        aug, _ = read_png(root / "SegmentationClassAug" / f"{image_id}.png")
+        assert config.min_objects <= len(set(np.unique(aug).tolist()) - {0}) <= config.max_objects
+    assert seen == {tuple(s) for s in SIZES}  # 24 draws from 4 sizes: every one, portrait and landscape
+    meta = json.loads((root / "synthetic_meta.json").read_text())
+    assert meta["config"]["image_sizes"] == SIZES
+
+
+def test_mixed_sizes_keep_images_independent_of_order_and_count():
+    config = SyntheticConfig(image_sizes=SIZES, seed=4)
+    first = render_sample(config, 5)
+    again = render_sample(SyntheticConfig(image_sizes=SIZES, seed=4, num_train=9, num_val=3), 5)
+    assert np.array_equal(first.image, again.image) and np.array_equal(first.mask, again.mask)
+
+
+def test_without_image_sizes_the_images_are_unchanged():
+    """No size is drawn without image_sizes, so the random stream, and every file of the default
+    set (its DVC hash in dvc.lock), stay what they were before the key existed. The digest was
+    taken with the generator before image_sizes."""
+    config = SyntheticConfig(image_height=40, image_width=48, seed=0)
+    digest = hashlib.md5()
+    for index in range(3):
+        sample = render_sample(config, index)
+        for array in (sample.image, sample.mask_voc, sample.context, sample.saliency):
+            digest.update(array.tobytes())
+    assert digest.hexdigest() == "8dddfaec65a7296021f3e4cec030a839"

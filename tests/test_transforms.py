@@ -94,3 +94,36 @@ def test_label_map_dataset_moves_labels_with_the_image_and_pads_with_ignore(tmp_
     write_palette_png(tmp_path / "b.png", labels[:20])
     with pytest.raises(DataError, match="b.png"):
         dataset[1]
+
+
+class _MixedSizes:
+    """Portrait, landscape, square and smaller-than-the-crop images, as in real data sets."""
+
+    sizes = {"portrait": (100, 40), "landscape": (30, 90), "small": (20, 20), "square": (64, 64)}
+    ids = list(sizes)
+    num_classes = 3
+
+    def __len__(self):
+        return len(self.ids)
+
+    def load_image(self, image_id):
+        return np.full((*self.sizes[image_id], 3), 120, np.uint8)
+
+    def label_vector(self, image_id):
+        return np.array([1.0, 0.0], np.float32)
+
+
+def test_images_of_mixed_sizes_batch_into_one_crop_size(tmp_path):
+    for image_id, size in _MixedSizes.sizes.items():
+        write_palette_png(tmp_path / f"{image_id}.png", np.ones(size, np.uint8))
+    for items, label_side in ((ClassificationDataset(_MixedSizes(), (24, 72), 32, hflip=True), None),
+                              (LabelMapDataset(_MixedSizes(), str(tmp_path), 32, (0.5, 1.5), hflip=True), 32),
+                              (RelationLabelDataset(_MixedSizes(), str(tmp_path), 32, (0.5, 1.5), hflip=True), 8)):
+        images, targets = next(iter(torch.utils.data.DataLoader(items, batch_size=4)))
+        assert images.shape == (4, 3, 32, 32)
+        if isinstance(items, LabelMapDataset):
+            assert targets.shape == (4, label_side, label_side)
+            # each crop is image (label 1) where it has content and ignore where it is padding
+            assert set(targets.unique().tolist()) <= {1, IGNORE_INDEX}
+    small = LabelMapDataset(_MixedSizes(), str(tmp_path), 32, (1.0, 1.0), hflip=False)[2][1]
+    assert (small == 1).sum() == 20 * 20  # the whole 20 x 20 image inside the 32 x 32 crop

@@ -71,6 +71,10 @@ class SyntheticConfig:
 
     image_height: int = 128
     image_width: int = 160
+    # [[height, width], ...]: each image draws one of these sizes (uniformly, from its own seed)
+    # instead of image_height x image_width, for sets of mixed sizes and aspect ratios like real
+    # VOC / COCO. None: every image image_height x image_width, the same set as before this key.
+    image_sizes: tuple[tuple[int, int], ...] | None = None
     num_train: int = 400
     num_val: int = 100
     seed: int = 0
@@ -128,6 +132,10 @@ class SyntheticConfig:
     def to_dict(self) -> dict:
         """Plain JSON/YAML-able values (tuples become lists, pairs become mappings)."""
         out = asdict(self)
+        if self.image_sizes is None:  # absent at its default: the default set's meta stays byte-identical
+            del out["image_sizes"]
+        else:
+            out["image_sizes"] = [list(size) for size in self.image_sizes]
         out["object_scale"] = list(self.object_scale)
         out["cooccurrence"] = [{"context": k, "class": c, "rate": r} for k, c, r in self.cooccurrence]
         out["saliency_missed_classes"] = list(self.saliency_missed_classes)
@@ -161,6 +169,22 @@ def _check_scale(key: str, value: object) -> tuple[float, float]:
         raise ParamsError(f"{_KEY}.{key}: expected [low, high], got {value!r}")
     number = _float(1e-3, 1.0)
     return number(key, value[0]), number(key, value[1])
+
+
+def _check_sizes(key: str, value: object) -> tuple[tuple[int, int], ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
+        raise ParamsError(
+            f"{_KEY}.{key}: expected null or a non-empty list of [height, width], got {value!r}"
+        )
+    sizes = []
+    for i, item in enumerate(value):
+        where = f"{key}[{i}]"
+        if isinstance(item, (str, bytes)) or not isinstance(item, Sequence) or len(item) != 2:
+            raise ParamsError(f"{_KEY}.{where}: expected [height, width], got {item!r}")
+        sizes.append((_CHECKS["image_height"](where, item[0]), _CHECKS["image_width"](where, item[1])))
+    return tuple(sizes)
 
 
 def _check_pairs(key: str, value: object) -> tuple[tuple[str, str, float], ...]:
@@ -204,6 +228,7 @@ def _check_class_list(key: str, value: object) -> tuple[str, ...]:
 _CHECKS: dict[str, Callable[[str, object], object]] = {
     "image_height": _int(32, 4096),
     "image_width": _int(32, 4096),
+    "image_sizes": _check_sizes,
     "num_train": _int(1),
     "num_val": _int(0),
     "seed": _int(0),
@@ -1095,26 +1120,37 @@ def render_sample(config: SyntheticConfig, index: int) -> SyntheticSample:
     of ``SeedSequence(seed).spawn(n)``.
     """
     rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(index,)))
+    size = _image_size(rng, config)
     n = int(rng.integers(config.min_objects, config.max_objects + 1))
     class_ids = [int(c) for c in rng.choice(np.arange(1, len(CLASS_NAMES)), size=n, replace=False)]
     present = _choose_contexts(rng, class_ids, config)
     # Redraw only the layout and placement on failure: redrawing the classes or contexts would
     # bias the co-occurrence rates towards scenes that are easy to place.
     for _ in range(_MAX_SCENE_ATTEMPTS):
-        sample = _try_scene(rng, class_ids, present, config)
+        sample = _try_scene(rng, size, class_ids, present, config)
         if sample is not None:
             return sample
     raise RuntimeError(
         f"synthetic image {index}: no valid scene in {_MAX_SCENE_ATTEMPTS} attempts; "
-        f"objects may be too large for {config.image_height}x{config.image_width} images"
+        f"objects may be too large for {size[0]}x{size[1]} images"
     )
 
 
+def _image_size(rng: np.random.Generator, config: SyntheticConfig) -> tuple[int, int]:
+    """(height, width) of one image. Draws from ``rng`` only when ``image_sizes`` is set, so a
+    set of one size gets the random stream, and so the files, it always had."""
+    if config.image_sizes is None:
+        return config.image_height, config.image_width
+    return config.image_sizes[int(rng.integers(len(config.image_sizes)))]
+
+
 def _try_scene(
-    rng: np.random.Generator, class_ids: list[int], present: list[int], config: SyntheticConfig
+    rng: np.random.Generator, size: tuple[int, int], class_ids: list[int], present: list[int],
+    config: SyntheticConfig,
 ) -> SyntheticSample | None:
-    """Lay out and fill a scene; None when its objects cannot all be placed visibly."""
-    h, w = config.image_height, config.image_width
+    """Lay out and fill a ``size`` = (height, width) scene; None when its objects cannot all be
+    placed visibly."""
+    h, w = size
     ctx, grid = _layout(rng, present, h, w)
     if rng.random() < config.context_blob_prob:
         _add_blob(rng, ctx, present, max(8, int(0.02 * h * w)))
