@@ -14,7 +14,8 @@
    in exact (fixed-point) arithmetic: the prototypes are the same bits whatever the BLAS, the CPU
    or the thread count, so the stage's output reproduces on another machine.
 3. Reclassify (`reclassify`): for every pixel and labelled class c, the cosine similarities to
-   c's fg + bg prototypes, sorted descending; the top m decide the score in [0, 1]:
+   c's fg + bg prototypes (in the same exact arithmetic), sorted descending; the top m decide
+   the score in [0, 1]:
        "fg_share":  Σ_fg ReLU(s) / Σ ReLU(s) over the top m (0 when the sum is 0);
        "fg_margin": max(0, (Σ_fg ReLU(s) − Σ_bg ReLU(s)) / Σ ReLU(s)) = max(0, 2·fg_share − 1): how far
                     the foreground mass exceeds the background's, 0 where the background's wins.
@@ -310,24 +311,29 @@ def reclassify(features: torch.Tensor, class_ids: Sequence[int] | torch.Tensor,
     n_max = max((b.shape[0] for b in banks), default=0)
     if n_max == 0:
         return torch.zeros(len(ids), height, width, device=device, dtype=dtype)
-    protos = torch.zeros(len(ids), n_max, dim, device=device, dtype=dtype)
+    protos = torch.zeros(len(ids), n_max, dim, device=device, dtype=torch.float64)
     is_fg = torch.zeros(len(ids), n_max, dtype=torch.bool, device=device)
     valid = torch.zeros_like(is_fg)
     for i, (b, f) in enumerate(zip(banks, flags)):
-        protos[i, : len(b)], is_fg[i, : len(b)], valid[i, : len(b)] = F.normalize(b, dim=1), f, True
-    pixels = F.normalize(features.detach().to(dtype).reshape(dim, -1), dim=0)
-    sims = (protos @ pixels).masked_fill_(~valid[:, :, None], float("-inf"))  # L x n_max x H·W
-    top, index = sims.topk(min(m, n_max), dim=1)
+        protos[i, : len(b)], is_fg[i, : len(b)], valid[i, : len(b)] = _unit_rows(b), f, True
+    # Exact arithmetic as in K-means (_FIXED): the similarities, and so the maps, are the same
+    # bits whatever the BLAS, the CPU or the thread count.
+    pixels = _fixed(_unit_rows(features.detach().reshape(dim, -1).T))  # H·W x D
+    sims = (_fixed(protos) @ pixels.T).masked_fill_(~valid[:, :, None], float("-inf"))  # L x n_max x H·W, cos · 2^48
+    # A stable sort, not topk: on a tie (equal fixed-point similarity) the lower index, so a fg and
+    # a bg prototype at the same similarity are counted the same way everywhere.
+    top, index = (t[:, : min(m, n_max)] for t in sims.sort(dim=1, descending=True, stable=True))
     top_fg = is_fg.gather(1, index.flatten(1)).view_as(index)
     if formula == "vote":
         counted = valid.sum(dim=1).clamp(max=m, min=1)[:, None]  # padding is never in the top m it counts
-        scores = top_fg.sum(dim=1).to(dtype) / counted
+        scores = top_fg.sum(dim=1).to(torch.float64) / counted
     else:
-        positive = top.clamp_min(0)  # ReLU; padding's −inf becomes 0
-        total = positive.sum(dim=1)
-        scores = torch.where(total > 0, (positive * top_fg).sum(dim=1) / total.clamp_min(1e-12), 0.0)
+        positive = top.clamp_min(0).long()  # ReLU; padding's −inf becomes 0; integers: exact sums
+        total, fg = positive.sum(dim=1), (positive * top_fg).sum(dim=1)
+        scores = torch.where(total > 0, fg.double() / total.clamp_min(1).double(), 0.0)
         if formula == "fg_margin":
             scores = torch.where(total > 0, 2 * scores - 1, 0.0).clamp_min_(0)
+    scores = scores.to(dtype)
     return scores.clamp_(0, 1).view(len(ids), height, width)
 
 
