@@ -116,7 +116,7 @@ def test_bank_reservoir_is_uniform_over_images_and_memory_is_bounded():
     first_half = int((sources < 30).sum())  # hypergeometric, mean 30, sd ~3.5
     assert abs(first_half - 30) <= 12  # neither the early (fill-first) nor the late images dominate
     full = bank.nbytes()
-    assert full == 2 * 60 * (3 + 1) * 4  # fg + bg, 60 points of 3 floats + 1 key each
+    assert full == 2 * 60 * (3 * 4 + 8)  # fg + bg, 60 points of 3 float32s + 1 float64 key each
     for i in range(60, 200):
         bank.add(*striped_image(i), class_ids=[1])
     assert bank.nbytes() == full

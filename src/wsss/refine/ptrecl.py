@@ -10,9 +10,12 @@
    sample without replacement of all points offered to it, whatever the order of the images.
 2. Cluster (`build_prototypes`): spherical K-means (`spherical_kmeans`) turns each set into at
    most K prototypes (unit vectors). A set with fewer than K distinct directions gives one
-   prototype per distinct direction; an empty set gives a 0 x D tensor, never an error.
+   prototype per distinct direction; an empty set gives a 0 x D tensor, never an error. It runs
+   in exact (fixed-point) arithmetic: the prototypes are the same bits whatever the BLAS, the CPU
+   or the thread count, so the stage's output reproduces on another machine.
 3. Reclassify (`reclassify`): for every pixel and labelled class c, the cosine similarities to
-   c's fg + bg prototypes, sorted descending; the top m decide the score in [0, 1]:
+   c's fg + bg prototypes (in the same exact arithmetic), sorted descending; the top m decide
+   the score in [0, 1]:
        "fg_share":  Σ_fg ReLU(s) / Σ ReLU(s) over the top m (0 when the sum is 0);
        "fg_margin": max(0, (Σ_fg ReLU(s) − Σ_bg ReLU(s)) / Σ ReLU(s)) = max(0, 2·fg_share − 1): how far
                     the foreground mass exceeds the background's, 0 where the background's wins.
@@ -49,10 +52,11 @@ def _as_generator(generator: GeneratorLike) -> torch.Generator | None:
     raise ValueError(f"generator must be a torch.Generator, an int seed or None, got {generator!r}")
 
 
-def _uniform(n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+def _uniform(n: int, generator: torch.Generator | None, device: torch.device,
+             dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """n draws of U(0, 1) on `device`, taken on the generator's device (same numbers on any device)."""
     source = generator.device if generator is not None else torch.device("cpu")
-    return torch.rand(n, generator=generator, device=source).to(device)
+    return torch.rand(n, generator=generator, device=source, dtype=dtype).to(device)
 
 
 def _positive_int(value: object, name: str) -> int:
@@ -69,6 +73,11 @@ def _class_list(class_ids: Sequence[int] | torch.Tensor) -> list[int]:
     if len(set(ids)) != len(ids):
         raise ValueError(f"class_ids must be distinct, got {ids}")
     return ids
+
+
+# Priority keys in float64: 53 random bits make ties practically impossible (float32's 24 bits give
+# several among 20,000 keys), so which rows top-k keeps never rests on its unspecified tie order.
+_KEY_DTYPE = torch.float64
 
 
 class Reservoir:
@@ -146,12 +155,12 @@ class PrototypeBank:
             inside = mask == c
             for reservoir, member in zip(sets, (inside, valid & ~inside)):
                 index = self._sample(member)
-                keys = _uniform(len(index), self.generator, self.device)
+                keys = _uniform(len(index), self.generator, self.device, _KEY_DTYPE)
                 reservoir.offer(flat[:, index].T, keys)
 
     def _sample(self, member: torch.Tensor) -> torch.Tensor:
         """Indices of at most pixels_per_image members, uniformly without replacement."""
-        keys = _uniform(member.numel(), self.generator, member.device).masked_fill_(~member, -1.0)
+        keys = _uniform(member.numel(), self.generator, member.device, _KEY_DTYPE).masked_fill_(~member, -1.0)
         count = min(int(member.sum()), self.pixels_per_image)
         return keys.topk(count).indices
 
@@ -160,57 +169,86 @@ class PrototypeBank:
         return points if points is not None else torch.zeros(0, self.dim or 0, device=self.device)
 
 
+# K-means runs in exact arithmetic. Unit vectors are rounded to multiples of 1 / _FIXED and kept
+# as integers (in float64): every dot product of two of them, every cluster sum and all their
+# partial sums are integers below 2^53, which float64 holds exactly, so a matmul gives the same
+# bits whatever its summation order. In float32 the result of `x @ c.T` depends on the BLAS's
+# code path for the CPU (MKL's on Intel vs AMD, or with MKL_CBWR) and on its thread count, and
+# one flipped last bit changes an assignment and then every later iteration (issue 17).
+_FIXED = 2.0**24
+
+
+def _square_norms(x: torch.Tensor) -> torch.Tensor:
+    """Row sums of squares in float64, added in a fixed order (cumsum is a sequential scan on CPU;
+    torch's sum and vector_norm add in an order that depends on the CPU's vector width)."""
+    x = x.to(torch.float64)
+    return x.square().cumsum(dim=1)[:, -1] if x.shape[1] else x.new_zeros(x.shape[0])
+
+
+def _unit_rows(x: torch.Tensor) -> torch.Tensor:
+    """Rows scaled to unit length, in float64 (a zero row stays zero)."""
+    return x.to(torch.float64) / _square_norms(x).sqrt().clamp_min(1e-150)[:, None]
+
+
+def _fixed(unit: torch.Tensor) -> torch.Tensor:
+    """Unit rows as integers (float64): components times _FIXED, rounded."""
+    return torch.round(unit * _FIXED)
+
+
 def spherical_kmeans(points: torch.Tensor, k: int, iters: int = 30, generator: GeneratorLike = None,
                      init: torch.Tensor | None = None) -> torch.Tensor:
     """K-means under cosine distance; returns k' x D unit centroids, k' = min(k, distinct directions).
 
     Points are L2-normalised (zero rows, having no direction, are dropped); a point goes to the
-    centroid of largest dot product; a centroid is the normalised mean of its points. Init is
-    k-means++ with distance 1 − cos (or `init`, k x D); a cluster left empty is re-seeded with
-    the point farthest from its centroid. With at most k distinct directions those directions are
-    returned as they are (sorted), and with none a 0 x D tensor.
+    centroid of largest dot product (the first on a tie); a centroid is the normalised mean of
+    its points. Init is k-means++ with distance 1 − cos (or `init`, k x D); a cluster left empty
+    is re-seeded with the point farthest from its centroid. With at most k distinct directions
+    (at the 2^-24 resolution of the arithmetic) those directions are returned as they are
+    (sorted), and with none a 0 x D tensor. The result depends only on the input and the
+    generator, not on the BLAS, the CPU or the thread count (exact arithmetic, see _FIXED).
     """
     k, iters = _positive_int(k, "k"), _positive_int(iters, "iters")
     if points.ndim != 2:
         raise ValueError(f"points must be N x D, got shape {tuple(points.shape)}")
-    x = points.detach().to(torch.float64 if points.dtype == torch.float64 else torch.float32)
-    x = F.normalize(x[torch.linalg.vector_norm(x, dim=1) > 1e-12], dim=1)
+    dtype = torch.float64 if points.dtype == torch.float64 else torch.float32
+    x = points.detach().to(torch.float64)
+    x = _fixed(_unit_rows(x[_square_norms(x) > 1e-24]))
     distinct = torch.unique(x, dim=0) if len(x) else x
     if len(x) == 0 or (init is None and distinct.shape[0] <= k):
-        return distinct
+        return _unit_rows(distinct).to(dtype)
     if init is not None:
         if init.shape != (k, x.shape[1]):
             raise ValueError(f"init must be k x D = {(k, x.shape[1])}, got {tuple(init.shape)}")
-        centroids = F.normalize(init.to(x), dim=1)
+        centroids = _unit_rows(init.detach().to(x))
     else:
-        centroids = _kmeanspp(x, k, _as_generator(generator))
+        centroids = _unit_rows(_kmeanspp(x, k, _as_generator(generator)))
     assign = None
     for _ in range(iters):
-        sims = x @ centroids.T
+        sims = x @ _fixed(centroids).T  # exact
         best, new_assign = sims.max(dim=1)
-        onehot = F.one_hot(new_assign, k).to(x.dtype)  # a matmul, not index_add_: deterministic on CUDA
-        sums, counts = onehot.T @ x, onehot.sum(dim=0)
-        norms = torch.linalg.vector_norm(sums, dim=1, keepdim=True)
-        centroids = torch.where(norms > 1e-12, sums / norms.clamp_min(1e-12), centroids)
+        onehot = F.one_hot(new_assign, k).to(x.dtype)
+        sums, counts = onehot.T @ x, onehot.sum(dim=0)  # exact (at most 2^29 points)
+        centroids = torch.where((_square_norms(sums) > 0)[:, None], _unit_rows(sums), centroids)
         empty = (counts == 0).nonzero().flatten()[: len(x)]  # (with `init`, x may have fewer than k points)
         if len(empty):
-            centroids[empty] = x[best.argsort(stable=True)[: len(empty)]]  # farthest points
+            centroids[empty] = _unit_rows(x[best.argsort(stable=True)[: len(empty)]])  # farthest points
         elif assign is not None and torch.equal(assign, new_assign):
             break
         assign = new_assign
-    return centroids
+    return centroids.to(dtype)
 
 
 def _kmeanspp(x: torch.Tensor, k: int, generator: torch.Generator | None) -> torch.Tensor:
-    """k-means++ seeding: each next centre drawn with probability ∝ (1 − max cos to the chosen)²."""
+    """k-means++ seeding on fixed-point unit rows: each next centre drawn with probability
+    ∝ (1 − max cos to the chosen)²."""
     draws = _uniform(k, generator, x.device)
     chosen = [min(int(draws[0] * x.shape[0]), x.shape[0] - 1)]
-    distance = (1 - x @ x[chosen[0]]).clamp_min(0)
+    distance = (1 - x @ x[chosen[0]] / _FIXED**2).clamp_min(0)
     for i in range(1, k):
         weights = distance.square().cumsum(dim=0)
         index = int(torch.searchsorted(weights, draws[i] * weights[-1]).clamp(max=x.shape[0] - 1))
         chosen.append(index)
-        distance = torch.minimum(distance, (1 - x @ x[index]).clamp_min(0))
+        distance = torch.minimum(distance, (1 - x @ x[index] / _FIXED**2).clamp_min(0))
     return x[chosen].clone()
 
 
@@ -273,24 +311,29 @@ def reclassify(features: torch.Tensor, class_ids: Sequence[int] | torch.Tensor,
     n_max = max((b.shape[0] for b in banks), default=0)
     if n_max == 0:
         return torch.zeros(len(ids), height, width, device=device, dtype=dtype)
-    protos = torch.zeros(len(ids), n_max, dim, device=device, dtype=dtype)
+    protos = torch.zeros(len(ids), n_max, dim, device=device, dtype=torch.float64)
     is_fg = torch.zeros(len(ids), n_max, dtype=torch.bool, device=device)
     valid = torch.zeros_like(is_fg)
     for i, (b, f) in enumerate(zip(banks, flags)):
-        protos[i, : len(b)], is_fg[i, : len(b)], valid[i, : len(b)] = F.normalize(b, dim=1), f, True
-    pixels = F.normalize(features.detach().to(dtype).reshape(dim, -1), dim=0)
-    sims = (protos @ pixels).masked_fill_(~valid[:, :, None], float("-inf"))  # L x n_max x H·W
-    top, index = sims.topk(min(m, n_max), dim=1)
+        protos[i, : len(b)], is_fg[i, : len(b)], valid[i, : len(b)] = _unit_rows(b), f, True
+    # Exact arithmetic as in K-means (_FIXED): the similarities, and so the maps, are the same
+    # bits whatever the BLAS, the CPU or the thread count.
+    pixels = _fixed(_unit_rows(features.detach().reshape(dim, -1).T))  # H·W x D
+    sims = (_fixed(protos) @ pixels.T).masked_fill_(~valid[:, :, None], float("-inf"))  # L x n_max x H·W, cos · 2^48
+    # A stable sort, not topk: on a tie (equal fixed-point similarity) the lower index, so a fg and
+    # a bg prototype at the same similarity are counted the same way everywhere.
+    top, index = (t[:, : min(m, n_max)] for t in sims.sort(dim=1, descending=True, stable=True))
     top_fg = is_fg.gather(1, index.flatten(1)).view_as(index)
     if formula == "vote":
         counted = valid.sum(dim=1).clamp(max=m, min=1)[:, None]  # padding is never in the top m it counts
-        scores = top_fg.sum(dim=1).to(dtype) / counted
+        scores = top_fg.sum(dim=1).to(torch.float64) / counted
     else:
-        positive = top.clamp_min(0)  # ReLU; padding's −inf becomes 0
-        total = positive.sum(dim=1)
-        scores = torch.where(total > 0, (positive * top_fg).sum(dim=1) / total.clamp_min(1e-12), 0.0)
+        positive = top.clamp_min(0).long()  # ReLU; padding's −inf becomes 0; integers: exact sums
+        total, fg = positive.sum(dim=1), (positive * top_fg).sum(dim=1)
+        scores = torch.where(total > 0, fg.double() / total.clamp_min(1).double(), 0.0)
         if formula == "fg_margin":
             scores = torch.where(total > 0, 2 * scores - 1, 0.0).clamp_min_(0)
+    scores = scores.to(dtype)
     return scores.clamp_(0, 1).view(len(ids), height, width)
 
 
