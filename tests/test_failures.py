@@ -265,7 +265,6 @@ def test_sigterm_to_wsss_repro_ends_every_stage(project, mlflow_db):
     import psutil
 
     cwd, env = project
-    env = dict(env, PYTHONPATH=f"{cwd / 'src'}{os.pathsep}{cwd}")  # the copy's wsss, not an installed one
     repro = subprocess.Popen(["wsss", "repro"], cwd=cwd, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
 

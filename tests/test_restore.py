@@ -90,7 +90,6 @@ def test_every_stage_has_a_run_when_dvc_restores_them_all(project, tmp_path):  #
     import shutil
 
     cwd, env = project
-    env = dict(env, PYTHONPATH=f"{cwd / 'src'}{os.pathsep}{cwd}")  # this checkout's wsss, not an installed one
     _run(["wsss", "repro"], cwd, env)
     shutil.rmtree(cwd / "artifacts")
     uri = f"sqlite:///{tmp_path / 'second.db'}"
