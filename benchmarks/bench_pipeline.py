@@ -33,25 +33,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from measure import write_json  # noqa: E402
+from measure import copy_project, scratch_env, write_json  # noqa: E402
 
 RESULTS = "benchmarks/results/pipeline.json"
-COPIED = ("dvc.yaml", "params.yaml", "pipeline", "src", ".dvc/config", ".dvcignore")
-
-
-def copy_project(dest: Path) -> None:
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "tmp", "cache")
-    for name in COPIED:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, dest / name, ignore=ignore)
-        else:
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / name)
-    # No git in the copy: DVC runs without an SCM there, like a sweep's slots.
-    (dest / ".dvc" / "config.local").write_text("[core]\n    no_scm = true\n    analytics = false\n")
-
-
 def stage_names(project: Path) -> list[str]:
     """dvc.yaml's stages, in the file's order (which is the pipeline's order)."""
     return list(yaml.safe_load((project / "dvc.yaml").read_text())["stages"])
@@ -108,12 +92,8 @@ def main() -> int:
     scratch = Path(args.workdir or tempfile.mkdtemp(prefix="wsss-bench-pipeline-"))
     project = scratch / "project"
     project.mkdir(parents=True, exist_ok=False)
-    copy_project(project)
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-               PYTHONPATH=f"{project / 'src'}{os.pathsep}{project}",
-               MLFLOW_TRACKING_URI=f"sqlite:///{scratch / 'mlflow.db'}")
-    env.pop("WSSS_PARENT_RUN_ID", None)
-    env.pop("WSSS_PARAMS", None)
+    copy_project(ROOT, project)
+    env = scratch_env(project, scratch)
     stages = stage_names(project)
     if args.stages:
         wanted = args.stages.split(",")

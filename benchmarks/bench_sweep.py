@@ -19,7 +19,6 @@ the baseline (the issue's target: at most 0.10). --out writes the figures as JSO
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
@@ -30,23 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from measure import write_json  # noqa: E402
-
-COPIED = ("dvc.yaml", "params.yaml", "pipeline", "src", ".dvc/config", ".dvcignore", "sweeps")
-
-
-def copy_project(dest: Path) -> None:
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "tmp", "cache")
-    for name in COPIED:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, dest / name, ignore=ignore)
-        else:
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / name)
-    # No git in the copy: DVC runs without an SCM there, like a sweep's slots.
-    (dest / ".dvc" / "config.local").write_text("[core]\n    no_scm = true\n    analytics = false\n")
-
+from measure import copy_project, scratch_env, write_json  # noqa: E402
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -60,11 +43,8 @@ def main() -> int:
     scratch = Path(args.workdir or tempfile.mkdtemp(prefix="wsss-bench-sweep-"))
     project = scratch / "project"
     project.mkdir(parents=True, exist_ok=False)
-    copy_project(project)
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-               PYTHONPATH=f"{project / 'src'}{os.pathsep}{project}",
-               MLFLOW_TRACKING_URI=f"sqlite:///{scratch / 'mlflow.db'}")
-    env.pop("WSSS_PARENT_RUN_ID", None)
+    copy_project(ROOT, project, ("sweeps",))
+    env = scratch_env(project, scratch)
     try:
         start = time.monotonic()
         subprocess.run(["dvc", "repro"], cwd=project, env=env, check=True, stdout=subprocess.DEVNULL)

@@ -1,10 +1,13 @@
-"""What the benchmark scripts share: sizes on the command line, device sync, peak memory, and
-writing results atomically. Peak memory on CPU is the peak RSS (VmHWM) above the RSS at a reset
+"""What the benchmark scripts share: sizes on the command line, device sync, peak memory,
+scratch copies of the project, and writing results atomically. Peak memory on CPU is the peak RSS (VmHWM) above the RSS at a reset
 through /proc/self/clear_refs (Linux only); on CUDA, torch.cuda.max_memory_allocated."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -49,3 +52,31 @@ def write_json(path: Path, result) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     tmp.replace(path)
+
+
+PROJECT_FILES = ("dvc.yaml", "params.yaml", "pipeline", "src", ".dvc/config", ".dvcignore")
+
+
+def copy_project(root: Path, dest: Path, extra: tuple[str, ...] = ()) -> None:
+    """The pipeline code, params and DVC config of the project at ``root``, copied into ``dest``
+    with no git: DVC runs there without an SCM, like a sweep's slots."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "tmp", "cache")
+    for name in PROJECT_FILES + extra:
+        source = root / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, ignore=ignore)
+        else:
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    (dest / ".dvc" / "config.local").write_text("[core]\n    no_scm = true\n    analytics = false\n")
+
+
+def scratch_env(project: Path, scratch: Path) -> dict:
+    """Environment for running the copied project: its own sources, this interpreter's tools, an
+    MLflow store in the scratch folder, no parent run or params file inherited."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+               PYTHONPATH=f"{project / 'src'}{os.pathsep}{project}",
+               MLFLOW_TRACKING_URI=f"sqlite:///{scratch / 'mlflow.db'}")
+    env.pop("WSSS_PARENT_RUN_ID", None)
+    env.pop("WSSS_PARAMS", None)
+    return env
