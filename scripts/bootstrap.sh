@@ -25,6 +25,9 @@ start=$(date +%s)
 # platform tag fits and builds from source elsewhere. To rebuild it:
 #   pip wheel --no-deps pydensecrf2==1.1 -w /tmp/w
 #   auditwheel repair --strip --plat manylinux_2_31_x86_64 -w wheels /tmp/w/*.whl
-"$venv/bin/python" scripts/uv_install.py -q --find-links wheels -c constraints.txt -e ".[dev]"
+# --compile-bytecode: every stage is a process of its own, and where PYTHONDONTWRITEBYTECODE is set
+# (or site-packages is read-only) each would otherwise recompile torch's and MLflow's sources at
+# import, ~10 s a stage. pip compiles by default; uv does not.
+"$venv/bin/python" scripts/uv_install.py -q --compile-bytecode --find-links wheels -c constraints.txt -e ".[dev]"
 echo "$want" > "$stamp"
 echo "bootstrap: done in $(( $(date +%s) - start )) s"
