@@ -144,7 +144,10 @@ def test_repro_logs_nested_runs_and_reruns_only_what_changed(project, mlflow_db)
     reclassified = json.loads((cwd / "metrics/ptrecl_map.json").read_text())
     assert ptrecl["method"] == reclassified["method"] == "cam+irn+ptrecl" and ptrecl["num_images"] == 24
     assert 0.0 <= ptrecl["miou"] <= 1.0 and 0.0 <= reclassified["miou"] <= 1.0
-    assert reclassified["bg_threshold"] == reclassified["best_bg_threshold"] and set(reclassified["sweep"]) == {f"{t:.2f}" for t in TINY_THRESHOLDS(cwd)}
+    reclassified_details = json.loads((cwd / "metrics/details/ptrecl_map.json").read_text())
+    assert reclassified["bg_threshold"] == reclassified["best_bg_threshold"]
+    assert set(reclassified_details["sweep"]) == {f"{t:.2f}" for t in TINY_THRESHOLDS(cwd)}
+    assert "sweep" not in reclassified  # DVC's metrics files keep the headline figures only
     assert "cam+irn+ptrecl" in first.stdout and "reclassification" in first.stdout
     assert len(list((cwd / "artifacts/ptrecl/masks").glob("*.png"))) == 24
     assert parent.data.metrics["ptrecl.miou"] == pytest.approx(ptrecl["miou"])
@@ -158,10 +161,14 @@ def test_repro_logs_nested_runs_and_reruns_only_what_changed(project, mlflow_db)
     weights = torch.load(cwd / "artifacts/segment/deeplab.pt", weights_only=True)
     assert any(key.startswith("head.") for key in weights)  # a plain state dict
 
-    # Nothing changed: nothing runs, no new MLflow run.
+    # Nothing changed: no stage runs; the new parent run records every stage from its outputs.
     second = _run(["wsss", "repro"], cwd, env)
-    assert "up to date" in second.stdout
-    assert len(_pipeline_runs(mlflow_db)[1]) == 1
+    assert not _stages_run(second.stdout)
+    _, parents, children = _pipeline_runs(mlflow_db)
+    assert len(parents) == 2
+    restored = children[parents[-1].info.run_id]
+    assert sorted(r.info.run_name for r in restored) == sorted(STAGES)
+    assert all(r.data.tags.get("wsss.restored") == "true" for r in restored)
 
     # A reclassification parameter re-runs PtReCl and what learns from it, not its recovery network
     # nor its prototypes.
@@ -175,7 +182,7 @@ def test_repro_logs_nested_runs_and_reruns_only_what_changed(project, mlflow_db)
     ran = _stages_run(third.stdout)
     assert ran[:2] == ["seeds", "evaluate_seeds"] and set(ran) <= set(AFTER_SEEDS)
     _, parents, children = _pipeline_runs(mlflow_db)
-    assert len(parents) == 3
+    assert len(parents) == 4
     assert sorted(r.info.run_name for r in children[parents[-1].info.run_id]) == sorted(ran)
 
     # Switching the refinement method re-runs refine and what follows it, not the IRN training.
