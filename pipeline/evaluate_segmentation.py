@@ -1,19 +1,19 @@
 """Stage `evaluate_segmentation`: the trained DeepLab on the val split (docs/methods.md §9): mIoU,
-boundary F1 and co-occurrence confusion, with `segment.infer`'s scales, flip and optional CRF."""
+boundary F1 and co-occurrence confusion, with `segment.infer`'s scales, flip and optional CRF.
+Its label map of every val image goes to `artifacts/segment/predictions/<id>.png` (VOC palette):
+what `wsss predict` and the served model reproduce pixel for pixel."""
 
-import numpy as np
+from pathlib import Path
 
-from pipeline.paths import SEGMENT_METRICS, SEGMENTER_WEIGHTS, load_stage_weights
-from pipeline.train_recovery import deeplab_network
-from wsss.data.transforms import to_tensor
+from pipeline.paths import SEGMENT_METRICS, SEGMENT_PREDICTIONS, SEGMENTER_WEIGHTS, rerun_hint
 from wsss.device import resolve_device
 from wsss.errors import DataError
 from wsss.evaluation import MaskEvaluation
 from wsss import metrics_files
+from wsss.io import atomic_dir, write_palette_png
 from wsss.metrics import format_cell
-from wsss.models.deeplab import predict
 from wsss.progress import progress_bar
-from wsss.refine.crf import CRFParams, crf_from_probabilities
+from wsss.segmenter import Segmenter
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
 from wsss.visualize import gallery, overlay_panels
@@ -27,25 +27,20 @@ def main() -> None:
     cfg = params["segment"]
     device = resolve_device(params["project"]["device"])
     dataset = open_split(params, params["dataset"]["val_split"])
-    model = deeplab_network(params, "segment", dataset.num_classes, for_training=False)
-    load_stage_weights(model, SEGMENTER_WEIGHTS)
-    model = model.to(device).eval()
-    crf = CRFParams(**params["refine"]["crf"]) if cfg["infer"]["crf"] else None
+    segmenter = Segmenter.from_project(params, dataset.class_names, SEGMENTER_WEIGHTS, device,
+                                       rerun_hint(SEGMENTER_WEIGHTS))
     masks = f"{params['seeds']['method']}+{params['refine']['method']}" + ("+ptrecl" if cfg["masks"] == "ptrecl" else "")
     method = f"{masks}+deeplab{cfg['head']}"  # the pseudo masks it learnt from, then the network
-    with stage_run("evaluate_segmentation", params, SECTIONS) as run:
+    with stage_run("evaluate_segmentation", params, SECTIONS) as run, atomic_dir(SEGMENT_PREDICTIONS) as out:
         evaluation = MaskEvaluation(dataset, params["evaluate"]["boundary_tolerance"])
         examples = []
         for image_id in progress_bar(params, dataset.ids, desc="evaluate_segmentation"):
+            image = dataset.load_image(image_id)
+            pred = segmenter.segment(image)
+            write_palette_png(Path(out) / f"{image_id}.png", pred)
             gt = dataset.load_mask(image_id)
             if gt is None:
                 continue
-            image = dataset.load_image(image_id)
-            probs = predict(model, to_tensor(image).to(device), cfg["infer"]["scales"], cfg["infer"]["hflip"])
-            probs = probs.cpu().numpy()
-            if crf is not None:
-                probs = crf_from_probabilities(image, probs, crf)
-            pred = probs.argmax(axis=0).astype(np.uint8)
             evaluation.update(gt, pred, dataset.load_context(image_id))
             if len(examples) < params["tracking"]["num_overlays"]:
                 examples.append(overlay_panels(image, None, pred, gt))

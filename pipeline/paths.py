@@ -17,6 +17,7 @@ PTRECL_MASKS = "artifacts/ptrecl/masks"
 PTRECL_METRICS = "metrics/ptrecl.json"
 PTRECL_MAP_METRICS = "metrics/ptrecl_map.json"
 SEGMENTER_WEIGHTS = "artifacts/segment/deeplab.pt"
+SEGMENT_PREDICTIONS = "artifacts/segment/predictions"
 SEGMENT_METRICS = "metrics/segment.json"
 
 DVC_FILE = "dvc.yaml"
