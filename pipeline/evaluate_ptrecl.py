@@ -6,7 +6,7 @@ the seeds, and at `ptrecl.reclassify.bg_threshold` (auto: the sweep's best), the
 """
 
 
-from pipeline.paths import PTRECL_MAP_METRICS, PTRECL_MASKS, PTRECL_METRICS, RECLASSIFICATION_MAPS
+from wsss.layout import PTRECL_MAP_METRICS, PTRECL_MASKS, PTRECL_METRICS, RECLASSIFICATION_MAPS
 from wsss import metrics as M
 from wsss.errors import DataError
 from wsss.evaluation import MaskEvaluation

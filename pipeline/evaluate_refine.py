@@ -5,7 +5,7 @@ metrics JSON and in MLflow.
 """
 
 
-from pipeline.paths import PSEUDO_MASKS, REFINE_METRICS
+from wsss.layout import PSEUDO_MASKS, REFINE_METRICS
 from wsss.errors import DataError
 from wsss.evaluation import MaskEvaluation
 from wsss import metrics_files

@@ -9,7 +9,7 @@ as DVC metrics JSON and in MLflow.
 """
 
 
-from pipeline.paths import SEED_MAPS, SEEDS_METRICS
+from wsss.layout import SEED_MAPS, SEEDS_METRICS
 from wsss import metrics as M
 from wsss.errors import DataError
 from wsss.evaluation import MaskEvaluation

@@ -1,11 +1,12 @@
 """Stage `evaluate_segmentation`: the trained DeepLab on the val split (docs/methods.md §9): mIoU,
 boundary F1 and co-occurrence confusion, with `segment.infer`'s scales, flip and optional CRF.
 Its label map of every val image goes to `artifacts/segment/predictions/<id>.png` (VOC palette):
-what `wsss predict` and the served model reproduce pixel for pixel."""
+what `wsss predict` and the served model reproduce pixel for pixel. The network is then
+registered in MLflow's Model Registry with its lineage (wsss.registry, `tracking.registered_model`)."""
 
 from pathlib import Path
 
-from pipeline.paths import SEGMENT_METRICS, SEGMENT_PREDICTIONS, SEGMENTER_WEIGHTS, rerun_hint
+from wsss.layout import SEGMENT_METRICS, SEGMENT_PREDICTIONS, SEGMENTER_WEIGHTS, rerun_hint
 from wsss.device import resolve_device
 from wsss.errors import DataError
 from wsss.evaluation import MaskEvaluation
@@ -13,6 +14,7 @@ from wsss import metrics_files
 from wsss.io import atomic_dir, write_palette_png
 from wsss.metrics import format_cell
 from wsss.progress import progress_bar
+from wsss.registry import register_segmentation_model
 from wsss.segmenter import Segmenter
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
@@ -51,6 +53,7 @@ def main() -> None:
         metrics_files.log(run, SEGMENT_METRICS, result)
         if examples:
             run.log_image(gallery(examples), "predictions.png")
+        register_segmentation_model(run, params, segmenter=segmenter.to("cpu"))
         # boundary F1 is None when neither prediction nor ground truth has a boundary
         print(f"evaluate_segmentation: {method} val mIoU {result['miou']:.4f}, boundary F1 "
               f"{format_cell(result['boundary']['f1'])}")

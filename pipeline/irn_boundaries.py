@@ -8,7 +8,7 @@ One fp32 map per image on IRN's grid: stride 4 of the image resized by `refine.i
 import cv2
 import torch
 
-from pipeline.paths import IRN_BOUNDARIES, IRN_WEIGHTS, load_stage_weights
+from wsss.layout import IRN_BOUNDARIES, IRN_WEIGHTS, load_stage_weights
 from pipeline.train_irn import irn_backbone
 from wsss.data.transforms import to_tensor
 from wsss.device import resolve_device

@@ -8,7 +8,7 @@ used here), as in the IRN reference.
 
 import numpy as np
 
-from pipeline.paths import RELATION_LABELS, SEED_MAPS
+from wsss.layout import RELATION_LABELS, SEED_MAPS
 from wsss.io import atomic_dir, load_image_scores, write_palette_png
 from wsss.progress import progress_bar
 from wsss.refine.crf import CRFParams, relation_labels

@@ -10,7 +10,7 @@ goes to artifacts/ptrecl/maps, as seeds do, and IRN's walk on the stored boundar
 import torch
 import torch.nn.functional as F
 
-from pipeline.paths import PROTOTYPES, PTRECL_MASKS, RECLASSIFICATION_MAPS, load_stage_checkpoint, rerun_hint
+from wsss.layout import PROTOTYPES, PTRECL_MASKS, RECLASSIFICATION_MAPS, load_stage_checkpoint, rerun_hint
 from pipeline.ptrecl_prototypes import recovery_network
 from pipeline.refine import irn_refiner
 from wsss.data.transforms import to_tensor

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.paths import PROTOTYPES, PSEUDO_MASKS, RECOVERY_WEIGHTS, load_stage_weights
+from wsss.layout import PROTOTYPES, PSEUDO_MASKS, RECOVERY_WEIGHTS, load_stage_weights
 from pipeline.train_recovery import deeplab_network
 from wsss.data.transforms import to_tensor
 from wsss.device import resolve_device

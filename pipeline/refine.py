@@ -7,7 +7,7 @@ PNG per training image.
 
 import torch
 
-from pipeline.paths import IRN_BOUNDARIES, PSEUDO_MASKS, SEED_MAPS, SEEDS_METRICS
+from wsss.layout import IRN_BOUNDARIES, PSEUDO_MASKS, SEED_MAPS, SEEDS_METRICS
 from wsss.device import resolve_device
 from wsss.errors import ParamsError
 from wsss.io import atomic_dir, load_boundary_map, load_image_scores, read_json, write_palette_png

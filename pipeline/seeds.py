@@ -3,7 +3,7 @@ as `seeds.method` says), one fp16 .npz per image, with the method's background m
 
 import torch
 
-from pipeline.paths import CLASSIFIER, SEED_MAPS, load_stage_weights
+from wsss.layout import CLASSIFIER, SEED_MAPS, load_stage_weights
 from wsss.data.transforms import to_tensor
 from wsss.device import resolve_device
 from wsss.io import atomic_dir, save_score_map

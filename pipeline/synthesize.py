@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pipeline.paths import SYNTHETIC_ROOT
+from wsss.layout import SYNTHETIC_ROOT
 from wsss.data.synthetic import SyntheticConfig, generate
 from wsss.progress import progress_enabled
 from wsss.stage import load_params, run_main

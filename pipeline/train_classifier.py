@@ -4,7 +4,7 @@
 import torch
 from torch.utils.data import DataLoader
 
-from pipeline.paths import CLASSIFIER
+from wsss.layout import CLASSIFIER
 from wsss.data.transforms import ClassificationDataset, SaliencyClassificationDataset
 from wsss.device import resolve_device
 from wsss.io import save_state_dict

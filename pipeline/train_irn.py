@@ -3,7 +3,7 @@
 import torch
 from torch.utils.data import DataLoader
 
-from pipeline.paths import CLASSIFIER, IRN_WEIGHTS, RELATION_LABELS, load_stage_checkpoint
+from wsss.layout import CLASSIFIER, IRN_WEIGHTS, RELATION_LABELS, load_stage_checkpoint
 from wsss.data.transforms import RelationLabelDataset
 from wsss.device import resolve_device
 from wsss.io import save_state_dict

@@ -4,7 +4,7 @@ stage's pseudo masks (docs/methods.md §8, step 2). `train_deeplab` also serves 
 import torch
 from torch.utils.data import DataLoader
 
-from pipeline.paths import CLASSIFIER, PSEUDO_MASKS, RECOVERY_WEIGHTS, load_stage_checkpoint
+from wsss.layout import CLASSIFIER, PSEUDO_MASKS, RECOVERY_WEIGHTS, load_stage_checkpoint
 from wsss.data.transforms import LabelMapDataset
 from wsss.device import resolve_device
 from wsss.io import save_state_dict

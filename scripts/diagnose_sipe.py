@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.paths import CLASSIFIER, load_stage_weights
+from wsss.layout import CLASSIFIER, load_stage_weights
 from wsss.data.transforms import to_tensor
 from wsss.models.backbones import build_backbone
 from wsss.models.seed_methods import build_seed_model

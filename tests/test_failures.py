@@ -106,7 +106,7 @@ def test_load_checkpoint_missing_corrupt_and_not_a_state_dict(tmp_path):
 
 
 def test_checkpoint_of_another_model_names_the_file(tmp_path, monkeypatch):
-    from pipeline.paths import IRN_WEIGHTS, load_stage_weights
+    from wsss.layout import IRN_WEIGHTS, load_stage_weights
 
     monkeypatch.chdir(tmp_path)
     shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")

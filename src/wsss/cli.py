@@ -15,6 +15,10 @@
                           reuses every cached upstream stage and a nested MLflow run under the
                           sweep's parent run; a killed sweep resumes where it stopped; the best
                           params go to .wsss/sweeps/NAME/best_params.yaml
+  wsss predict IMAGES...  segment image files (or folders of them) with a trained network:
+                          --model models:/NAME/VERSION|latest (default: the registered model's
+                          latest), runs:/RUN/model, a run id or a checkpoint; VOC palette PNGs
+                          (and --overlay pictures) in --out
   wsss check-params       validate params.yaml fully, as `wsss repro` does before DVC starts (run it
                           before a plain `dvc repro`: a stage failing on a bad value leaves its
                           outputs removed)
@@ -233,6 +237,36 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def cmd_predict(args) -> int:
+    from wsss import params as params_mod
+    from tqdm import tqdm
+
+    from wsss.predict import image_files, load_segmenter, predict_files
+    from wsss.progress import progress_enabled
+
+    project = Path(args.project)
+    model = args.model
+    if model is None:
+        name = params_mod.load(project / params_mod.PARAMS_FILE)["tracking"]["registered_model"]
+        if not name:
+            raise WsssError("no --model given and tracking.registered_model is null: name a model "
+                            "(models:/NAME/VERSION, a run id or a checkpoint file)")
+        model = f"models:/{name}/latest"
+    if args.scales is not None and min(args.scales) <= 0:
+        raise WsssError(f"--scales must be positive, got {args.scales}")
+    files = image_files(args.images)
+    segmenter = load_segmenter(model, project, args.device)
+    settings = segmenter.settings.replace(args.scales, args.hflip, args.crf)
+    print(f"predict: {model} on {segmenter.device}, scales {list(settings.scales)}, flip {settings.hflip}, "
+          f"CRF {settings.crf}; {len(files)} image(s) -> {args.out}")
+    bar = tqdm(total=len(files), desc="predict", disable=not progress_enabled("auto"))
+    report = predict_files(segmenter, files, Path(args.out), settings, args.overlay, bar)
+    bar.close()
+    print(f"predict: wrote {len(report.written)} label map(s) to {args.out}"
+          + (f"; {len(report.failed)} image(s) failed (above)" if report.failed else ""))
+    return 1 if report.failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wsss", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -243,6 +277,20 @@ def build_parser() -> argparse.ArgumentParser:
     repro.set_defaults(func=cmd_repro)
     sub.add_parser("results", help="print the results table").set_defaults(func=cmd_results)
     sub.add_parser("check-params", help="validate params.yaml").set_defaults(func=cmd_check_params)
+    predict = sub.add_parser("predict", help="segment images with a trained network (MLflow model or checkpoint)")
+    predict.add_argument("images", nargs="+", help="image files, or folders of images")
+    predict.add_argument("--model", default=None, help="models:/NAME/VERSION (or latest), runs:/RUN_ID/model, a "
+                         "run id, or a checkpoint file (default: models:/<tracking.registered_model>/latest)")
+    predict.add_argument("--out", default="predictions", help="output folder (default: predictions)")
+    predict.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.png: the image with the labels")
+    predict.add_argument("--scales", type=float, nargs="+", default=None,
+                         help="multi-scale inference, e.g. --scales 0.5 1 1.5 (default: the model's segment.infer)")
+    predict.add_argument("--hflip", action=argparse.BooleanOptionalAction, default=None,
+                         help="average with the mirrored image (default: the model's)")
+    predict.add_argument("--crf", action=argparse.BooleanOptionalAction, default=None,
+                         help="dense CRF on the prediction (default: the model's)")
+    predict.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N")
+    predict.set_defaults(func=cmd_predict)
     ablate = sub.add_parser("ablate", help="run an ablation table (dvc experiments, MLflow runs, markdown)")
     ablate.add_argument("table", nargs="?", help="table name (see --list)")
     ablate.add_argument("--list", action="store_true", help="list the tables")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -286,8 +287,17 @@ SCHEMA: dict = {
     "tracking": {
         "experiment": Field("wsss", str),
         "num_overlays": Field(4, int, low=0, high=64),
+        # MLflow registered model of the segmentation network (wsss.registry); null: not registered
+        "registered_model": Field("wsss-segmenter", str, nullable=True, check=lambda k, v: _check_model_name(k, v)),
     },
 }
+
+
+def _check_model_name(key: str, value: str) -> None:
+    # a name that goes into models:/<name>/<version> URIs unquoted
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
+        raise ParamsError(f"params.yaml: '{key}' must be letters, digits, '_', '.' or '-' (it is part of "
+                          f"models:/ URIs), got {value!r}")
 
 
 def _check_device(key: str, value: str) -> None:

@@ -5,7 +5,8 @@ DVC skips a stage whose deps and params match dvc.lock, and restores one from it
 without running it; either way no stage process starts and no stage run is logged. After a
 successful `dvc repro`, `wsss repro` gives each such stage a run under the invocation's parent,
 tagged ``wsss.restored=true``, with the stage's params sections (from dvc.yaml), the git commit,
-and the figures of its metrics files (wsss.metrics_files), headline figures on the parent too.
+and the figures of its metrics files (wsss.metrics_files), headline figures on the parent too; a
+restored `evaluate_segmentation` registers its network unless it is registered (wsss.registry).
 Only stages `dvc status` finds up to date get one: their outputs are those of their current
 inputs.
 """
@@ -20,6 +21,8 @@ import yaml
 
 from wsss import metrics_files, tracking
 from wsss.errors import WsssError
+
+REGISTERING_STAGE = "evaluate_segmentation"  # the stage that registers the model (wsss.registry)
 
 
 def pipeline_stages(project: Path, params: dict, targets: list[str]) -> list[str]:
@@ -71,4 +74,8 @@ def record_restored(parent_id: str, project: Path, params: dict, targets: list[s
                 file = next(iter(entry)) if isinstance(entry, dict) else str(entry)
                 if file in metrics_files.MLFLOW:
                     metrics_files.log(run, file, metrics_files.read(file, project), project)
+            if name == REGISTERING_STAGE:  # a model restored from DVC's cache is registered too
+                from wsss.registry import register_segmentation_model
+
+                register_segmentation_model(run, params, project)
     return restored

@@ -20,23 +20,24 @@ FORMAT_VERSION = 1  # of `config()`: what a logged model's segmenter.json holds
 
 @dataclass(frozen=True)
 class InferenceSettings:
-    """`segment.infer`, with the CRF's parameters when the CRF is on."""
+    """`segment.infer` (scales, flip, CRF on or off) and the CRF's parameters (`refine.crf`)."""
 
     scales: tuple[float, ...] = (1.0,)
     hflip: bool = False
-    crf: dict | None = None  # refine.crf's keys (wsss.refine.crf.CRFParams), or None: no CRF
+    crf: bool = False
+    crf_params: dict = field(default_factory=dict)  # wsss.refine.crf.CRFParams' keys; {} = its defaults
 
     @classmethod
     def from_params(cls, params: dict) -> "InferenceSettings":
         infer = params["segment"]["infer"]
-        return cls(tuple(float(s) for s in infer["scales"]), bool(infer["hflip"]),
-                   dict(params["refine"]["crf"]) if infer["crf"] else None)
+        return cls(tuple(float(s) for s in infer["scales"]), bool(infer["hflip"]), bool(infer["crf"]),
+                   dict(params["refine"]["crf"]))
 
     def replace(self, scales=None, hflip=None, crf=None) -> "InferenceSettings":
         """These settings with the given ones changed (None keeps a setting)."""
         return InferenceSettings(tuple(float(s) for s in scales) if scales is not None else self.scales,
                                  self.hflip if hflip is None else bool(hflip),
-                                 self.crf if crf is None else (crf or None))
+                                 self.crf if crf is None else bool(crf), self.crf_params)
 
 
 @dataclass
@@ -88,9 +89,8 @@ class Segmenter:
     def from_config(cls, config: dict, device: torch.device | str = "cpu") -> "Segmenter":
         if config.get("format") != FORMAT_VERSION:
             raise ValueError(f"segmenter config format {config.get('format')!r}; this wsss reads {FORMAT_VERSION}")
-        settings = config["settings"]
-        return cls.build(config["architecture"], config["class_names"],
-                         InferenceSettings(tuple(settings["scales"]), settings["hflip"], settings["crf"]), device)
+        settings = dict(config["settings"], scales=tuple(config["settings"]["scales"]))
+        return cls.build(config["architecture"], config["class_names"], InferenceSettings(**settings), device)
 
     def probabilities(self, image: np.ndarray, settings: InferenceSettings | None = None) -> np.ndarray:
         """Class probabilities (K x H x W float32) of one RGB uint8 image (H x W x 3), averaged over
@@ -103,8 +103,8 @@ class Segmenter:
         image = check_image(image)
         probs = predict(self.network, to_tensor(image).to(self.device), settings.scales, settings.hflip)
         probs = probs.cpu().numpy()
-        if settings.crf is not None:
-            probs = crf_from_probabilities(image, probs, CRFParams(**settings.crf))
+        if settings.crf:
+            probs = crf_from_probabilities(image, probs, CRFParams(**settings.crf_params))
         return probs
 
     def segment(self, image: np.ndarray, settings: InferenceSettings | None = None) -> np.ndarray:

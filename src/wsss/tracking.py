@@ -71,13 +71,7 @@ def _mlflow():
 def configure(experiment: str, project_dir: str | Path = ".") -> str:
     """Point MLflow at the project's store and return the experiment id (created if needed)."""
     mlflow = _mlflow()
-    uri = tracking_uri(project_dir)
-    user_uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if not user_uri:
-        keep_artifacts_inside(tracking_root(project_dir))
-    mlflow.set_tracking_uri(uri)
-    if not user_uri:  # MLflow also exports it: keep telling "the project's own store" from "the user's"
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    uri = use_project_store(project_dir)
     client = mlflow.MlflowClient()
     found = client.get_experiment_by_name(experiment)
     if found is None:
@@ -91,6 +85,18 @@ def configure(experiment: str, project_dir: str | Path = ".") -> str:
     if found.tags.get(EXPERIMENT_KIND_TAG) != MODEL_TRAINING:
         client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
     return found.experiment_id
+
+
+def use_project_store(project_dir: str | Path = ".") -> str:
+    """Point MLflow at the project's store (or the user's MLFLOW_TRACKING_URI); returns its URI."""
+    uri = tracking_uri(project_dir)
+    user_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not user_uri:
+        keep_artifacts_inside(tracking_root(project_dir))
+    _mlflow().set_tracking_uri(uri)
+    if not user_uri:  # MLflow also exports it: keep telling "the project's own store" from "the user's"
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    return uri
 
 
 def _sqlite_artifact_location(uri: str) -> str | None:
@@ -113,8 +119,9 @@ def keep_artifacts_inside(root: Path) -> None:
     MLflow records absolute artifact paths (each experiment's location, each run's artifact URI),
     so a moved or copied project would keep reading and writing the original's ``mlruns/``.
     Locations that end in ``.../mlruns`` or ``.../mlruns/<experiment id>`` and are not this
-    project's are rewritten to it, in the experiments and runs tables (MLflow has no API to change
-    an artifact location); the copy's ``mlruns/`` holds the copied artifacts.
+    project's are rewritten to it, in the tables of experiments, runs, logged models and registered
+    model versions (MLflow has no API to change an artifact location); the copy's ``mlruns/``
+    holds the copied artifacts.
     """
     import sqlite3
 
@@ -133,9 +140,14 @@ def keep_artifacts_inside(root: Path) -> None:
             print(f"{db.name}: artifact paths {old} -> {new} (the project was moved or copied)", file=sys.stderr)
             con.execute("UPDATE experiments SET artifact_location = ? || substr(artifact_location, ?) "
                         "WHERE experiment_id = ?", (new, len(old) + 1, experiment_id))
-            con.execute("UPDATE runs SET artifact_uri = ? || substr(artifact_uri, ?) "
-                        "WHERE experiment_id = ? AND substr(artifact_uri, 1, ?) = ?",
-                        (new, len(old) + 1, experiment_id, len(old), old))
+            for table, column in (("runs", "artifact_uri"), ("logged_models", "artifact_location")):
+                if table in tables:
+                    con.execute(f"UPDATE {table} SET {column} = ? || substr({column}, ?) "
+                                f"WHERE experiment_id = ? AND substr({column}, 1, ?) = ?",
+                                (new, len(old) + 1, experiment_id, len(old), old))
+            if "model_versions" in tables:  # registered versions keep a copy of their model's location
+                con.execute("UPDATE model_versions SET storage_location = ? || substr(storage_location, ?) "
+                            "WHERE substr(storage_location, 1, ?) = ?", (new, len(old) + 1, len(old), old))
 
 
 def _moved_artifact_root(location: str, experiment_id: str, artifacts: Path) -> tuple[str, str] | None:

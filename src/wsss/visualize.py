@@ -19,6 +19,12 @@ def colorize_mask(mask: np.ndarray) -> np.ndarray:
     return _PALETTE[mask.astype(np.uint8)]
 
 
+def blend(image: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """The image with the mask's class colours laid over it; background (0) shows the image."""
+    colored = (1 - alpha) * image + alpha * colorize_mask(mask)
+    return np.where((mask != 0)[..., None], colored, image).astype(np.uint8)
+
+
 def heatmap(image: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Max over score maps (K x H x W in [0,1]) as a jet overlay on the image."""
     peak = scores.max(axis=0) if len(scores) else np.zeros(image.shape[:2], np.float32)

@@ -233,9 +233,13 @@ def _create_slot(project: Path, code: Path, path: Path) -> None:
     (path / READY).write_text((code / READY).read_text())
 
 
+# Trials register no model (wsss.registry): a sweep registers its best trial only, on request.
+TRIAL_PARAMS = {"tracking.registered_model": None}
+
+
 def _write_params(state: Path, slot: Path, overrides: dict) -> None:
     raw = yaml.safe_load((state / "code" / params_mod.PARAMS_FILE).read_text()) or {}
-    for key, value in overrides.items():
+    for key, value in (TRIAL_PARAMS | overrides).items():
         params_mod.set_key(raw, key, value)
     params_mod.validate(raw)
     with atomic_path(slot / params_mod.PARAMS_FILE) as tmp:

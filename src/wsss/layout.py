@@ -1,5 +1,6 @@
-"""Where the stages put their outputs (mirrored by the outs in dvc.yaml), and how a stage reads
-another's checkpoint: a broken one names its file and the stage that remakes it."""
+"""Where the stages put their outputs, relative to the project (mirrored by the outs in dvc.yaml),
+and how a stage reads another's checkpoint: a broken one names its file and the stage that remakes
+it. The stages, `wsss predict` and the model registry all find the pipeline's files here."""
 
 SYNTHETIC_ROOT = "data/synthetic/VOCdevkit/VOC2012"
 CLASSIFIER = "artifacts/seeds/classifier.pt"
@@ -17,6 +18,7 @@ PTRECL_MASKS = "artifacts/ptrecl/masks"
 PTRECL_METRICS = "metrics/ptrecl.json"
 PTRECL_MAP_METRICS = "metrics/ptrecl_map.json"
 SEGMENTER_WEIGHTS = "artifacts/segment/deeplab.pt"
+SEGMENT_LABELS = {"ptrecl": PTRECL_MASKS, "refine": PSEUDO_MASKS}  # segment.masks -> what it trains on
 SEGMENT_PREDICTIONS = "artifacts/segment/predictions"
 SEGMENT_METRICS = "metrics/segment.json"
 
