@@ -143,7 +143,7 @@ def register(run, name: str, segmenter: Segmenter, weights: str | Path, example:
     existing = find_version(name, key)
     if existing is not None:
         run.set_tag(REGISTERED_TAG, f"{name}/{existing.version}")
-        return existing.version, False
+        return str(existing.version), False
     client = mlflow.MlflowClient()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # not in stage logs
     with tempfile.TemporaryDirectory() as tmp:
@@ -164,7 +164,7 @@ def register(run, name: str, segmenter: Segmenter, weights: str | Path, example:
         tags={**lineage, KEY_TAG: key}, description=_describe(lineage),
     )
     run.set_tag(REGISTERED_TAG, f"{name}/{version.version}")
-    return version.version, True
+    return str(version.version), True
 
 
 def _ensure_registered_model(client, name: str) -> None:
