@@ -49,7 +49,7 @@ def test_a_registered_model_predicts_what_the_segmenter_predicts(mlflow_db, tmp_
     stored = client.get_model_version("seg", "1")
     assert {k: stored.tags[k] for k in LINEAGE} == LINEAGE
     assert stored.tags[registry.KEY_TAG] and stored.run_id == run.run_id
-    assert client.get_run(run.run_id).data.tags[registry.REGISTERED_TAG] == "seg/1"
+    assert client.get_run(run.run_id).data.tags[tracking.REGISTERED_TAG] == "seg/1"
 
     image = _image(1)
     model = mlflow.pyfunc.load_model("models:/seg/latest")

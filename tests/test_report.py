@@ -45,6 +45,8 @@ def test_report_reads_stage_runs_and_logs_its_table_and_plot(tmp_path, mlflow_db
         with stage_run(stage, params, ["evaluate"], tmp_path) as run:
             if method:
                 run.set_tag("wsss.method", method)
+            if stage == "evaluate_segmentation":
+                run.set_tag("wsss.registered_model", "wsss-segmenter/3")
             run.log_metrics(metrics)
     table = run_report("wsss", tmp_path)
     lines = table.splitlines()
@@ -53,6 +55,7 @@ def test_report_reads_stage_runs_and_logs_its_table_and_plot(tmp_path, mlflow_db
     assert "0.4100" in irn and "0.4500" in irn and "0.7900" in irn
     ptrecl = next(line for line in lines if line.startswith("| cam+irn+ptrecl "))
     assert "0.4900" in ptrecl and "0.4700" in ptrecl and "0.5100" in ptrecl
+    assert "| wsss-segmenter/3 " in ptrecl and "wsss-segmenter" not in irn  # the network beside its row
     client = mlflow.MlflowClient(tracking_uri=mlflow_db)
     experiment = client.get_experiment_by_name("wsss")
     reports = client.search_runs([experiment.experiment_id], filter_string="tags.`wsss.kind` = 'report'")

@@ -30,10 +30,10 @@ import mlflow
 import numpy as np
 
 from wsss.segmenter import Segmenter, check_image
+from wsss.tracking import REGISTERED_TAG
 
 MODEL_DIR = "model"  # the model's name in its run
 KEY_TAG = "wsss.model_key"
-REGISTERED_TAG = "wsss.registered_model"  # on the evaluate_segmentation run: "<name>/<version>"
 EXAMPLE_SIDE = 32  # the input example: the top-left corner of a val image, this many pixels square
 DEVICE_ENV = "WSSS_DEVICE"  # where a loaded model runs: auto (CUDA when present) | cpu | cuda[:N]
 # What the model's code imports, pinned to the versions installed here (`wsss` itself travels

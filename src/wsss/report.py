@@ -8,10 +8,10 @@ and ablation rows' alike; only plain pipeline runs with `--pipelines-only`) and 
 seeds method and per pseudo-mask chain:
 
     method | seeds mIoU | pseudo-mask mIoU | reclassification map mIoU | segmentation val mIoU |
-    boundary F1 | co-occurrence | run
+    registered model | boundary F1 | co-occurrence | run
 
 A chain's seeds mIoU is that of its seed method; its segmentation mIoU that of the newest network
-trained on its masks. Boundary F1 and co-occurrence are the row's own masks' (the seeds' for a
+trained on its masks, beside that network's Model Registry version (wsss.registry). Boundary F1 and co-occurrence are the row's own masks' (the seeds' for a
 seeds row).
 """
 
@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wsss.metrics import format_table
+from wsss.tracking import REGISTERED_TAG
 
 COLUMNS = ["method", "seeds mIoU", "pseudo-mask mIoU", "reclass. map mIoU", "segmentation val mIoU",
-           "boundary F1", "co-occurrence", "run"]
+           "registered model", "boundary F1", "co-occurrence", "run"]
 _STAGES = {"evaluate_seeds": "seeds", "evaluate_refine": "refine", "evaluate_ptrecl": "ptrecl",
            "evaluate_segmentation": "segment"}
 _NETWORK = re.compile(r"\+deeplab\w+$")
@@ -41,6 +42,7 @@ class Evaluation:
     start_time: int
     run: str  # the DVC experiment or parent run it belongs to
     pipeline: bool = True  # under a plain pipeline run (not a DVC experiment, ablation row or sweep trial)
+    registered: str | None = None  # a segmentation network's registry version, "<name>/<version>"
 
 
 def fetch_evaluations(client, experiment_id: str, max_runs: int = 200) -> list[Evaluation]:
@@ -65,7 +67,7 @@ def fetch_evaluations(client, experiment_id: str, max_runs: int = 200) -> list[E
             parents[parent_id] = (experiment or parent.info.run_name, plain)
         name, plain = parents.get(parent_id, ("", False))
         evaluations.append(Evaluation(_STAGES[run.data.tags["wsss.stage"]], method, dict(run.data.metrics),
-                                      run.info.start_time, name, plain))
+                                      run.info.start_time, name, plain, run.data.tags.get(REGISTERED_TAG)))
     return evaluations
 
 
@@ -95,6 +97,7 @@ def report_rows(evaluations: list[Evaluation]) -> list[dict]:
             "pseudo-mask mIoU": None if stage == "seeds" else miou(item),
             "reclass. map mIoU": miou(item, "map.miou") if stage == "ptrecl" else None,
             "segmentation val mIoU": miou(segmentation.get(method)),
+            "registered model": getattr(segmentation.get(method), "registered", None),
             "boundary F1": item.metrics.get("boundary.f1"),
             "co-occurrence": item.metrics.get("cooccurrence.pairs_mean"),
             "run": item.run,

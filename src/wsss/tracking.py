@@ -35,6 +35,7 @@ ORPHANED_TAG = "wsss.orphaned"  # why a run was closed by another process than i
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING = "custom_model_development"
 UI_WORKFLOW = "machine_learning"
+REGISTERED_TAG = "wsss.registered_model"  # a run's network in the Model Registry: "<name>/<version>"
 RESTORED_TAG = "wsss.restored"  # a stage run recorded from its outputs: DVC did not run the stage
 DB_FILE = "mlflow.db"
 ARTIFACT_DIR = "mlruns"
