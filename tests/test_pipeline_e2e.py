@@ -160,6 +160,9 @@ def test_repro_logs_nested_runs_and_reruns_only_what_changed(project, mlflow_db)
     assert parent.data.metrics["segment.val_miou"] == pytest.approx(segment["miou"])
     weights = torch.load(cwd / "artifacts/segment/deeplab.pt", weights_only=True)
     assert any(key.startswith("head.") for key in weights)  # a plain state dict
+    first_version = _assert_registered(cwd, mlflow_db, "1", segment)
+    _assert_predict_reproduces_evaluation(cwd, env)
+    _assert_served_model_answers_as_predict(cwd, env, mlflow_db)
 
     # Nothing changed: no stage runs; the new parent run records every stage from its outputs.
     second = _run(["wsss", "repro"], cwd, env)
@@ -169,6 +172,7 @@ def test_repro_logs_nested_runs_and_reruns_only_what_changed(project, mlflow_db)
     restored = children[parents[-1].info.run_id]
     assert sorted(r.info.run_name for r in restored) == sorted(STAGES)
     assert all(r.data.tags.get("wsss.restored") == "true" for r in restored)
+    assert len(_versions(mlflow_db)) == 1  # the same network: no new version
 
     # A reclassification parameter re-runs PtReCl and what learns from it, not its recovery network
     # nor its prototypes.
@@ -191,6 +195,104 @@ def test_repro_logs_nested_runs_and_reruns_only_what_changed(project, mlflow_db)
     assert sorted(_stages_run(fourth.stdout)) == sorted(AFTER_REFINE)
     refined = json.loads((cwd / "metrics/refine.json").read_text())
     assert refined["method"] == "cam+crf" and 0.0 <= refined["miou"] <= 1.0
+    # every retrained network was registered; the newest's lineage names the new pseudo masks
+    versions = _versions(mlflow_db)
+    newest = versions[-1]
+    assert len({v.tags["wsss.weights_md5"] for v in versions}) == len(versions) >= 2  # one version per network
+    _assert_registered(cwd, mlflow_db, newest.version, json.loads((cwd / "metrics/segment.json").read_text()))
+    assert newest.tags["wsss.refine_method"] == "crf" and first_version.tags["wsss.refine_method"] == "irn"
+    assert newest.tags["wsss.pseudo_masks_md5"] != first_version.tags["wsss.pseudo_masks_md5"]
+    assert newest.tags["wsss.weights_md5"] != first_version.tags["wsss.weights_md5"]
+
+
+def _versions(uri):
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    return sorted(client.search_model_versions("name = 'wsss-segmenter'"), key=lambda v: int(v.version))
+
+
+def _assert_registered(cwd: Path, uri: str, version: str, segment: dict):
+    """The model version carries the lineage of the project's current state."""
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    stored = client.get_model_version("wsss-segmenter", version)
+    lock = yaml.safe_load((cwd / "dvc.lock").read_text())["stages"]
+    masks = {d["path"]: d["md5"] for d in lock["train_segmentation"]["deps"]}["artifacts/ptrecl/masks"]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True).stdout.strip()
+    assert stored.tags["wsss.pseudo_masks_md5"] == masks and stored.tags["wsss.pseudo_masks"] == "artifacts/ptrecl/masks"
+    assert stored.tags["wsss.git_commit"].startswith(head)
+    assert stored.tags["wsss.seeds_method"] == "cam" and stored.tags["wsss.method"] == segment["method"]
+    assert stored.tags["wsss.val_miou"] == f"{segment['miou']:.4f}"
+    assert stored.tags["wsss.weights_md5"] == lock["train_segmentation"]["outs"][0]["md5"]
+    run = client.get_run(stored.run_id)
+    assert run.data.tags["wsss.stage"] == "evaluate_segmentation"
+    assert run.data.tags["wsss.registered_model"] == f"wsss-segmenter/{version}"
+    return stored
+
+
+def _val_images(cwd: Path, count: int = 3) -> list[Path]:
+    root = cwd / "data/synthetic/VOCdevkit/VOC2012"
+    ids = (root / "ImageSets/Segmentation/val.txt").read_text().split()[:count]
+    return [root / "JPEGImages" / f"{i}.jpg" for i in ids]
+
+
+def _assert_predict_reproduces_evaluation(cwd: Path, env: dict) -> None:
+    """`wsss predict` with the registered model writes evaluate_segmentation's label maps."""
+    images = _val_images(cwd)
+    _run(["wsss", "predict", *map(str, images), "--model", "models:/wsss-segmenter/latest", "--out", "predicted",
+          "--overlay"], cwd, env)
+    for image in images:
+        ours = (cwd / "predicted" / f"{image.stem}.png").read_bytes()
+        assert ours == (cwd / "artifacts/segment/predictions" / f"{image.stem}.png").read_bytes(), image.stem
+        assert (cwd / "predicted" / f"{image.stem}_overlay.png").exists()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _assert_served_model_answers_as_predict(cwd: Path, env: dict, uri: str) -> None:
+    """`mlflow models serve` on a loopback port answers a real request with the label map that
+    `wsss predict` wrote; the server is stopped by its process id."""
+    import signal
+    import time
+    import urllib.request
+
+    from PIL import Image
+
+    port = _free_port()
+    log = open(cwd / "serve.log", "wb")
+    server = subprocess.Popen(["mlflow", "models", "serve", "-m", "models:/wsss-segmenter/1", "--env-manager", "local",
+                               "--host", "127.0.0.1", "--port", str(port)], cwd=cwd, env=env, stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None, (cwd / "serve.log").read_text()
+                assert time.monotonic() < deadline, "the model server did not come up"
+                time.sleep(1)
+        image = _val_images(cwd, 1)[0]
+        pixels = np.array(Image.open(image).convert("RGB"))
+        body = json.dumps({"inputs": {"image": pixels.tolist()}}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", body,
+                                         {"Content-Type": "application/json"})
+        answer = json.load(urllib.request.urlopen(request, timeout=120))
+        labels = np.array(answer["predictions"], dtype=np.uint8)
+        assert np.array_equal(labels, np.array(Image.open(cwd / "predicted" / f"{image.stem}.png")))
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()
 
 
 OVERLAYS = {"synthesize": "examples.png", "seeds": "cams.png", "evaluate_seeds": "overlays.png",

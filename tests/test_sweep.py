@@ -160,6 +160,24 @@ def test_sweep_reruns_only_ptrecl_and_nests_every_trial_under_one_sweep_run(proj
 
 
 @pytest.mark.slow
+def test_a_sweep_registers_its_best_trial_only_on_request(project, mlflow_db, capsys):
+    spec = _spec(project, "best", {"ptrecl.reclassify.top_m": {"type": "int", "low": 2, "high": 6}}, 2)
+    assert main(["--project", str(project), "sweep", str(spec), "--register"]) == 0
+    assert "registered the best trial's network as models:/wsss-segmenter/1" in capsys.readouterr().out
+    client = mlflow.MlflowClient(mlflow_db)
+    [version] = client.search_model_versions("name = 'wsss-segmenter'")  # the trials registered none
+    best = _study(project, "best").best_trial
+    assert version.tags["wsss.sweep"] == "best" and version.tags["wsss.trial"] == str(best.number)
+    assert version.tags["wsss.segment_masks"] == "ptrecl" and float(version.tags["wsss.val_miou"]) >= 0
+    registering = client.get_run(version.run_id)
+    assert registering.info.run_name == f"best trial {best.number} (best, registered)"
+    assert registering.data.params["ptrecl.reclassify.top_m"] == str(best.params["ptrecl.reclassify.top_m"])
+    sweeps, trials, stages = _runs(mlflow_db)
+    assert {"train_segmentation", "evaluate_segmentation"} <= {r.info.run_name for r in stages}
+    assert all("wsss.registered_model" not in r.data.tags for r in stages)
+
+
+@pytest.mark.slow
 def test_a_killed_sweep_resumes_from_its_stored_trials(project, mlflow_db):
     # A float key: every trial is new, so each one runs PtReCl and the kill lands inside a trial.
     spec = _spec(project, "resume", {"ptrecl.walk_bg_score": {"type": "float", "low": 0.5, "high": 0.9}}, 2)

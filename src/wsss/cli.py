@@ -14,7 +14,8 @@
                           or `--address` of a cluster); each trial is a `dvc repro` in its own slot that
                           reuses every cached upstream stage and a nested MLflow run under the
                           sweep's parent run; a killed sweep resumes where it stopped; the best
-                          params go to .wsss/sweeps/NAME/best_params.yaml
+                          params go to .wsss/sweeps/NAME/best_params.yaml; --register registers
+                          the best trial's segmentation network (trials register none)
   wsss predict IMAGES...  segment image files (or folders of them) with a trained network:
                           --model models:/NAME/VERSION|latest (default: the registered model's
                           latest), runs:/RUN/model, a run id or a checkpoint; VOC palette PNGs
@@ -223,6 +224,8 @@ def cmd_sweep(args) -> int:
     if args.engine != "ray" and given:
         raise WsssError(f"--{given[0].replace('_', '-')} is an option of --engine ray")
     options = {name: getattr(args, name) for name in given}
+    if args.register:
+        options["register"] = True
     project = Path(args.project)
     spec = load_spec(args.spec, project, name=args.name, budget=args.trials)
     module, function = SWEEP_ENGINES[args.engine].split(":")
@@ -306,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--trials", type=int, default=None, help="finished trials wanted (overrides the spec's budget)")
     sweep.add_argument("--name", default=None, help="sweep name: its state dir and study (default: the spec file's stem)")
     sweep.add_argument("--jobs", type=int, default=1, help="trials run at the same time (default 1)")
+    sweep.add_argument("--register", action="store_true", help="register the best trial's segmentation network "
+                       "in the Model Registry (trials register none); trains it if the objective lies upstream")
     ray = sweep.add_argument_group("--engine ray")
     ray.add_argument("--address", default=None, help="an existing Ray cluster (HOST:PORT or auto); default: "
                      "a local Ray on 127.0.0.1")

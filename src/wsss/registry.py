@@ -198,16 +198,17 @@ def locked_md5(project: str | Path, stage: str, path: str) -> str | None:
     return None
 
 
-def register_segmentation_model(run, params: dict, project: str | Path = ".",
-                                segmenter: Segmenter | None = None) -> str | None:
+def register_segmentation_model(run, params: dict, project: str | Path = ".", segmenter: Segmenter | None = None,
+                                name: str | None = None, extra_lineage: dict | None = None) -> str | None:
     """Register the segmentation stage's network of the project in `project` (its weights, its
-    evaluation in metrics/segment.json), as `tracking.registered_model` asks. Returns
-    "<name>/<version>", or None when registration is off."""
+    evaluation in metrics/segment.json) as a version of `name` (default `tracking.registered_model`),
+    with its lineage (`extra_lineage` added). Returns "<name>/<version>", or None when
+    registration is off."""
     from wsss import metrics_files, tracking
     from wsss.data.registry import open_dataset
     from wsss.layout import SEGMENT_LABELS, SEGMENT_METRICS, SEGMENTER_WEIGHTS, rerun_hint
 
-    name = params["tracking"]["registered_model"]
+    name = name or params["tracking"]["registered_model"]
     if not name:
         return None
     project = Path(project)
@@ -236,6 +237,7 @@ def register_segmentation_model(run, params: dict, project: str | Path = ".",
         "wsss.val_split": result["split"],
         "wsss.val_miou": f"{result['miou']:.4f}",
         "wsss.pipeline_run": run.parent_id,
+        **(extra_lineage or {}),
     }
     example = dataset.load_image(dataset.ids[0])[:EXAMPLE_SIDE, :EXAMPLE_SIDE]
     version, new = register(run, name, segmenter, weights, example, lineage)

@@ -48,11 +48,64 @@ def best_params_text(sweep: SweepSpec, number: int, value: float, params: dict) 
 
 
 def write_best(sweep: SweepSpec, project: Path, state: Path, sweep_run_id: str, number: int | str,
-               value: float, params: dict) -> str:
-    """Write the best params file, log it on the sweep's run, and return the lines that say so."""
+               value: float, params: dict, register: bool = False) -> str:
+    """Write the best params file, log it on the sweep's run, and return the lines that say so;
+    with `register`, also register the best trial's segmentation network (register_best)."""
     best_file = state / BEST_FILE
     with atomic_path(best_file) as tmp:
         tmp.write_text(best_params_text(sweep, number, value, params))
     sweep_tracking.log_best(project, sweep_run_id, number, value, params, best_file)
-    return (f"best: trial {number}, {sweep.objective} = {value:.4f}, {params}\n"
+    text = (f"best: trial {number}, {sweep.objective} = {value:.4f}, {params}\n"
             f"written to {best_file}\n{dvc_exp_command(sweep, params)}")
+    if register:
+        text += "\n" + register_best(sweep, project, state, sweep_run_id, number, params)
+    return text
+
+
+REGISTERING_STAGE = "evaluate_segmentation"
+
+
+def register_best(sweep: SweepSpec, project: Path, state: Path, sweep_run_id: str, number: int | str,
+                  params: dict) -> str:
+    """Register the segmentation network of the best trial (trials themselves register nothing).
+
+    The trial's params run `dvc repro evaluate_segmentation` in a slot, under a run of their own
+    nested in the sweep's: what the trial already computed comes from DVC's cache, and a sweep
+    whose objective lies upstream trains the segmentation network now. Its version's lineage
+    also names the sweep and the trial."""
+    import subprocess
+
+    import mlflow
+
+    from wsss import registry, tracking
+    from wsss.sweep.space import SweepError
+    from wsss.sweep.workspace import acquire_slot, trial_env, write_slot_params
+
+    name = params_mod.load(project / params_mod.PARAMS_FILE)["tracking"]["registered_model"]
+    if not name:
+        raise SweepError("--register: tracking.registered_model in params.yaml is null; name the registered model")
+    run_id = sweep_tracking.start_trial_run(sweep_run_id, sweep, project, f"{number} (best, registered)", params)
+    state_name = "FAIL"
+    try:
+        with acquire_slot(project, state) as slot:
+            write_slot_params(state, slot.path, sweep.fixed | dict(params))
+            log = state / "logs" / f"register-trial{number}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "ab") as handle:
+                done = subprocess.run(["dvc", "repro", REGISTERING_STAGE], cwd=slot.path,
+                                      env=trial_env(project, slot.path, run_id), stdout=handle,
+                                      stderr=subprocess.STDOUT, pass_fds=(slot.lock_fd,))
+            if done.returncode != 0:
+                raise SweepError(f"sweep '{sweep.name}': `dvc repro {REGISTERING_STAGE}` of the best trial failed "
+                                 f"(exit {done.returncode}); see {log}")
+            slot_params = params_mod.load(slot.path / params_mod.PARAMS_FILE)
+            tracking.configure(slot_params["tracking"]["experiment"], project)
+            run = tracking.StageRun(mlflow.MlflowClient(), run_id, sweep_run_id)
+            lineage = {"wsss.sweep": sweep.name, "wsss.trial": str(number),
+                       "wsss.git_commit": tracking.git_commit(project)}
+            version = registry.register_segmentation_model(run, slot_params, slot.path, name=name,
+                                                           extra_lineage=lineage)
+        state_name = "COMPLETE"
+    finally:
+        sweep_tracking.finish_trial_run(project, run_id, state_name, sweep)
+    return f"registered the best trial's network as models:/{version}"

@@ -138,7 +138,8 @@ def summary(sweep: SweepSpec, study) -> str:
     return format_table(rows, list(rows[0]) if rows else ["trial"])
 
 
-def run_sweep(sweep: SweepSpec, project: str | Path, jobs: int = 1, log: Callable[[str], None] = print) -> str:
+def run_sweep(sweep: SweepSpec, project: str | Path, jobs: int = 1, log: Callable[[str], None] = print,
+              register: bool = False) -> str:
     """Run (or resume) the sweep until its study holds ``budget`` finished trials; return the
     summary table and where the best params were written."""
     project = Path(project).resolve()
@@ -176,7 +177,8 @@ def run_sweep(sweep: SweepSpec, project: str | Path, jobs: int = 1, log: Callabl
             text = summary(sweep, study)
             if complete:
                 best = study.best_trial
-                text += "\n\n" + write_best(sweep, project, state, sweep_run_id, best.number, best.value, best.params)
+                text += "\n\n" + write_best(sweep, project, state, sweep_run_id, best.number, best.value, best.params,
+                                           register)
             success = True
             return text
         finally:

@@ -138,7 +138,7 @@ def summary(sweep: SweepSpec, results) -> tuple[str, list]:
 
 def run_sweep(sweep: SweepSpec, project: str | Path, jobs: int = 1, log: Callable[[str], None] = print,
               address: str | None = None, cpus_per_trial: float = 1, gpus_per_trial: float = 0,
-              max_failures: int = 1, ray_cpus: int | None = None) -> str:
+              max_failures: int = 1, ray_cpus: int | None = None, register: bool = False) -> str:
     """Run the sweep's `budget` trials on Ray Tune; return the summary and the best params' file."""
     if cpus_per_trial <= 0 or gpus_per_trial < 0 or max_failures < 0:
         raise SweepError("--cpus-per-trial must be > 0, --gpus-per-trial and --max-failures >= 0")
@@ -184,7 +184,7 @@ def run_sweep(sweep: SweepSpec, project: str | Path, jobs: int = 1, log: Callabl
             if complete:
                 pick = max if sweep.direction == "maximize" else min
                 number, value, best = pick(complete, key=lambda item: item[1])
-                text += "\n\n" + write_best(sweep, project, state, sweep_run_id, number, value, best)
+                text += "\n\n" + write_best(sweep, project, state, sweep_run_id, number, value, best, register)
             else:
                 raise SweepError(f"sweep '{sweep.name}': no trial finished\n{text}")
             success = True

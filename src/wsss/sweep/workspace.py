@@ -233,11 +233,12 @@ def _create_slot(project: Path, code: Path, path: Path) -> None:
     (path / READY).write_text((code / READY).read_text())
 
 
-# Trials register no model (wsss.registry): a sweep registers its best trial only, on request.
+# Trials register no model (wsss.registry): a sweep registers its best trial only, on request
+# (wsss.sweep.best.register_best).
 TRIAL_PARAMS = {"tracking.registered_model": None}
 
 
-def _write_params(state: Path, slot: Path, overrides: dict) -> None:
+def write_slot_params(state: Path, slot: Path, overrides: dict) -> None:
     raw = yaml.safe_load((state / "code" / params_mod.PARAMS_FILE).read_text()) or {}
     for key, value in (TRIAL_PARAMS | overrides).items():
         params_mod.set_key(raw, key, value)
@@ -296,7 +297,7 @@ def run_trial(sweep: SweepSpec, project: str | Path, overrides: dict,
         log = state / "logs" / f"{label}-slot{slot.path.name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         outcome.log = log
-        _write_params(state, slot.path, sweep.fixed | overrides)
+        write_slot_params(state, slot.path, sweep.fixed | overrides)
         env = trial_env(project, slot.path, trial_run_id)
         steps = sweep.steps
         with open(log, "ab") as handle:
