@@ -19,6 +19,7 @@ PTRECL_MAP_METRICS = "metrics/ptrecl_map.json"
 SEGMENTER_WEIGHTS = "artifacts/segment/deeplab.pt"
 SEGMENT_PREDICTIONS = "artifacts/segment/predictions"
 SEGMENT_METRICS = "metrics/segment.json"
+TRAIN_LOSSES = "plots/train/{stage}.tsv"  # each training stage's per-step losses (DVC plots)
 
 DVC_FILE = "dvc.yaml"
 
