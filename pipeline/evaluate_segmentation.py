@@ -48,7 +48,9 @@ def main() -> None:
                 examples.append(overlay_panels(image, None, pred, gt))
         if evaluation.images == 0:
             raise DataError(f"split '{params['dataset']['val_split']}' has no image with a ground-truth mask")
-        result = {"stage": "segment", "method": method, "split": params["dataset"]["val_split"], **evaluation.result()}
+        result = {"stage": "segment", "method": method, "split": params["dataset"]["val_split"], **evaluation.result(),
+                  # pixels, rows = ground truth, columns = prediction, in per_class order: its DVC plot
+                  "confusion": evaluation.confusion.matrix.tolist()}
         metrics_files.write(SEGMENT_METRICS, result)
         metrics_files.log(run, SEGMENT_METRICS, result)
         if examples:

@@ -4,12 +4,13 @@
 import torch
 from torch.utils.data import DataLoader
 
-from wsss.layout import CLASSIFIER
+from wsss.layout import CLASSIFIER, TRAIN_LOSSES
 from wsss.data.transforms import ClassificationDataset, SaliencyClassificationDataset
 from wsss.device import resolve_device
 from wsss.io import save_state_dict
 from wsss.models.backbones import build_backbone
 from wsss.models.seed_methods import build_seed_model, needs_saliency, seed_losses
+from wsss.plot_files import LossLog
 from wsss.progress import progress_bar
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
@@ -45,17 +46,20 @@ def main() -> None:
     with stage_run("train_classifier", params, SECTIONS) as run:
         run.set_tag("wsss.seed_method", method)
         bar = progress_bar(params, total=cfg["epochs"] * len(loader), desc=f"train_classifier ({method})")
+        losses = LossLog(TRAIN_LOSSES.format(stage="train_classifier"))
 
         def on_step(step: int, metrics: dict) -> None:
             bar.update(1)
             bar.set_postfix(loss=f"{metrics['loss']:.4f}")
             # every loss term of the method (cls, sal for EPS, gsc for SIPE) and the lr
             run.log_step({f"train.{k}": v for k, v in metrics.items() if k != "epoch"}, step)
+            losses.record(step, metrics)
 
         summary = train_seed_classifier(model, loader, cfg["epochs"], optimizer, device,
                                         seed_losses(params, dataset.class_names), cfg["freeze_bn"], on_step)
         bar.close()
         run.log_metrics({"train.final_epoch_loss": summary["final_epoch_loss"]})
+        losses.write()
         save_state_dict(CLASSIFIER, model.state_dict())
         print(f"train_classifier: {method}, final epoch loss {summary['final_epoch_loss']:.4f}, saved {CLASSIFIER}")
 

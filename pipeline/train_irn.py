@@ -3,12 +3,13 @@
 import torch
 from torch.utils.data import DataLoader
 
-from wsss.layout import CLASSIFIER, IRN_WEIGHTS, RELATION_LABELS, load_stage_checkpoint
+from wsss.layout import CLASSIFIER, IRN_WEIGHTS, RELATION_LABELS, TRAIN_LOSSES, load_stage_checkpoint
 from wsss.data.transforms import RelationLabelDataset
 from wsss.device import resolve_device
 from wsss.io import save_state_dict
 from wsss.models.backbones import build_backbone, check_pretrained_source
 from wsss.models.irn import IRN
+from wsss.plot_files import LossLog
 from wsss.progress import progress_bar
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
@@ -52,15 +53,18 @@ def main() -> None:
     optimizer = make_sgd([(heads, 1.0)], cfg["lr"], cfg["momentum"], cfg["weight_decay"])
     with stage_run("train_irn", params, SECTIONS) as run:
         bar = progress_bar(params, total=cfg["epochs"] * len(loader), desc="train_irn")
+        losses = LossLog(TRAIN_LOSSES.format(stage="train_irn"))
 
         def on_step(step: int, metrics: dict) -> None:
             bar.update(1)
             bar.set_postfix(loss=f"{metrics['loss']:.4f}")
             run.log_step({f"train.{k}": v for k, v in metrics.items()}, step)
+            losses.record(step, metrics)
 
         summary = train_irn(model, loader, cfg["epochs"], optimizer, device, cfg["radius"], on_step)
         bar.close()
         run.log_metrics({"train.final_epoch_loss": summary["final_epoch_loss"]})
+        losses.write()
         save_state_dict(IRN_WEIGHTS, model.state_dict())
         print(f"train_irn: final epoch loss {summary['final_epoch_loss']:.4f}, saved {IRN_WEIGHTS}")
 

@@ -4,13 +4,14 @@ stage's pseudo masks (docs/methods.md §8, step 2). `train_deeplab` also serves 
 import torch
 from torch.utils.data import DataLoader
 
-from wsss.layout import CLASSIFIER, PSEUDO_MASKS, RECOVERY_WEIGHTS, load_stage_checkpoint
+from wsss.layout import CLASSIFIER, PSEUDO_MASKS, RECOVERY_WEIGHTS, TRAIN_LOSSES, load_stage_checkpoint
 from wsss.data.transforms import LabelMapDataset
 from wsss.device import resolve_device
 from wsss.io import save_state_dict
 from wsss.models.backbones import build_backbone, check_pretrained_source
 from wsss.models.deeplab import DeepLab, segmentation_loss
 from wsss.params import get_key
+from wsss.plot_files import LossLog
 from wsss.progress import progress_bar
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
@@ -54,16 +55,19 @@ def train_deeplab(params: dict, stage: str, section: str, label_dir: str, weight
     with stage_run(stage, params, sections) as run:
         run.set_tag("wsss.labels", label_dir)
         bar = progress_bar(params, total=cfg["epochs"] * len(loader), desc=stage)
+        losses = LossLog(TRAIN_LOSSES.format(stage=stage))
 
         def on_step(step: int, metrics: dict) -> None:
             bar.update(1)
             bar.set_postfix(loss=f"{metrics['loss']:.4f}")
             run.log_step({f"train.{k}": v for k, v in metrics.items() if k != "epoch"}, step)
+            losses.record(step, metrics)
 
         summary = train_loop(model, loader, cfg["epochs"], optimizer, device, segmentation_loss,
                              f"{section}.train.lr", on_step)
         bar.close()
         run.log_metrics({"train.final_epoch_loss": summary["final_epoch_loss"]})
+        losses.write()
         save_state_dict(weights, model.state_dict())
         print(f"{stage}: final epoch loss {summary['final_epoch_loss']:.4f} on {label_dir}, saved {weights}")
 

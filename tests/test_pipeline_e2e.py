@@ -17,6 +17,8 @@ import pytest
 import torch
 import yaml
 
+from tests.test_plot_files import ABLATION_PLOTS, assert_every_plot_drawn
+
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ["synthesize", "train_classifier", "seeds", "evaluate_seeds", "irn_labels", "train_irn", "irn_boundaries",
           "refine", "evaluate_refine", "train_recovery", "ptrecl_prototypes", "ptrecl", "evaluate_ptrecl",
@@ -173,11 +175,18 @@ def test_repro_logs_nested_runs_and_reruns_only_what_changed(project, mlflow_db)
     assert sorted(r.info.run_name for r in restored) == sorted(STAGES)
     assert all(r.data.tags.get("wsss.restored") == "true" for r in restored)
     assert len(_versions(mlflow_db)) == 1  # the same network: no new version
+    # Every DVC plot is drawn from the stages' outputs; committed, they are what `dvc plots diff` compares.
+    assert_every_plot_drawn(cwd, env, absent=ABLATION_PLOTS)
+    losses = (cwd / "plots/train/train_classifier.tsv").read_text().splitlines()
+    assert losses[0] == "step\tepoch\tloss" and len(losses) == 1 + 6 * (24 // 8)
+    for cmd in (["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run"]):
+        _run(cmd, cwd, env)
 
     # A reclassification parameter re-runs PtReCl and what learns from it, not its recovery network
     # nor its prototypes.
     _set_param(cwd, "ptrecl.reclassify.top_m", 3)
     assert sorted(_stages_run(_run(["dvc", "repro"], cwd, env).stdout)) == sorted(AFTER_PTRECL)
+    assert_every_plot_drawn(cwd, env, "HEAD", absent=ABLATION_PLOTS)  # the committed run against this one
 
     # A seeds-stage parameter re-runs that stage and what follows, not the classifier.
     _set_param(cwd, "seeds.infer.scales", [1.0])

@@ -6,7 +6,9 @@ with the same parameters come back from DVC's run cache at no cost, and each row
 available to `dvc exp show` / `dvc exp apply` under the name `<table>-<row>`. Every row also gets
 one MLflow run (tags wsss.kind=ablation-row, the row's overrides as params, the table's figures
 as metrics) nested under one parent run per table; the stages that ran for the row nest under
-the row's run. The table is written as markdown to `results/ablations/<table>.md`.
+the row's run. The table is written as markdown to `results/ablations/<table>.md`; a table whose
+rows vary one parameter (``curve``) also as a PNG plot and as the records of a DVC plot
+(`results/ablations/<table>.json`, declared in dvc.yaml's top-level plots).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wsss import plot_files
 from wsss.errors import WsssError
 from wsss.io import atomic_path
 from wsss.metrics import format_table
@@ -260,6 +263,7 @@ def run_table(table_name: str, project: Path, env: dict, log=print) -> str:
             plot = out.with_suffix(".png")
             plot_curve(table, rows, plot)
             client.log_artifact(parent, str(plot))
+            write_curve_records(table, rows, out.with_suffix(".json"))
         success = True
         return text
     finally:
@@ -273,7 +277,7 @@ def plot_curve(table: Table, rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    x = [dict(table.rows)[row["row"]][table.curve] for row in rows]
+    x = curve_values(table, rows)
     fig, ax = plt.subplots(figsize=(6.0, 3.6))
     for column in table.columns:
         ax.plot(x, [row[column.header] for row in rows], marker="o", label=column.header)
@@ -285,6 +289,18 @@ def plot_curve(table: Table, rows: list[dict], path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
+
+
+def curve_values(table: Table, rows: list[dict]) -> list:
+    """The value of the table's varied parameter in each row."""
+    return [dict(table.rows)[row["row"]][table.curve] for row in rows]
+
+
+def write_curve_records(table: Table, rows: list[dict], path: Path) -> None:
+    """The table as DVC plot records: {<varied key's last part>, row, <a field per column>}."""
+    records = plot_files.ablation_records(table.curve, curve_values(table, rows), rows,
+                                          [c.header for c in table.columns])
+    plot_files.write_records(path, records)
 
 
 def _mlflow_metrics(values: dict) -> list:

@@ -21,6 +21,7 @@ SEGMENTER_WEIGHTS = "artifacts/segment/deeplab.pt"
 SEGMENT_LABELS = {"ptrecl": PTRECL_MASKS, "refine": PSEUDO_MASKS}  # segment.masks -> what it trains on
 SEGMENT_PREDICTIONS = "artifacts/segment/predictions"
 SEGMENT_METRICS = "metrics/segment.json"
+TRAIN_LOSSES = "plots/train/{stage}.tsv"  # each training stage's per-step losses (DVC plots)
 
 DVC_FILE = "dvc.yaml"
 

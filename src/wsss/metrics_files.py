@@ -4,14 +4,15 @@ runs `wsss repro` records for stages DVC did not run (wsss.restore).
 Each evaluation result is written twice: its headline figures to the DVC metrics file
 (``metrics/seeds.json``: what `dvc metrics show` / `dvc exp show` / sweeps / ablations read) and
 the whole result (per-class IoU / precision / recall and pixel counts, the threshold curve,
-co-occurrence per pair, baselines) to its details file (``metrics/details/seeds.json``, a plain
-uncached DVC output kept in git).
+co-occurrence per pair, baselines) to its details file (``metrics/details/seeds.json``, a cached
+DVC output), and the records of its DVC plots to ``plots/seeds/`` (wsss.plot_files).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from wsss import plot_files
 from wsss.io import read_json, write_json
 
 DETAILS_DIR = "details"
@@ -57,8 +58,10 @@ def _headline_value(key, value):
 
 
 def write(metrics_file: str | Path, result: dict) -> None:
-    """Write the whole result to the details file, then its headline to the metrics file."""
+    """Write the whole result to the details file and the plot files, then its headline to the
+    metrics file."""
     write_json(details_path(metrics_file), result)
+    plot_files.write_evaluation(metrics_file, result)
     write_json(metrics_file, headline(result))
 
 
