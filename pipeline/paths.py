@@ -19,6 +19,7 @@ PTRECL_MAP_METRICS = "metrics/ptrecl_map.json"
 SEGMENTER_WEIGHTS = "artifacts/segment/deeplab.pt"
 SEGMENT_PREDICTIONS = "artifacts/segment/predictions"
 SEGMENT_METRICS = "metrics/segment.json"
+GALLERY = "results/gallery"  # index.html (the page) and gallery.png (the same grid)
 
 DVC_FILE = "dvc.yaml"
 

@@ -286,6 +286,13 @@ SCHEMA: dict = {
     "tracking": {
         "experiment": Field("wsss", str),
         "num_overlays": Field(4, int, low=0, high=64),
+        # rows of the gallery (stage gallery, `wsss gallery`): the images of lowest and highest
+        # per-image IoU of the final pseudo masks, and a sample seeded by project.seed
+        "gallery": {
+            "worst": Field(4, int, low=0, high=64),
+            "best": Field(4, int, low=0, high=64),
+            "sample": Field(4, int, low=0, high=64),
+        },
     },
 }
 
