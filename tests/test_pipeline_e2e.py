@@ -20,8 +20,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ["synthesize", "train_classifier", "seeds", "evaluate_seeds", "irn_labels", "train_irn", "irn_boundaries",
           "refine", "evaluate_refine", "train_recovery", "ptrecl_prototypes", "ptrecl", "evaluate_ptrecl",
-          "train_segmentation", "evaluate_segmentation"]
-AFTER_PTRECL = ["ptrecl", "evaluate_ptrecl", "train_segmentation", "evaluate_segmentation"]
+          "train_segmentation", "evaluate_segmentation", "gallery"]
+AFTER_PTRECL = ["ptrecl", "evaluate_ptrecl", "train_segmentation", "evaluate_segmentation", "gallery"]
 AFTER_REFINE = ["refine", "evaluate_refine", "train_recovery", "ptrecl_prototypes", *AFTER_PTRECL]
 AFTER_SEEDS = STAGES[2:]
 # Images of mixed sizes, as in real VOC / COCO: landscape and portrait, odd sides, some smaller than
@@ -196,7 +196,7 @@ def test_repro_logs_nested_runs_and_reruns_only_what_changed(project, mlflow_db)
 OVERLAYS = {"synthesize": "examples.png", "seeds": "cams.png", "evaluate_seeds": "overlays.png",
             "irn_labels": "relation_labels.png", "refine": "pseudo_masks.png", "evaluate_refine": "overlays.png",
             "ptrecl": "reclassification.png", "evaluate_ptrecl": "overlays.png",
-            "evaluate_segmentation": "predictions.png"}
+            "evaluate_segmentation": "predictions.png", "gallery": "gallery.png"}
 
 
 def _assert_mixed_sizes(root: Path) -> None:
