@@ -26,6 +26,7 @@ import numpy as np
 from pipeline.paths import (GALLERY, IRN_BOUNDARIES, PSEUDO_MASKS, PTRECL_MASKS, SEED_MAPS, SEEDS_METRICS,
                             SEGMENTER_WEIGHTS, rerun_hint)
 from pipeline.refine import background_threshold, make_refiner, seeds_threshold
+from pipeline.train_segmentation import MASKS as FINAL_MASKS  # segment.masks -> the masks it learns from
 from wsss import gallery as G
 from wsss.errors import DataError, ParamsError
 from wsss.io import atomic_dir, atomic_path, load_image_scores, read_label_png
@@ -37,8 +38,7 @@ from wsss.stage import load_params, open_split, run_main
 SECTIONS = ["project.seed", "project.device", "dataset", "seeds.method", "seeds.backbone", "refine.method",
             "refine.bg_threshold", "refine.crf", "refine.pamr", "refine.irn.walk", "segment.masks", "segment.head",
             "segment.rates", "segment.infer", "tracking.gallery"]
-FINAL_MASKS = {"ptrecl": PTRECL_MASKS, "refine": PSEUDO_MASKS}  # segment.masks -> the masks it learns from
-REFINEMENTS = ("irn", "crf", "pamr")
+REFINEMENTS = {"irn": "IRN", "crf": "CRF", "pamr": "PAMR", "none": "no refinement"}  # refine.method -> title
 PAGE, PICTURE = "index.html", "gallery.png"
 
 
@@ -77,8 +77,8 @@ def columns(params: dict, device) -> tuple[list[tuple[str, object]], list[str]]:
                       lambda _id, _image, _gt, s: seeds_mask(s.scores, s.class_ids, s.background, threshold)))
         notes.append(f"seeds: against evaluate_seeds' best background threshold {threshold:g} "
                      "(or the seed method's own background map)")
-    for name in [*REFINEMENTS, *([method] if method not in REFINEMENTS else [])]:  # `none`: its masks only
-        title = f"{name.upper()} (refine stage)" if name == method else f"{name.upper()} (computed)"
+    for name in ["irn", "crf", "pamr", *([method] if method == "none" else [])]:  # `none`: its masks only
+        title = f"{REFINEMENTS[name]} (refine stage)" if name == method else f"{REFINEMENTS[name]} (computed)"
         if name == method:
             if Path(PSEUDO_MASKS).is_dir():
                 found.append((title, lambda image_id, _image, gt, _s: read_mask(PSEUDO_MASKS, image_id, gt)))

@@ -111,9 +111,9 @@ def test_page_and_picture_of_rows_with_a_missing_cell():
     assert {"background", "aeroplane", "boat", "ignore (255)"} <= set(re.findall(r"</i>([^<]+)</span>", page))
     assert parsed.headers == ["image", "gt", "pred"]
     grid = G.picture(rows, ["image", "gt", "pred"])
-    assert grid.dtype == np.uint8 and grid.shape[0] == 2 * (128 + 18)  # panels at least 128 px, caption bands
-    band = grid[128 + 18:, -40:]  # the second row's missing "pred" cell stays white
-    assert (band[:128] == 255).all()
+    assert grid.dtype == np.uint8 and grid.shape[0] == 2 * (160 + 18)  # panels 160 px tall, caption bands
+    band = grid[160 + 18:, -40:]  # the second row's missing "pred" cell stays white
+    assert (band[:160] == 255).all()
 
 
 # -- the fake project ---------------------------------------------------------------------------
@@ -224,7 +224,7 @@ def test_stage_writes_page_and_picture_and_logs_them(fake_project, mlflow_db):
     rows = len(_captions(page))
     assert 3 <= rows <= 5  # 2 worst, 1 best, 2 sampled (which may be among them)
     with Image.open("results/gallery/gallery.png") as grid:
-        assert grid.mode == "RGB" and grid.height == rows * (128 + 18)
+        assert grid.mode == "RGB" and grid.height == rows * (160 + 18)
     client = mlflow.MlflowClient(mlflow_db)
     run = client.search_runs([client.get_experiment_by_name("wsss").experiment_id],
                              filter_string="tags.`wsss.stage` = 'gallery'")[0]

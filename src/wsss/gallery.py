@@ -23,7 +23,6 @@ from wsss.visualize import colorize_mask, gallery, to_height
 
 IGNORE = 255
 _BAND = 18  # px of caption text under each panel of the picture
-_MIN_HEIGHT = 128  # the picture's panels are at least this tall, so that their captions fit
 
 
 @dataclass(frozen=True)
@@ -140,13 +139,13 @@ def html_page(rows: Sequence[Row], columns: Sequence[str], class_names: Sequence
     return "\n".join(out) + "\n"
 
 
-def picture(rows: Sequence[Row], columns: Sequence[str]) -> np.ndarray:
-    """The grid as one RGB picture: every panel scaled to one height (at least _MIN_HEIGHT),
-    the column title and caption written under it (the image's: its groups and id), an image's
-    missing columns left white; rows joined by `wsss.visualize.gallery`."""
+def picture(rows: Sequence[Row], columns: Sequence[str], height: int = 160) -> np.ndarray:
+    """The grid as one RGB picture, an overview: every panel scaled to `height` px (VOC-sized
+    rows stay small; tiny images get room for their captions), the column title and caption
+    written under it (the image's: its groups and id), an image's missing columns left white;
+    rows joined by `wsss.visualize.gallery`."""
     if not rows:
         raise ValueError("a gallery needs at least one row")
-    height = max(_MIN_HEIGHT, *(p.picture.shape[0] for row in rows for p in row.panels.values()))
     lines = []
     for row in rows:
         reference = next(iter(row.panels.values())).picture
