@@ -77,6 +77,7 @@ def columns(params: dict, device) -> tuple[list[tuple[str, object]], list[str]]:
                       lambda _id, _image, _gt, s: seeds_mask(s.scores, s.class_ids, s.background, threshold)))
         notes.append(f"seeds: against evaluate_seeds' best background threshold {threshold:g} "
                      "(or the seed method's own background map)")
+    computed = False
     for name in ["irn", "crf", "pamr", *([method] if method == "none" else [])]:  # `none`: its masks only
         title = f"{REFINEMENTS[name]} (refine stage)" if name == method else f"{REFINEMENTS[name]} (computed)"
         if name == method:
@@ -92,8 +93,10 @@ def columns(params: dict, device) -> tuple[list[tuple[str, object]], list[str]]:
         refine = make_refiner(dict(params, refine=dict(params["refine"], method=name)), device)
         found.append((title, lambda image_id, image, _gt, s, refine=refine: refine(image_id, image, s.scores,
                                                                                    s.class_ids, s.background)))
-    notes.append(f"refinements marked (computed) were run here on the shown images with the refine stage's code "
-                 f"and params (refine.{{crf,pamr,irn.walk}}); refine.method is {method}")
+        computed = True
+    if computed:
+        notes.append(f"refinements marked (computed) were run here on the shown images with the refine stage's "
+                     f"code and params (refine.{{crf,pamr,irn.walk}}); refine.method is {method}")
     if Path(PTRECL_MASKS).is_dir():
         found.append(("PtReCl", lambda image_id, _image, gt, _s: read_mask(PTRECL_MASKS, image_id, gt)))
     else:
@@ -113,6 +116,29 @@ def _missing_refinement_inputs(params: dict, name: str, have_seeds: bool) -> str
     return None
 
 
+def choose_rows(params: dict, dataset, ids: list[str] | None, counts: dict):
+    """(rows as (image id, groups), the per-image scores or None, notes): the ids given, or
+    tracking.gallery's (`counts`) worst, best and sample."""
+    split, final = params["dataset"]["eval_split"], FINAL_MASKS[params["segment"]["masks"]]
+    if ids is not None:
+        known = set(dataset.ids)
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise DataError(f"image id {unknown[0]!r} is not in split {split!r} (dataset.eval_split)")
+        return [(i, ["chosen"]) for i in dict.fromkeys(ids)], None, []
+    if not any(counts.values()):
+        raise ParamsError("params.yaml: 'tracking.gallery' chooses no image (worst, best and sample are all 0)")
+    notes = []
+    scores = rank(params, dataset, final) if Path(final).is_dir() else None
+    if scores is None:
+        notes.append(f"no worst / best rows: no {final} to rank the images by (segment.masks)")
+    with_gt = list(scores) if scores is not None else [i for i in dataset.ids if dataset.load_mask(i) is not None]
+    chosen = G.choose(with_gt, scores, counts["worst"], counts["best"], counts["sample"], params["project"]["seed"])
+    if not chosen:
+        raise DataError(f"split {split!r} has no image with a ground-truth mask to show")
+    return chosen, scores, notes
+
+
 def build(params: dict, ids: list[str] | None, counts: dict) -> tuple[str, np.ndarray, int]:
     """(the HTML page, the same grid as a picture, the number of rows)."""
     from wsss.device import resolve_device
@@ -121,24 +147,7 @@ def build(params: dict, ids: list[str] | None, counts: dict) -> tuple[str, np.nd
 
     split = params["dataset"]["eval_split"]
     dataset = open_split(params, split)
-    notes = []
-    final = FINAL_MASKS[params["segment"]["masks"]]
-    if ids is not None:
-        known = set(dataset.ids)
-        unknown = [i for i in ids if i not in known]
-        if unknown:
-            raise DataError(f"image id {unknown[0]!r} is not in split {split!r} (dataset.eval_split)")
-        chosen, scores = [(i, ["chosen"]) for i in dict.fromkeys(ids)], None
-    else:
-        if not any(counts.values()):
-            raise ParamsError("params.yaml: 'tracking.gallery' chooses no image (worst, best and sample are all 0)")
-        scores = rank(params, dataset, final) if Path(final).is_dir() else None
-        if scores is None:
-            notes.append(f"no worst / best rows: no {final} to rank the images by (segment.masks)")
-        with_gt = list(scores) if scores is not None else [i for i in dataset.ids if dataset.load_mask(i) is not None]
-        chosen = G.choose(with_gt, scores, counts["worst"], counts["best"], counts["sample"], params["project"]["seed"])
-    if not chosen:
-        raise DataError(f"split {split!r} has no image with a ground-truth mask to show")
+    chosen, scores, notes = choose_rows(params, dataset, ids, counts)
     device = resolve_device(params["project"]["device"])
     masks, column_notes = columns(params, device)
     notes += column_notes
@@ -168,7 +177,8 @@ def build(params: dict, ids: list[str] | None, counts: dict) -> tuple[str, np.nd
     header = {"split": f"{split} ({params['dataset']['name']})", "seeds.method": params["seeds"]["method"],
               "refine.method": params["refine"]["method"], "segment.masks": params["segment"]["masks"],
               "rows": "the ids given" if ids is not None else
-              f"worst {counts['worst']}, best {counts['best']} by per-image IoU of {final} "
+              f"worst {counts['worst']}, best {counts['best']} by per-image IoU of "
+              f"{FINAL_MASKS[params['segment']['masks']]} "
               f"({len(scores or {})} images ranked), sample {counts['sample']} (seed {params['project']['seed']})",
               "IoU": "per image: mean over the classes in its ground truth or prediction, 255 ignored",
               "commit": git_commit()}

@@ -235,13 +235,13 @@ def test_stage_writes_page_and_picture_and_logs_them(fake_project, mlflow_db):
 def test_wsss_gallery_command_runs_the_stage_code(fake_project, monkeypatch):
     from wsss.cli import main
 
-    project, dataset = fake_project
+    folder, dataset = fake_project
     monkeypatch.chdir(ROOT)  # --project names the project
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT / "src"), str(ROOT)]))
-    assert main(["--project", str(project), "gallery", "--worst", "0", "--best", "1", "--sample", "0"]) == 0
-    captions = _captions((project / "results/gallery/index.html").read_text())
+    assert main(["--project", str(folder), "gallery", "--worst", "0", "--best", "1", "--sample", "0"]) == 0
+    captions = _captions((folder / "results/gallery/index.html").read_text())
     assert len(captions) == 1 and captions[0].startswith(f"best 1 · {dataset.ids[0]}")
-    assert main(["--project", str(project), "gallery", "--ids", "nope", "--out", "x.html"]) == 2
+    assert main(["--project", str(folder), "gallery", "--ids", "nope", "--out", "x.html"]) == 2
 
 
 # -- in a real browser --------------------------------------------------------------------------
