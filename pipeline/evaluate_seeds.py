@@ -17,7 +17,7 @@ from wsss import metrics_files
 from wsss.io import load_image_scores, load_score_map
 from wsss.progress import progress_bar
 from wsss.refine.crf import CRFParams
-from wsss.refine.pseudo_masks import crf_mask, threshold_mask
+from wsss.refine.pseudo_masks import crf_mask, seeds_mask, threshold_mask
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
 from wsss.visualize import gallery, overlay_panels
@@ -90,7 +90,7 @@ def _log_overlays(run, dataset, threshold: float, count: int) -> None:
     rows = []
     for image_id in dataset.ids[:count]:
         scores, class_ids, background = load_score_map(f"{SEED_MAPS}/{image_id}.npz")
-        pred = threshold_mask(scores, class_ids, threshold if background is None else background)
+        pred = seeds_mask(scores, class_ids, background, threshold)
         rows.append(overlay_panels(dataset.load_image(image_id), scores, pred, dataset.load_mask(image_id)))
     if rows:
         run.log_image(gallery(rows), "overlays.png")

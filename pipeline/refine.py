@@ -9,7 +9,7 @@ import torch
 
 from wsss.layout import IRN_BOUNDARIES, PSEUDO_MASKS, SEED_MAPS, SEEDS_METRICS
 from wsss.device import resolve_device
-from wsss.errors import ParamsError
+from wsss.errors import DataError, ParamsError
 from wsss.io import atomic_dir, load_boundary_map, load_image_scores, read_json, write_palette_png
 from wsss.progress import progress_bar
 from wsss.refine import pseudo_masks
@@ -23,15 +23,23 @@ SECTIONS = ["project", "dataset", "refine.method", "refine.bg_threshold", "refin
             "refine.irn.walk"]
 
 
+def seeds_threshold() -> float:
+    """The background threshold evaluate_seeds chose (the best of its sweep, metrics/seeds.json)."""
+    try:
+        return float(read_json(SEEDS_METRICS)["bg_threshold"])
+    except Exception as exc:
+        raise DataError(f"{SEEDS_METRICS} has no best background threshold ({exc}); run evaluate_seeds") from exc
+
+
 def background_threshold(params: dict) -> float:
     value = params["refine"]["bg_threshold"]
     if value != "auto":
         return float(value)
     try:
-        return float(read_json(SEEDS_METRICS)["bg_threshold"])
-    except Exception as exc:
+        return seeds_threshold()
+    except DataError as exc:
         raise ParamsError(f"params.yaml: 'refine.bg_threshold' is auto but {SEEDS_METRICS} has no best "
-                          f"threshold ({exc}); run evaluate_seeds or give a number") from exc
+                          f"threshold ({exc.__cause__}); run evaluate_seeds or give a number") from exc
 
 
 def irn_refiner(params: dict, device: torch.device, bg_score: float):
@@ -64,7 +72,7 @@ def make_refiner(params: dict, device: torch.device):
         pamr = PAMR(cfg["pamr"]["num_iter"], cfg["pamr"]["dilations"], cfg["pamr"]["sigma"]).to(device)
         return lambda _id, image, scores, class_ids, own: pseudo_masks.pamr_mask(
             image, scores, class_ids, bg if own is None else own, pamr, device)
-    return lambda _id, _image, scores, class_ids, own: pseudo_masks.threshold_mask(scores, class_ids, bg if own is None else own)
+    return lambda _id, _image, scores, class_ids, own: pseudo_masks.seeds_mask(scores, class_ids, own, bg)
 
 
 def main() -> None:

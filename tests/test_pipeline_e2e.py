@@ -22,8 +22,8 @@ from tests.test_plot_files import ABLATION_PLOTS, assert_every_plot_drawn
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ["synthesize", "train_classifier", "seeds", "evaluate_seeds", "irn_labels", "train_irn", "irn_boundaries",
           "refine", "evaluate_refine", "train_recovery", "ptrecl_prototypes", "ptrecl", "evaluate_ptrecl",
-          "train_segmentation", "evaluate_segmentation"]
-AFTER_PTRECL = ["ptrecl", "evaluate_ptrecl", "train_segmentation", "evaluate_segmentation"]
+          "train_segmentation", "evaluate_segmentation", "gallery"]
+AFTER_PTRECL = ["ptrecl", "evaluate_ptrecl", "train_segmentation", "evaluate_segmentation", "gallery"]
 AFTER_REFINE = ["refine", "evaluate_refine", "train_recovery", "ptrecl_prototypes", *AFTER_PTRECL]
 AFTER_SEEDS = STAGES[2:]
 # Images of mixed sizes, as in real VOC / COCO: landscape and portrait, odd sides, some smaller than
@@ -307,7 +307,7 @@ def _assert_served_model_answers_as_predict(cwd: Path, env: dict, uri: str) -> N
 OVERLAYS = {"synthesize": "examples.png", "seeds": "cams.png", "evaluate_seeds": "overlays.png",
             "irn_labels": "relation_labels.png", "refine": "pseudo_masks.png", "evaluate_refine": "overlays.png",
             "ptrecl": "reclassification.png", "evaluate_ptrecl": "overlays.png",
-            "evaluate_segmentation": "predictions.png"}
+            "evaluate_segmentation": "predictions.png", "gallery": "gallery.png"}
 
 
 def _assert_mixed_sizes(root: Path) -> None:

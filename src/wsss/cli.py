@@ -20,6 +20,10 @@
                           --model models:/NAME/VERSION|latest (default: the registered model's
                           latest), runs:/RUN/model, a run id or a checkpoint; VOC palette PNGs
                           (and --overlay pictures) in --out
+  wsss gallery            one self-contained HTML page of chosen images (default: the worst, best and a
+                          fixed sample by per-image IoU of the final pseudo masks) beside their ground
+                          truth, seeds, refinements, PtReCl and segmentation masks, the stage `gallery`'s
+                          code; default file results/gallery/index.html
   wsss check-params       validate params.yaml fully, as `wsss repro` does before DVC starts (run it
                           before a plain `dvc repro`: a stage failing on a bad value leaves its
                           outputs removed)
@@ -37,6 +41,7 @@ import time
 from pathlib import Path
 
 from wsss.errors import WsssError
+from wsss.layout import GALLERY
 
 MLFLOW_SERVER = "http://127.0.0.1:5000"
 MLFLOW_HINT = (
@@ -203,6 +208,21 @@ def cmd_report(args) -> int:
     return 0
 
 
+GALLERY_PAGE = f"{GALLERY}/index.html"  # the stage gallery's page
+
+
+def cmd_gallery(args) -> int:
+    """The stage's code (python -m pipeline.gallery, the project's own) with the command's choices;
+    nothing is logged to MLflow (the stage logs its grid)."""
+    command = [sys.executable, "-m", "pipeline.gallery", "--out", args.out]
+    if args.ids:
+        command += ["--ids", *args.ids]
+    for group in ("worst", "best", "sample"):
+        if getattr(args, group) is not None:
+            command += [f"--{group}", str(getattr(args, group))]
+    return subprocess.run(command, cwd=args.project, env=_tool_env()).returncode
+
+
 # Sweep engines: name -> "module:function" called as function(spec, project, jobs=N, **options);
 # imported only when chosen (Optuna and Ray cost seconds to import).
 SWEEP_ENGINES = {
@@ -303,6 +323,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--pipelines-only", action="store_true",
                         help="only plain pipeline runs (wsss repro / dvc repro): no DVC experiment, ablation row or sweep trial")
     report.set_defaults(func=cmd_report)
+    page = sub.add_parser("gallery", help="HTML page of chosen images beside every stage's masks, with IoUs")
+    page.add_argument("--out", default=GALLERY_PAGE, help=f"the HTML file, relative to --project (default {GALLERY_PAGE})")
+    page.add_argument("--ids", nargs="+", default=None, help="these image ids of dataset.eval_split instead of the "
+                      "worst / best / sample")
+    for group, what in (("worst", "images of lowest per-image IoU"), ("best", "images of highest per-image IoU"),
+                        ("sample", "images sampled with project.seed")):
+        page.add_argument(f"--{group}", type=int, default=None, help=f"{what} (default tracking.gallery.{group})")
+    page.set_defaults(func=cmd_gallery)
     sweep = sub.add_parser("sweep", help="search params.yaml keys (a sweep spec file), one cached dvc repro per trial")
     sweep.add_argument("spec", help="sweep spec file, e.g. sweeps/ptrecl.yaml")
     sweep.add_argument("--engine", default="optuna", help=f"search engine: {', '.join(SWEEP_ENGINES)} (default optuna)")

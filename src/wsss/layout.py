@@ -22,6 +22,7 @@ SEGMENT_LABELS = {"ptrecl": PTRECL_MASKS, "refine": PSEUDO_MASKS}  # segment.mas
 SEGMENT_PREDICTIONS = "artifacts/segment/predictions"
 SEGMENT_METRICS = "metrics/segment.json"
 TRAIN_LOSSES = "plots/train/{stage}.tsv"  # each training stage's per-step losses (DVC plots)
+GALLERY = "results/gallery"  # index.html (the page) and gallery.png (the same grid)
 
 DVC_FILE = "dvc.yaml"
 

@@ -14,7 +14,7 @@ Conventions shared by everything in this module
 Contents
 --------
 * :func:`confusion_matrix`, :class:`ConfusionAccumulator`, :func:`segmentation_scores`
-  (mIoU, pixel accuracy, per-class IoU / precision / recall).
+  (mIoU, pixel accuracy, per-class IoU / precision / recall), :func:`image_iou` (one image's).
 * :class:`ThresholdSweep`: background-threshold sweep over CAM score maps, all thresholds in
   one vectorised pass per image.
 * :func:`all_background_prediction`, :func:`labelled_class_prediction`: trivial baselines.
@@ -39,6 +39,7 @@ __all__ = [
     "confusion_matrix",
     "ConfusionAccumulator",
     "segmentation_scores",
+    "image_iou",
     "ThresholdSweep",
     "all_background_prediction",
     "labelled_class_prediction",
@@ -180,6 +181,17 @@ def segmentation_scores(confusion, class_names: Sequence[str]) -> dict:
         "pixels": total,
         "per_class": per_class,
     }
+
+
+def image_iou(gt, pred, num_classes: int, ignore_index: int | None = IGNORE_INDEX) -> float | None:
+    """One image's mean IoU: over the classes present in its ground truth or prediction (the
+    :func:`segmentation_scores` convention), ``ignore_index`` pixels skipped; None when no pixel
+    is counted. What ranks images from worst to best (the gallery)."""
+    conf = confusion_matrix(gt, pred, num_classes, ignore_index)
+    tp = np.diag(conf)
+    union = conf.sum(axis=0) + conf.sum(axis=1) - tp
+    present = union > 0
+    return float(np.mean(tp[present] / union[present])) if present.any() else None
 
 
 class ConfusionAccumulator:

@@ -289,6 +289,13 @@ SCHEMA: dict = {
         "num_overlays": Field(4, int, low=0, high=64),
         # MLflow registered model of the segmentation network (wsss.registry); null: not registered
         "registered_model": Field("wsss-segmenter", str, nullable=True, check=lambda k, v: _check_model_name(k, v)),
+        # rows of the gallery (stage gallery, `wsss gallery`): the images of lowest and highest
+        # per-image IoU of the final pseudo masks, and a sample seeded by project.seed
+        "gallery": {
+            "worst": Field(4, int, low=0, high=64),
+            "best": Field(4, int, low=0, high=64),
+            "sample": Field(4, int, low=0, high=64),
+        },
     },
 }
 

@@ -55,12 +55,12 @@ def gallery(rows: Sequence[Sequence[np.ndarray]], gap: int = 4) -> np.ndarray:
     if not rows or not all(rows):
         raise ValueError("a gallery needs at least one row, and every row at least one panel")
     height = max(panel.shape[0] for row in rows for panel in row)
-    lines = [_join([_to_height(panel, height) for panel in row], gap) for row in rows]
+    lines = [_join([to_height(panel, height) for panel in row], gap) for row in rows]
     width = max(line.shape[1] for line in lines)
     return np.concatenate([_pad_right(line, width) for line in lines], axis=0)
 
 
-def _to_height(panel: np.ndarray, height: int) -> np.ndarray:
+def to_height(panel: np.ndarray, height: int) -> np.ndarray:
     """The panel scaled to `height` rows, aspect ratio kept. Nearest neighbour: label colours stay
     exact (no blended colours that name no class) and the pixels are shown as they are."""
     if panel.shape[0] == height:

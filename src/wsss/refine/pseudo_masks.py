@@ -40,6 +40,13 @@ def threshold_mask(scores: np.ndarray, class_ids: np.ndarray, background: Backgr
     return keys[stacked.argmax(axis=0)].astype(np.uint8)
 
 
+def seeds_mask(scores: np.ndarray, class_ids: np.ndarray, background: np.ndarray | None,
+               threshold: float) -> np.ndarray:
+    """The seeds as they are, as a label map: against the method's own background map where the
+    seeds carry one (SIPE, AE-SIPE), else against the constant ``threshold``."""
+    return threshold_mask(scores, class_ids, threshold if background is None else background)
+
+
 def crf_mask(image: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, background: Background,
              params: CRFParams) -> np.ndarray:
     """Dense CRF on the seeds with their background (docs/methods.md §3)."""
