@@ -142,7 +142,6 @@ def build(params: dict, ids: list[str] | None, counts: dict) -> tuple[str, np.nd
     """(the HTML page, the same grid as a picture, the number of rows)."""
     from wsss.device import resolve_device
     from wsss.segmenter import Segmenter
-    from wsss.tracking import git_commit
 
     split = params["dataset"]["eval_split"]
     dataset = open_split(params, split)
@@ -179,8 +178,9 @@ def build(params: dict, ids: list[str] | None, counts: dict) -> tuple[str, np.nd
               f"worst {counts['worst']}, best {counts['best']} by per-image IoU of "
               f"{SEGMENT_LABELS[params['segment']['masks']]} "
               f"({len(scores or {})} images ranked), sample {counts['sample']} (seed {params['project']['seed']})",
-              "IoU": "per image: mean over the classes in its ground truth or prediction, 255 ignored",
-              "commit": git_commit()}
+              # no commit: the page is a DVC output and must be the same bytes whatever commit made it
+              # (the stage's MLflow run carries the commit)
+              "IoU": "per image: mean over the classes in its ground truth or prediction, 255 ignored"}
     return G.html_page(rows, titles, dataset.class_names, header, notes), G.picture(rows, titles), len(rows)
 
 
