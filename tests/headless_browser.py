@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 # Headless on a machine without a display, GPU, sandbox privileges or network (ENVIRONMENT notes).
@@ -40,7 +40,7 @@ class PageReport:
     requests: list[str]  # URLs the page requested (the page's own included)
     screenshot: bytes  # PNG of the viewport
     title: str = ""
-    extra: dict = field(default_factory=dict)
+    probe: object = None  # the last value of load_page's `probe` expression
 
 
 class _DevTools:
@@ -119,8 +119,10 @@ class _DevTools:
         shutil.rmtree(self.profile, ignore_errors=True)
 
 
-def load_page(url: str, browser: str, width: int = 1400, height: int = 1000, timeout: float = 120) -> PageReport:
-    """Open `url` in a fresh headless Chromium, wait for its load event, and report."""
+def load_page(url: str, browser: str, width: int = 1400, height: int = 1000, timeout: float = 120,
+              probe: str | None = None) -> PageReport:
+    """Open `url` in a fresh headless Chromium, wait for its load event (and, with `probe`, a
+    JavaScript expression, until it is true: what a page's scripts draw after loading), and report."""
     tools = _DevTools(browser, width, height)
     try:
         target = tools.call("Target.createTarget", {"url": "about:blank"}, timeout=timeout)["targetId"]
@@ -138,11 +140,16 @@ def load_page(url: str, browser: str, width: int = 1400, height: int = 1000, tim
             return tools.call("Runtime.evaluate", {"expression": expression, "returnByValue": True},
                               session)["result"].get("value")
 
+        probed = None
+        if probe is not None:
+            deadline = time.monotonic() + timeout
+            while not (probed := evaluate(probe)) and time.monotonic() < deadline:
+                time.sleep(0.2)
         images = json.loads(evaluate(IMAGES_JS))
         ready, title = evaluate("document.readyState"), evaluate("document.title")
         screenshot = tools.call("Page.captureScreenshot", {"format": "png"}, session, timeout)["data"]
         tools.call("Runtime.evaluate", {"expression": "0"}, session)  # drains the events sent meanwhile
-        return PageReport(ready, images, _errors(tools.events), _requests(tools.events), _b64(screenshot), title)
+        return PageReport(ready, images, _errors(tools.events), _requests(tools.events), _b64(screenshot), title, probed)
     finally:
         tools.close()
 
