@@ -140,6 +140,10 @@ SEED_METHODS = ("cam", "eps", "sipe", "ae_sipe")
 SCHEMA: dict = {
     "project": {
         "device": Field("auto", str, check=lambda k, v: _check_device(k, v)),
+        # processes per stage, one per device (wsss.device.process_devices): an int, or auto
+        "devices": Field(1, (int, str), check=lambda k, v: _check_devices(k, v)),
+        # autocast dtype (wsss.precision): auto = bf16 on a CUDA device that has it, else fp32
+        "precision": Field("auto", str, choices=("auto", "fp32", "bf16", "fp16")),
         "seed": Field(0, int, low=0),
         "num_workers": Field(0, int, low=0, high=64),
         # auto: bars when stderr is a terminal and CI is unset (wsss.progress); true / false
@@ -311,6 +315,12 @@ def _check_device(key: str, value: str) -> None:
     if value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
         return
     raise ParamsError(f"params.yaml: '{key}' must be auto, cpu, cuda or cuda:N, got {value!r}")
+
+
+def _check_devices(key: str, value) -> None:
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1024):
+        return
+    raise ParamsError(f"params.yaml: '{key}' must be auto or a number of processes from 1 to 1024, got {value!r}")
 
 
 def _check_progress(key: str, value) -> None:
