@@ -336,15 +336,17 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--engine", default="optuna", help=f"search engine: {', '.join(SWEEP_ENGINES)} (default optuna)")
     sweep.add_argument("--trials", type=int, default=None, help="finished trials wanted (overrides the spec's budget)")
     sweep.add_argument("--name", default=None, help="sweep name: its state dir and study (default: the spec file's stem)")
-    sweep.add_argument("--jobs", type=int, default=1, help="trials run at the same time (default 1)")
+    sweep.add_argument("--jobs", type=int, default=1, help="trials run at the same time (default 1); optuna's "
+                       "share this machine's devices as params.yaml says (GPUs per trial: --engine ray)")
     sweep.add_argument("--register", action="store_true", help="register the best trial's segmentation network "
                        "in the Model Registry (trials register none); trains it if the objective lies upstream")
     ray = sweep.add_argument_group("--engine ray")
     ray.add_argument("--address", default=None, help="an existing Ray cluster (HOST:PORT or auto); default: "
                      "a local Ray on 127.0.0.1")
     ray.add_argument("--cpus-per-trial", type=float, default=None, help="CPUs each trial reserves (default 1)")
-    ray.add_argument("--gpus-per-trial", type=float, default=None, help="GPUs each trial reserves, fractions "
-                     "allowed (default 0)")
+    ray.add_argument("--gpus-per-trial", type=float, default=None, help="GPUs each trial reserves: N whole GPUs "
+                     "(its stages run N processes, DDP), a fraction below 1 (trials share a GPU) or 0, "
+                     "GPUs hidden (default 0)")
     ray.add_argument("--max-failures", type=int, default=None, help="retries of a failed trial (default 1)")
     ray.add_argument("--ray-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
     sweep.set_defaults(func=cmd_sweep)

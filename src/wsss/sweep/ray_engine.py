@@ -4,12 +4,20 @@ A Tuner runs the spec's trials with Optuna's TPE as the searcher (`OptunaSearch`
 the scheduler; ASHA's rungs are the reported values (the spec's `report` metrics, then the
 objective), so a trial stopped early is a pruned one. Each trial is the engine-agnostic
 `run_trial` (a `dvc repro` per step in a slot of the sweep's pool, reusing every cached stage)
-inside a Ray worker with the resources asked for (`--cpus-per-trial`, `--gpus-per-trial`,
-fractions allowed; Ray sets CUDA_VISIBLE_DEVICES and the stages' `device: auto` follows it).
+inside a Ray worker with the resources asked for (`--cpus-per-trial`, `--gpus-per-trial`).
+
+- GPUs: the ids Ray assigned a trial (`ray.get_gpu_ids()`) are its `dvc repro`'s
+  CUDA_VISIBLE_DEVICES, so `project.device: auto` (or cuda) runs on them, and its
+  `project.devices` is set to match: `--gpus-per-trial N` (a whole number) runs each stage
+  as N processes, DDP over the trial's N GPUs; a fraction below 1 shares one GPU with other
+  trials, one process; 0 hides every GPU (Ray 2.60 leaves a GPU-less worker the node's
+  CUDA_VISIBLE_DEVICES, so the trial sets it empty itself) and leaves `project.devices` as the
+  params say. The trial's MLflow run has tags wsss.gpus (the ids) and wsss.devices.
 
 - Local: `ray.init` on the loopback only (127.0.0.1, no dashboard), as many CPUs as this
   machine's or `--ray-cpus`. A cluster: `--address HOST:PORT` (or `auto`); its workers need
-  this project on a shared file system at the same path and `wsss` installed.
+  this project (its DVC cache and sweep state included) on a shared file system at the same
+  path and `wsss` installed; the driver's MLFLOW_TRACKING_URI is passed on to them.
 - MLflow: the sweep's parent run, one nested run per trial attempt (the pipeline's stage runs
   nest under it). A failed attempt is marked FAIL with its error and retried
   (`--max-failures`); a trial that fails every attempt is listed as FAIL in the summary, never
@@ -30,7 +38,7 @@ from wsss.metrics import format_table
 from wsss.sweep import tracking as sweep_tracking
 from wsss.sweep.best import write_best
 from wsss.sweep.space import Dimension, SweepError, SweepSpec
-from wsss.sweep.workspace import prepare, run_trial, sweep_lock
+from wsss.sweep.workspace import Placement, prepare, run_trial, sweep_lock, trial_overrides
 
 ENGINE = "ray"
 VALUE = "value"  # what each report carries: a reported metric's value, the objective's last
@@ -50,7 +58,44 @@ def optuna_space(sweep: SweepSpec) -> dict:
     return {d.key: distribution(d) for d in sweep.space}
 
 
-def _trainable(sweep: SweepSpec, project: Path, sweep_run_id: str):
+def check_gpus_per_trial(gpus_per_trial: float, sweep: SweepSpec) -> None:
+    """A trial's GPUs are a share of one (0 < G < 1) or whole GPUs, and set `project.devices`."""
+    if gpus_per_trial < 0 or (gpus_per_trial > 1 and not float(gpus_per_trial).is_integer()):
+        raise SweepError(f"--gpus-per-trial must be 0, a fraction below 1 (GPUs shared by trials) or a "
+                         f"whole number (one stage process per GPU), got {gpus_per_trial:g}")
+    keys = set(sweep.fixed) | {d.key for d in sweep.space}
+    if gpus_per_trial > 0 and "project.devices" in keys:
+        raise SweepError(f"{sweep.path}: 'project.devices' is set by --gpus-per-trial (one process per GPU "
+                         f"of a trial); remove it from the spec's fixed/space, or use --gpus-per-trial 0")
+
+
+def check_cluster_gpus(gpus_per_trial: float) -> None:
+    """A trial's GPUs come from one node: fail now rather than wait for a node that has them."""
+    import ray
+
+    most = max((node["Resources"].get("GPU", 0) for node in ray.nodes() if node["Alive"]), default=0)
+    if gpus_per_trial > most:
+        raise SweepError(f"--gpus-per-trial {gpus_per_trial:g}: no node of the Ray cluster has that many GPUs "
+                         f"(the most on one node: {most:g})")
+
+
+def trial_placement(gpus_per_trial: float) -> Placement:
+    """Inside a Ray trial: the GPUs Ray assigned it, as its stages are to see them."""
+    import ray
+
+    gpus = tuple(str(i) for i in ray.get_gpu_ids())
+    if gpus_per_trial == 0:
+        return Placement(gpus=())
+    return Placement(gpus, devices=len(gpus) if gpus_per_trial >= 1 else 1)
+
+
+def placement_tags(placement: Placement, overrides: dict, base_devices) -> dict:
+    """What a trial ran on, for its MLflow run: GPU ids (none: hidden) and processes per stage."""
+    devices = overrides.get("project.devices", base_devices)
+    return {"wsss.gpus": ",".join(placement.gpus) if placement.gpus else "none", "wsss.devices": str(devices)}
+
+
+def _trainable(sweep: SweepSpec, project: Path, sweep_run_id: str, gpus_per_trial: float, base_devices):
     """The function each Ray trial runs: one `run_trial`, reporting every value to Tune."""
 
     def trainable(config: dict) -> None:
@@ -58,7 +103,9 @@ def _trainable(sweep: SweepSpec, project: Path, sweep_run_id: str):
 
         trial_id = tune.get_context().get_trial_id()  # Ray's id of the trial, kept by its retries
         overrides = {d.key: config[d.key] for d in sweep.space}
-        run_id = sweep_tracking.start_trial_run(sweep_run_id, sweep, project, trial_id, overrides)
+        placement = trial_placement(gpus_per_trial)
+        tags = placement_tags(placement, trial_overrides(sweep, overrides, placement), base_devices)
+        run_id = sweep_tracking.start_trial_run(sweep_run_id, sweep, project, trial_id, overrides, tags)
 
         def report(step: int, value: float) -> bool:
             sweep_tracking.log_intermediate(project, run_id, step, value, sweep)
@@ -66,7 +113,8 @@ def _trainable(sweep: SweepSpec, project: Path, sweep_run_id: str):
             return False  # ASHA stops a trial itself, between two reports
 
         try:
-            outcome = run_trial(sweep, project, overrides, report, run_id, label=f"ray-{trial_id}")
+            outcome = run_trial(sweep, project, overrides, report, run_id, label=f"ray-{trial_id}",
+                                placement=placement)
         except BaseException as exc:
             sweep_tracking.finish_trial_run(project, run_id, "FAIL", sweep, error=str(exc))
             raise
@@ -101,7 +149,11 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
     if ray.is_initialized():
         return
     if address:
-        ray.init(address=address, log_to_driver=False)
+        # A cluster's workers have the environment their `ray start` had, not this one's: the
+        # user's MLflow store goes with the job (else trials would log to the project's sqlite).
+        uri = os.environ.get("MLFLOW_TRACKING_URI")
+        ray.init(address=address, log_to_driver=False,
+                 runtime_env={"env_vars": {"MLFLOW_TRACKING_URI": uri}} if uri else None)
         return
     ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
              log_to_driver=False, configure_logging=False)
@@ -140,16 +192,19 @@ def run_sweep(sweep: SweepSpec, project: str | Path, jobs: int = 1, log: Callabl
               address: str | None = None, cpus_per_trial: float = 1, gpus_per_trial: float = 0,
               max_failures: int = 1, ray_cpus: int | None = None, register: bool = False) -> str:
     """Run the sweep's `budget` trials on Ray Tune; return the summary and the best params' file."""
-    if cpus_per_trial <= 0 or gpus_per_trial < 0 or max_failures < 0:
-        raise SweepError("--cpus-per-trial must be > 0, --gpus-per-trial and --max-failures >= 0")
+    if cpus_per_trial <= 0 or max_failures < 0:
+        raise SweepError("--cpus-per-trial must be > 0, --max-failures >= 0")
+    check_gpus_per_trial(gpus_per_trial, sweep)
     project = Path(project).resolve()
     state = prepare(sweep, project)
     with sweep_lock(state):
-        seed = params_mod.load(state / "code" / params_mod.PARAMS_FILE)["project"]["seed"]
+        base = params_mod.load(state / "code" / params_mod.PARAMS_FILE)["project"]
+        seed = base["seed"]
         sweep_run_id = sweep_tracking.start_sweep_run(sweep, project, ENGINE, state)
         success = False
         try:
             init_ray(address, ray_cpus)
+            check_cluster_gpus(gpus_per_trial)
             import optuna
             from ray import tune
             from ray.tune.schedulers import ASHAScheduler
@@ -163,7 +218,7 @@ def run_sweep(sweep: SweepSpec, project: str | Path, jobs: int = 1, log: Callabl
             search = OptunaSearch(optuna_space(sweep), metric=VALUE, mode=mode,
                                   sampler=optuna.samplers.TPESampler(seed=seed))
             tuner = tune.Tuner(
-                tune.with_resources(_trainable(sweep, project, sweep_run_id),
+                tune.with_resources(_trainable(sweep, project, sweep_run_id, gpus_per_trial, base["devices"]),
                                     {"cpu": cpus_per_trial, "gpu": gpus_per_trial}),
                 tune_config=tune.TuneConfig(
                     metric=VALUE, mode=mode, num_samples=sweep.budget,

@@ -71,8 +71,9 @@ def start_sweep_run(sweep: SweepSpec, project: str | Path, engine: str, state: P
 
 
 def start_trial_run(sweep_run_id: str, sweep: SweepSpec, project: str | Path, number: int | str,
-                    overrides: dict) -> str:
-    """A trial's nested run; `number` is the engine's name for the trial (Optuna's number, Ray's id)."""
+                    overrides: dict, tags: dict | None = None) -> str:
+    """A trial's nested run; `number` is the engine's name for the trial (Optuna's number, Ray's id);
+    `tags`: more of them (what the trial runs on)."""
     project = Path(project).resolve()
     client = _client(project)
     run = client.create_run(
@@ -83,7 +84,7 @@ def start_trial_run(sweep_run_id: str, sweep: SweepSpec, project: str | Path, nu
             "wsss.kind": "trial",
             "wsss.sweep": sweep.name,
             "wsss.trial": str(number),
-        },
+        } | (tags or {}),
     )
     tracking.log_params(client, run.info.run_id, overrides)
     return run.info.run_id

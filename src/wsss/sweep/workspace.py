@@ -236,24 +236,52 @@ def _create_slot(project: Path, code: Path, path: Path) -> None:
 # Trials register no model (wsss.registry): a sweep registers its best trial only, on request
 # (wsss.sweep.best.register_best).
 TRIAL_PARAMS = {"tracking.registered_model": None}
+VISIBLE_GPUS = "CUDA_VISIBLE_DEVICES"
 
 
-def write_slot_params(state: Path, slot: Path, overrides: dict) -> None:
+@dataclass(frozen=True)
+class Placement:
+    """The devices a trial was given: the GPU ids its `dvc repro` sees (None: the environment's
+    own; empty: none, so `project.device: auto` is the CPU) and the processes per stage that
+    follow (None: as the params say)."""
+
+    gpus: tuple[str, ...] | None = None
+    devices: int | None = None
+
+    def env(self) -> dict:
+        return {} if self.gpus is None else {VISIBLE_GPUS: ",".join(self.gpus)}
+
+    def params(self) -> dict:
+        return {} if self.devices is None else {"project.devices": self.devices}
+
+
+def trial_overrides(sweep: SweepSpec, overrides: dict, placement: Placement = Placement()) -> dict:
+    """Every params key a trial sets: its placement's, the spec's fixed ones, its own."""
+    return placement.params() | sweep.fixed | overrides
+
+
+def trial_params(state: Path, overrides: dict) -> dict:
+    """The sweep's base params with a trial's overrides, validated."""
     raw = yaml.safe_load((state / "code" / params_mod.PARAMS_FILE).read_text()) or {}
     for key, value in (TRIAL_PARAMS | overrides).items():
         params_mod.set_key(raw, key, value)
     params_mod.validate(raw)
+    return raw
+
+
+def write_slot_params(state: Path, slot: Path, overrides: dict) -> None:
+    raw = trial_params(state, overrides)
     with atomic_path(slot / params_mod.PARAMS_FILE) as tmp:
         tmp.write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
-def trial_env(project: Path, slot: Path, trial_run_id: str | None) -> dict:
+def trial_env(project: Path, slot: Path, trial_run_id: str | None, placement: Placement = Placement()) -> dict:
     """The environment of a trial's `dvc repro`: this interpreter's tools first (as `wsss repro`),
     the slot's own code importable (it is what DVC hashed), MLflow runs in the project's store,
-    nested under the trial's run."""
+    nested under the trial's run, and the GPUs of its placement."""
     from wsss import tracking
 
-    env = dict(os.environ)
+    env = dict(os.environ) | placement.env()
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = os.pathsep.join([str(slot / "src"), str(slot)])
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ inside the src/ dirs DVC hashes
@@ -278,13 +306,14 @@ def _tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
 
 def run_trial(sweep: SweepSpec, project: str | Path, overrides: dict,
               report: Callable[[int, float], bool], trial_run_id: str | None = None,
-              label: str | None = None) -> TrialOutcome:
+              label: str | None = None, placement: Placement = Placement()) -> TrialOutcome:
     """Run one trial of ``sweep`` with ``overrides`` ({params key: value}) in a free slot.
 
     For each step of the sweep (``sweep.steps``) runs ``dvc repro <stage>``, then reads the
     step's reported metrics and calls ``report(index, value)``; a True answer prunes the trial
     (stops it) unless nothing is left to run. Engine-agnostic: Optuna, Ray Tune or a plain loop
-    call it the same way. Raises TrialError when a `dvc repro` fails or a metric is unreadable.
+    call it the same way; ``placement`` is the devices an engine gave the trial. Raises
+    TrialError when a `dvc repro` fails or a metric is unreadable.
     """
     project = Path(project).resolve()
     state = prepare(sweep, project)
@@ -297,10 +326,12 @@ def run_trial(sweep: SweepSpec, project: str | Path, overrides: dict,
         log = state / "logs" / f"{label}-slot{slot.path.name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         outcome.log = log
-        write_slot_params(state, slot.path, sweep.fixed | overrides)
-        env = trial_env(project, slot.path, trial_run_id)
+        write_slot_params(state, slot.path, trial_overrides(sweep, overrides, placement))
+        env = trial_env(project, slot.path, trial_run_id, placement)
         steps = sweep.steps
         with open(log, "ab") as handle:
+            for name, value in placement.env().items():  # the log says which GPUs the trial ran on
+                handle.write(f"$ export {name}={value!r}\n".encode())
             for number, step in enumerate(steps):
                 step_start = time.monotonic()
                 offset = handle.tell()
