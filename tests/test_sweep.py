@@ -336,3 +336,29 @@ def test_dvc_exp_route_single_change_and_queued_grid(project, mlflow_db):
     experiment = client.get_experiment_by_name("wsss")
     parents = client.search_runs([experiment.experiment_id], "tags.`wsss.kind` = 'pipeline'")
     assert len({p.data.tags.get("wsss.dvc_experiment") for p in parents} - {""}) == 3
+
+
+@pytest.mark.slow
+def test_ray_sweep_on_a_cluster_gives_each_trial_its_gpu(project, mlflow_db):
+    """`--address` of a head with 2 logical GPUs, `--gpus-per-trial 1`: each trial's `dvc repro`
+    runs with its GPU visible and one process per stage, its MLflow run (in the driver's store,
+    which the head's workers did not have) says which GPU, and the GPU changes no cache key:
+    every stage is restored."""
+    from test_sweep_gpus import LOGICAL_GPUS, ray_head
+
+    top_m = yaml.safe_load((project / "params.yaml").read_text())["ptrecl"]["reclassify"]["top_m"]
+    spec = _spec(project, "ray-gpus", {"ptrecl.reclassify.top_m": {"type": "categorical", "choices": [top_m]}}, 2)
+    with ray_head() as address:
+        assert main(["--project", str(project), "sweep", str(spec), "--engine", "ray", "--address", address,
+                     "--gpus-per-trial", "1", "--jobs", "2"]) == 0
+    _, trial_runs, _ = _runs(mlflow_db)
+    assert len(trial_runs) == 2
+    state = state_dir(project, "ray-gpus")
+    for run in trial_runs:
+        tags = run.data.tags
+        assert tags["wsss.state"] == "COMPLETE" and tags["wsss.stages_ran"] == ""
+        assert tags["wsss.gpus"] in LOGICAL_GPUS and tags["wsss.devices"] == "1"
+        [log] = state.glob(f"logs/ray-{tags['wsss.trial']}-slot{tags['wsss.slot']}.log")
+        assert f"export CUDA_VISIBLE_DEVICES='{tags['wsss.gpus']}'" in log.read_text()
+        slot_params = yaml.safe_load((state / "slots" / tags["wsss.slot"] / "params.yaml").read_text())
+        assert slot_params["project"]["devices"] == 1

@@ -260,17 +260,11 @@ def trial_overrides(sweep: SweepSpec, overrides: dict, placement: Placement = Pl
     return placement.params() | sweep.fixed | overrides
 
 
-def trial_params(state: Path, overrides: dict) -> dict:
-    """The sweep's base params with a trial's overrides, validated."""
+def write_slot_params(state: Path, slot: Path, overrides: dict) -> None:
     raw = yaml.safe_load((state / "code" / params_mod.PARAMS_FILE).read_text()) or {}
     for key, value in (TRIAL_PARAMS | overrides).items():
         params_mod.set_key(raw, key, value)
     params_mod.validate(raw)
-    return raw
-
-
-def write_slot_params(state: Path, slot: Path, overrides: dict) -> None:
-    raw = trial_params(state, overrides)
     with atomic_path(slot / params_mod.PARAMS_FILE) as tmp:
         tmp.write_text(yaml.safe_dump(raw, sort_keys=False))
 
