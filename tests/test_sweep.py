@@ -4,7 +4,8 @@ already filled.
 Trials must reuse the cached upstream stages (only PtReCl runs), nest under one sweep run in
 MLflow, resume after a SIGKILL without losing or duplicating trials (Optuna), and two concurrent
 trials must leave every shared cache object intact; the Ray engine runs the same sweep on a
-local Ray bound to the loopback and retries and reports a failed trial. Slow (a few minutes on
+local Ray bound to the loopback and retries and reports a failed trial, and through
+`--address` of a Ray head with two logical GPUs gives each trial its GPU. Slow (a few minutes on
 2 cores): marked `slow`.
 """
 
