@@ -22,7 +22,7 @@ import yaml
 from wsss.data.synthetic import SyntheticConfig, generate
 from wsss.device import threads_per_process
 from wsss.errors import DataError, WsssError
-from wsss.sharding import FINGERPRINT, ShardedStage, partial_folder, stage_deps
+from wsss.sharding import FINGERPRINT, ShardedStage, fingerprint, partial_folder, stage_deps
 
 ROOT = Path(__file__).resolve().parents[1]
 IDS = [f"img{k:02d}" for k in range(12)]
@@ -81,27 +81,38 @@ def test_killed_shard_fails_the_stage_and_the_rerun_does_the_rest(tmp_path):
     assert not partial.exists() and not partial_folder(tmp_path / "out/b").exists()
 
 
-def test_changed_input_or_devices_do_not_resume_from_stale_files(tmp_path):
+def _half_done(tmp_path: Path, count: int) -> Path:
+    """The partial folders of a run stopped after ``count`` images; returns the first."""
+    stage = _stage(tmp_path, 1)
+    stage._open_partials()
+    for image_id in IDS[:count]:
+        stage.worker(image_id, stage.partials)
+    return stage.partials[0]
+
+
+def test_changed_input_does_not_resume_from_stale_files(tmp_path):
     (tmp_path / "source.txt").write_text("v1")
-    (tmp_path / f"source.{KILL_ONCE}").write_text(IDS[5])
-    with pytest.raises(WsssError, match="killed by signal SIGKILL"):
-        _stage(tmp_path, 2).run()
-    (tmp_path / "source.txt").write_text("v2")  # another input: every image is computed again
-    (tmp_path / f"source.{KILL_ONCE}").write_text(IDS[5])
-    with pytest.raises(WsssError, match="killed by signal SIGKILL"):
-        _stage(tmp_path, 2).run()
-    partial = partial_folder(tmp_path / "out/a")
-    assert all(path.read_text().endswith("v2") for path in partial.glob("*.txt"))
-    assert _stage(tmp_path, 1).run() == len(IDS)  # other project.devices (other threads): all again
+    _half_done(tmp_path, 5)
+    (tmp_path / "source.txt").write_text("v2")
+    assert _stage(tmp_path, 1).run() == len(IDS)
+    assert all(path.read_text().endswith(" v2") for path in (tmp_path / "out/a").iterdir())
+
+
+def test_fingerprint_holds_what_changes_the_bytes():
+    params = {"project": {"device": "cpu", "devices": 1, "progress": False}, "x": {"y": 1}}
+    base = fingerprint("s", params, ["project", "x.y"], 2, IDS, [])
+    other_devices = {"project": dict(params["project"], devices=2), "x": {"y": 1}}
+    assert fingerprint("s", other_devices, ["project", "x.y"], 2, IDS, []) != base
+    assert fingerprint("s", params, ["project", "x.y"], 1, IDS, []) != base  # torch threads
+    assert fingerprint("s", {**params, "x": {"y": 2}}, ["project", "x.y"], 2, IDS, []) != base
+    assert fingerprint("s", params, ["project", "x.y"], 2, IDS[:-1], []) != base
+    quiet = {"project": dict(params["project"], progress=True), "x": {"y": 1}}
+    assert fingerprint("s", quiet, ["project", "x.y"], 2, IDS, []) == base  # progress bars change no byte
 
 
 def test_unchanged_inputs_resume_and_the_fingerprint_leaves_no_trace(tmp_path):
     (tmp_path / "source.txt").write_text("v1")
-    partial = partial_folder(tmp_path / "out/a")
-    stage = _stage(tmp_path, 1)
-    stage._open_partials()
-    for image_id in IDS[:5]:
-        stage.worker(image_id, stage.partials)
+    partial = _half_done(tmp_path, 5)
     (partial / f"{IDS[5]}.txt").write_text("half")  # img05 has one of its two files: not done
     assert (partial / FINGERPRINT).exists()
     assert _stage(tmp_path, 1).run() == len(IDS) - 5
