@@ -5,6 +5,7 @@ Every training image's deepest recovery-network features are scored against the 
 prototypes (stage ptrecl_prototypes) by the top m similarities (`ptrecl.reclassify`); the map
 goes to artifacts/ptrecl/maps, as seeds do, and IRN's walk on the stored boundary map
 (`refine.irn.walk`, against `ptrecl.walk_bg_score`) makes the masks in artifacts/ptrecl/masks.
+Sharded over `project.devices` processes, resumable (wsss.sharding).
 """
 
 import torch
@@ -14,11 +15,11 @@ from wsss.layout import PROTOTYPES, PTRECL_MASKS, RECLASSIFICATION_MAPS, load_st
 from pipeline.ptrecl_prototypes import recovery_network
 from pipeline.refine import irn_refiner
 from wsss.data.transforms import to_tensor
-from wsss.device import resolve_device
 from wsss.errors import DataError
-from wsss.io import atomic_dir, save_score_map, write_palette_png
-from wsss.progress import progress_bar
+from wsss.io import load_score_map, read_label_png, save_score_map, write_palette_png
+from wsss.precision import autocast, resolve_precision
 from wsss.refine.ptrecl import prototypes_from_state, reclassify
+from wsss.sharding import ShardedStage, stage_deps
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
 from wsss.visualize import gallery, overlay_panels
@@ -35,35 +36,48 @@ def load_prototypes(path: str = PROTOTYPES):
         raise DataError(f"{path}: not PtReCl's prototypes ({exc}); {rerun_hint(path)}") from None
 
 
-@torch.no_grad()
-def main() -> None:
-    params = load_params()
+def make_worker(params: dict, device: torch.device, dataset):
+    """(image id, [maps folder, masks folder]) -> that image's reclassification map and mask, written."""
     cfg = params["ptrecl"]
-    device = resolve_device(params["project"]["device"])
-    dataset = open_split(params, params["dataset"]["train_split"])
     model = recovery_network(params, dataset.num_classes, device)
     prototypes = load_prototypes()
     top_m, formula = cfg["reclassify"]["top_m"], cfg["reclassify"]["formula"]
+    walk = irn_refiner(params, device, cfg["walk_bg_score"])
+    dtype = resolve_precision(params["project"]["precision"], device)
+
+    @torch.no_grad()
+    def worker(image_id, folders):
+        image = dataset.load_image(image_id)
+        class_ids = dataset.labels(image_id)
+        with autocast(device, dtype):
+            features = model.features(to_tensor(image).to(device)[None])[0]
+        scores = reclassify(features.float(), class_ids.tolist(), prototypes, top_m, formula)
+        scores = F.interpolate(scores[None], size=image.shape[:2], mode="bilinear", align_corners=False)[0]
+        scores = scores.clamp(0.0, 1.0).cpu().numpy()
+        save_score_map(folders[0] / f"{image_id}.npz", scores, class_ids)
+        write_palette_png(folders[1] / f"{image_id}.png", walk(image_id, scores, class_ids))
+    return worker
+
+
+def main() -> None:
+    params = load_params()
+    cfg = params["ptrecl"]
+    dataset = open_split(params, params["dataset"]["train_split"])
+    stage = ShardedStage("ptrecl", params, SECTIONS, dataset, dataset.ids,
+                         {RECLASSIFICATION_MAPS: ".npz", PTRECL_MASKS: ".png"}, make_worker,
+                         stage_deps("ptrecl", params))
     with stage_run("ptrecl", params, SECTIONS) as run:
-        walk = irn_refiner(params, device, cfg["walk_bg_score"])
+        stage.run()
         examples = []
-        with atomic_dir(RECLASSIFICATION_MAPS) as maps_out, atomic_dir(PTRECL_MASKS) as masks_out:
-            for image_id in progress_bar(params, dataset.ids, desc="ptrecl"):
-                image = dataset.load_image(image_id)
-                class_ids = dataset.labels(image_id)
-                features = model.features(to_tensor(image).to(device)[None])[0]
-                scores = reclassify(features, class_ids.tolist(), prototypes, top_m, formula)
-                scores = F.interpolate(scores[None], size=image.shape[:2], mode="bilinear", align_corners=False)[0]
-                scores = scores.clamp(0.0, 1.0).cpu().numpy()
-                save_score_map(maps_out / f"{image_id}.npz", scores, class_ids)
-                mask = walk(image_id, scores, class_ids)
-                write_palette_png(masks_out / f"{image_id}.png", mask)
-                if len(examples) < params["tracking"]["num_overlays"]:
-                    examples.append(overlay_panels(image, scores, mask, dataset.load_mask(image_id)))
+        for image_id in dataset.ids[:params["tracking"]["num_overlays"]]:
+            scores = load_score_map(f"{RECLASSIFICATION_MAPS}/{image_id}.npz").scores
+            mask = read_label_png(f"{PTRECL_MASKS}/{image_id}.png")
+            examples.append(overlay_panels(dataset.load_image(image_id), scores, mask, dataset.load_mask(image_id)))
         if examples:
             run.log_image(gallery(examples), "reclassification.png")
         run.log_metrics({"num_images": len(dataset.ids)})
-        print(f"ptrecl: {len(dataset.ids)} reclassification maps and re-refined masks (m {top_m}, {formula})")
+        print(f"ptrecl: {len(dataset.ids)} reclassification maps and re-refined masks "
+              f"(m {cfg['reclassify']['top_m']}, {cfg['reclassify']['formula']})")
 
 
 if __name__ == "__main__":

@@ -2,19 +2,18 @@
 
 irn (random walk on IRN's stored boundary map, stage irn_boundaries), crf (dense CRF), pamr, or none (the seeds with their
 background: the method's own map when the seeds carry one, else a constant score). One palette
-PNG per training image.
+PNG per training image. Sharded over `project.devices` processes, resumable (wsss.sharding).
 """
 
 import torch
 
 from wsss.layout import IRN_BOUNDARIES, PSEUDO_MASKS, SEED_MAPS, SEEDS_METRICS
-from wsss.device import resolve_device
 from wsss.errors import DataError, ParamsError
-from wsss.io import atomic_dir, load_boundary_map, load_image_scores, read_json, write_palette_png
-from wsss.progress import progress_bar
+from wsss.io import load_boundary_map, load_image_scores, read_json, read_label_png, write_palette_png
 from wsss.refine import pseudo_masks
 from wsss.refine.crf import CRFParams
 from wsss.refine.pamr import PAMR
+from wsss.sharding import ShardedStage, stage_deps
 from wsss.stage import load_params, open_split, run_main
 from wsss.tracking import stage_run
 from wsss.visualize import gallery, overlay_panels
@@ -75,22 +74,32 @@ def make_refiner(params: dict, device: torch.device):
     return lambda _id, _image, scores, class_ids, own: pseudo_masks.seeds_mask(scores, class_ids, own, bg)
 
 
+def make_worker(params: dict, device: torch.device, dataset):
+    """(image id, [masks folder]) -> that image's pseudo mask, written."""
+    refine = make_refiner(params, device)
+
+    def worker(image_id, folders):
+        image = dataset.load_image(image_id)
+        scores, class_ids, background = load_image_scores(SEED_MAPS, image_id, image.shape[:2])
+        write_palette_png(folders[0] / f"{image_id}.png", refine(image_id, image, scores, class_ids, background))
+    return worker
+
+
 def main() -> None:
     params = load_params()
-    device = resolve_device(params["project"]["device"])
     dataset = open_split(params, params["dataset"]["train_split"])
-    refine = make_refiner(params, device)
     method = params["refine"]["method"]
-    with stage_run("refine", params, SECTIONS) as run, atomic_dir(PSEUDO_MASKS) as out:
+    stage = ShardedStage("refine", params, SECTIONS, dataset, dataset.ids, {PSEUDO_MASKS: ".png"}, make_worker,
+                         stage_deps("refine", params))
+    with stage_run("refine", params, SECTIONS) as run:
         run.set_tag("wsss.refine_method", method)
+        stage.run()
         examples = []
-        for image_id in progress_bar(params, dataset.ids, desc=f"refine ({method})"):
+        for image_id in dataset.ids[:params["tracking"]["num_overlays"]]:
             image = dataset.load_image(image_id)
-            scores, class_ids, background = load_image_scores(SEED_MAPS, image_id, image.shape[:2])
-            mask = refine(image_id, image, scores, class_ids, background)
-            write_palette_png(out / f"{image_id}.png", mask)
-            if len(examples) < params["tracking"]["num_overlays"]:
-                examples.append(overlay_panels(image, scores, mask, dataset.load_mask(image_id)))
+            scores = load_image_scores(SEED_MAPS, image_id, image.shape[:2]).scores
+            mask = read_label_png(f"{PSEUDO_MASKS}/{image_id}.png")
+            examples.append(overlay_panels(image, scores, mask, dataset.load_mask(image_id)))
         if examples:
             run.log_image(gallery(examples), "pseudo_masks.png")
         run.log_metrics({"num_images": len(dataset.ids)})
