@@ -18,7 +18,7 @@ SECTIONS = ["project", "dataset", "seeds.method", "seeds.backbone", "seeds.train
 
 
 def main() -> None:
-    run_stage(load_params(), "train_classifier", CLASSIFIER, train)
+    run_stage(load_params(), "train_classifier", CLASSIFIER, "seeds.train.batch_size", train)
 
 
 def train(params: dict, ranks: Ranks) -> None:

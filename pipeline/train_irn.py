@@ -32,7 +32,7 @@ def irn_backbone(params: dict, for_training: bool):
 
 
 def main() -> None:
-    run_stage(load_params(), "train_irn", IRN_WEIGHTS, train)
+    run_stage(load_params(), "train_irn", IRN_WEIGHTS, "refine.irn.train.batch_size", train)
 
 
 def train(params: dict, ranks: Ranks) -> None:

@@ -33,7 +33,8 @@ def deeplab_network(params: dict, section: str, num_classes: int, for_training: 
 def train_deeplab(params: dict, stage: str, section: str, label_dir: str, weights: str) -> None:
     """Train the DeepLab of `section` on the training split's label maps in `label_dir`, log the
     stage to MLflow, save the state dict to `weights` (over `project.devices` processes)."""
-    run_stage(params, stage, weights, lambda params, ranks: _train(params, ranks, stage, section, label_dir, weights))
+    run_stage(params, stage, weights, f"{section}.train.batch_size",
+              lambda params, ranks: _train(params, ranks, stage, section, label_dir, weights))
 
 
 def _train(params: dict, ranks: Ranks, stage: str, section: str, label_dir: str, weights: str) -> None:

@@ -34,11 +34,13 @@ def _world_env() -> int | None:
     return int(size) if size else None
 
 
-def relaunch(params: dict, stage: str, checkpoint: str | os.PathLike) -> bool:
+def relaunch(params: dict, stage: str, checkpoint: str | os.PathLike, batch_key: str) -> bool:
     """Run the stage as ``project.devices`` ranks when that is more than one process and this
     process is not a rank already; returns whether it did (then the caller has nothing left to
-    do). A failed rank raises WorkerError naming it; the checkpoint the ranks may have written
-    is removed, and the MLflow runs a killed rank 0 left RUNNING are closed."""
+    do). The global batch (params key ``batch_key``) must divide over them. A failed rank raises
+    WorkerError naming it; the checkpoint the ranks may have written is removed, and the MLflow
+    runs a killed rank 0 left RUNNING are closed."""
+    from wsss.params import get_key
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
@@ -47,6 +49,7 @@ def relaunch(params: dict, stage: str, checkpoint: str | os.PathLike) -> bool:
     if len(devices) == 1 or _world_env() is not None:
         return False
     count = len(devices)
+    local_batch(get_key(params, batch_key), batch_key, count)
     if devices[0].type == "cpu":  # the ranks share the cores
         os.environ["OMP_NUM_THREADS"] = str(threads_per_process(count))
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=count, run_id=str(uuid.uuid4()),
@@ -135,12 +138,12 @@ def process_group(params: dict) -> Iterator[Ranks]:
         dist.destroy_process_group()
 
 
-def local_batch(global_batch: int, key: str, ranks: Ranks) -> int:
-    """Each rank's share of a global batch (params key ``key``), which must split evenly."""
-    if global_batch % ranks.world:
+def local_batch(global_batch: int, key: str, world: int) -> int:
+    """Each of ``world`` ranks' share of a global batch (params key ``key``), which must split evenly."""
+    if global_batch % world:
         raise ParamsError(f"params.yaml: '{key}' is {global_batch}, which does not divide over the "
-                          f"{ranks.world} processes of 'project.devices'; use a multiple of {ranks.world}")
-    return global_batch // ranks.world
+                          f"{world} processes of 'project.devices'; use a multiple of {world}")
+    return global_batch // world
 
 
 class GlobalBatchSampler(Sampler[list]):
@@ -267,10 +270,10 @@ def stage_run(ranks: Ranks, stage: str, params: dict, sections: list[str]):
         yield run
 
 
-def run_stage(params: dict, stage: str, checkpoint: str | os.PathLike, train) -> None:
+def run_stage(params: dict, stage: str, checkpoint: str | os.PathLike, batch_key: str, train) -> None:
     """A training stage's main: train(params, ranks) in this process, or in each of the ranks
     that relaunch starts (``project.devices`` > 1)."""
-    if relaunch(params, stage, checkpoint):
+    if relaunch(params, stage, checkpoint, batch_key):
         return
     with process_group(params) as ranks:
         train(params, ranks)

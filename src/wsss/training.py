@@ -80,7 +80,7 @@ def train_loader(items: Dataset, batch_size: int, batch_key: str, seed: int, num
     """This rank's share of the shuffled global batches of `batch_size` (params key `batch_key`)
     over `items`: the batches of DataLoader(shuffle=True, generator seeded by `seed`), the last
     partial one dropped unless there is only one. Pinned memory on CUDA; workers kept across epochs."""
-    local_batch(batch_size, batch_key, ranks)  # checks that it divides
+    local_batch(batch_size, batch_key, ranks.world)  # checks that it divides
     sampler = GlobalBatchSampler(len(items), batch_size, len(items) > batch_size, seed, ranks)
     return DataLoader(EpochItems(items), batch_sampler=sampler, num_workers=num_workers,
                       pin_memory=ranks.device.type == "cuda", persistent_workers=num_workers > 0,
