@@ -55,8 +55,10 @@ def test_progress_default_and_bad_value(tmp_path):
 
 
 def test_no_stage_depends_on_progress_or_workers():
-    """DVC params of every stage: of `project` only seed, device and precision (what changes outputs)."""
+    """DVC params of every stage: of `project` only seed, device, devices (a training stage's
+    process count) and precision (what changes outputs); not progress bars nor loader workers."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     for name, stage in stages.items():
         project_keys = [k for k in stage.get("params", []) if isinstance(k, str) and k.split(".")[0] == "project"]
-        assert set(project_keys) <= {"project.seed", "project.device", "project.precision"}, (name, project_keys)
+        assert set(project_keys) <= {"project.seed", "project.device", "project.devices", "project.precision"}, \
+            (name, project_keys)

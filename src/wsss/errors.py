@@ -11,3 +11,7 @@ class DataError(WsssError):
 
 class ParamsError(WsssError):
     """params.yaml has an unknown key, a wrong type or an out-of-range value (names the key)."""
+
+
+class WorkerError(WsssError):
+    """A process of a multi-process stage failed (the message names the stage, rank and how)."""
