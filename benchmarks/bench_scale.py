@@ -13,7 +13,7 @@
    stage's start (imports, model building, MLflow): per-image stages from the times their
    output files were written, training stages from the time stamps of their per-step losses in
    MLflow, the other stages (evaluation, prototypes, gallery) from a run on 2 images beside the
-   run on N. The sharded stages (seeds, irn_labels, irn_boundaries, refine, ptrecl) run with
+   run on N; the gallery (12 rows whatever the count) as measured. The sharded stages (seeds, irn_labels, irn_boundaries, refine, ptrecl) run with
    `project.devices: 1` (one process, all threads) and with `2` (two processes, one thread each).
    Peak memory: the largest summed RSS of the stage's process tree, polled every 50 ms (psutil).
 3. Bounded memory: the per-image and evaluation stages over the first 1,000 and the first 10,000
@@ -58,6 +58,9 @@ PER_IMAGE_FILES = {"seeds": "artifacts/seeds/maps", "irn_labels": "artifacts/irn
                    "irn_boundaries": "artifacts/irn/boundaries", "refine": "artifacts/refine/masks",
                    "ptrecl": "artifacts/ptrecl/masks", "evaluate_segmentation": "artifacts/segment/predictions"}
 VAL_STAGES = ("evaluate_segmentation",)  # what runs on the val split (the others: the train split)
+# Whose cost does not grow with the images, near enough: the gallery draws tracking.gallery's 12
+# rows (its ranking pass over the final masks is an evaluation's cost); projected as measured.
+CONSTANT = ("gallery",)
 # The stages bounded memory is measured on: the sharded per-image stages and the evaluations.
 MEMORY_STAGES = ("seeds", "evaluate_seeds", "irn_labels", "irn_boundaries", "refine", "evaluate_refine",
                  "ptrecl", "evaluate_ptrecl")
@@ -200,6 +203,8 @@ def measure_throughput(project: Project, stages: list[str], images: int, batch: 
             figures = project.run(stage)
             rate = training_rate(project, stage, batch)
             rows.append(row(stage, split, images, "", figures, rate))
+        elif stage in CONSTANT:
+            rows.append(row(stage, split, images, "", project.run(stage), None))
         elif stage in PER_IMAGE_FILES:
             for workers in (1, 2) if stage in SHARDED else (1,):
                 figures = project.run(stage, {"project": {"devices": workers}})
@@ -212,14 +217,14 @@ def measure_throughput(project: Project, stages: list[str], images: int, batch: 
             extra = figures["wall_s"] - small["wall_s"]
             rate = (images - 2) / extra if extra > 0 and images > 2 else None
             rows.append(row(stage, split, images, "", figures, rate))
-        print(f"  {stage:22s} {rows[-1]['config']:22s} wall {figures['wall_s']:7.1f} s  "
-              f"{fmt(rows[-1]['images_per_s'], 3)} images/s  peak {figures['peak_rss_mb']:7.0f} MB", flush=True)
     return rows
 
 
 def row(stage: str, split: str, images: int, config: str, figures: dict, rate: float | None,
         workers: int = 1) -> dict:
     start = None if rate is None else max(0.0, figures["wall_s"] - images / rate)
+    print(f"  {stage:22s} {config:22s} wall {figures['wall_s']:7.1f} s  {fmt(rate, 3)} images/s  "
+          f"peak {figures['peak_rss_mb']:7.0f} MB", flush=True)
     return {"stage": stage, "split": split, "images": images, "config": config, "workers": workers, **figures,
             "images_per_s": None if rate is None else round(rate, 4),
             "start_s": None if start is None else round(start, 1)}
@@ -236,6 +241,10 @@ def projection(rows: list[dict], defaults: dict, num_train: int, num_val: int) -
         if r["workers"] != 1:
             continue
         images = num_val if r["split"] == "val" else num_train
+        if r["stage"] in CONSTANT:
+            out.append({"stage": r["stage"], "work": "as measured", "images_per_s": None,
+                        "hours": round(r["wall_s"] / 3600, 2)})
+            continue
         if r["stage"] in TRAINING:
             cfg = lookup(defaults, TRAINING[r["stage"]])
             work = cfg["epochs"] * (images // cfg["batch_size"]) * cfg["batch_size"]
@@ -295,10 +304,11 @@ def measure_memory(project: Project, counts: list[int]) -> list[dict]:
                 train("train_recovery")
                 train("ptrecl_prototypes")
             figures = project.run(stage, limit)
-            peaks[stage][count], walls[stage][count] = figures["peak_rss_mb"], figures["wall_s"]
+            # keyed by the count as text, as the JSON file has it
+            peaks[stage][str(count)], walls[stage][str(count)] = figures["peak_rss_mb"], figures["wall_s"]
             print(f"  {stage:22s} {count:6d} images  wall {figures['wall_s']:7.1f} s  "
                   f"peak {figures['peak_rss_mb']:7.0f} MB", flush=True)
-    first, last = counts[0], counts[-1]
+    first, last = str(counts[0]), str(counts[-1])
     return [{"stage": s, "peak_rss_mb": peaks[s], "wall_s": walls[s],
              "ratio": round(peaks[s][last] / peaks[s][first], 3)} for s in MEMORY_STAGES]
 
@@ -341,7 +351,7 @@ def projection_table(rows: list[dict]) -> str:
 
 
 def memory_table(rows: list[dict], counts: list[int]) -> str:
-    first, last = counts[0], counts[-1]
+    first, last = str(counts[0]), str(counts[-1])
     lines = [f"| stage | peak RSS MB, {first} images | peak RSS MB, {last} images | ratio | "
              f"wall s, {first} | wall s, {last} |", "|---|---:|---:|---:|---:|---:|"]
     for r in rows:
@@ -380,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     counts = [int(c) for c in args.mem_counts.split(",") if c]
     mem_size = parse_size(args.mem_size)
-    data_dir = Path(args.data_dir)
+    data_dir = Path(args.data_dir).resolve()
 
     command = " ".join(["python benchmarks/bench_scale.py", *(sys.argv[1:] if argv is None else argv)])
     result = {"machine": machine(), "command": command}
@@ -397,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"data: {args.num_train} + {args.num_val} synthetic images of {args.sizes} in {data_dir}")
                 result["data"] = synthetic_set(data_dir / "voc" / "VOCdevkit" / "VOC2012", args.num_train,
                                                args.num_val, sizes)
-                data = {"name": "synthetic", "root": result["data"]["root"]}
+                data = {"name": "synthetic", "root": str(data_dir / "voc" / "VOCdevkit" / "VOC2012")}
                 print(f"data: {'generated in ' + str(result['data']['seconds']) + ' s' if result['data']['generated'] else 'reused'}")
             part_start = time.monotonic()
             project = Project(scratch / "voc", voc_params(data, args.images, args.batch, args.crop, args.backbone))

@@ -20,10 +20,11 @@ def synthetic_set(root: Path, num_train: int, num_val: int, sizes=VOC_SIZES, see
     """The VOC2012 folder ``root`` holding a synthetic set of this size: reused when its
     synthetic_meta.json has the same config, else (re)generated. Returns what was done and how long."""
     config = SyntheticConfig(image_sizes=tuple(sizes), num_train=num_train, num_val=num_val, seed=seed)
+    shown = str(root.relative_to(Path.cwd())) if root.is_relative_to(Path.cwd()) else str(root)
     meta = root / "synthetic_meta.json"
     if meta.is_file() and json.loads(meta.read_text()).get("config") == config.to_dict():
-        return {"root": str(root), "generated": False, "seconds": 0.0, "num_train": num_train, "num_val": num_val}
+        return {"root": shown, "generated": False, "seconds": 0.0, "num_train": num_train, "num_val": num_val}
     start = time.monotonic()
     generate(root, config, progress=sys.stderr.isatty())
-    return {"root": str(root), "generated": True, "seconds": round(time.monotonic() - start, 1),
+    return {"root": shown, "generated": True, "seconds": round(time.monotonic() - start, 1),
             "num_train": num_train, "num_val": num_val}
