@@ -12,9 +12,10 @@
    training stage for one epoch at batch --batch. images/s is the steady rate, without the
    stage's start (imports, model building, MLflow): per-image stages from the times their
    output files were written, training stages from the time stamps of their per-step losses in
-   MLflow, the other stages (evaluation, prototypes, gallery) from a run on 2 images beside the
-   run on N; the gallery (12 rows whatever the count) as measured. The sharded stages (seeds, irn_labels, irn_boundaries, refine, ptrecl) run with
-   `project.devices: 1` (one process, all threads) and with `2` (two processes, one thread each).
+   MLflow, the evaluations and the prototypes from a run on 2 images beside the run on N; the
+   gallery (12 rows whatever the count) is projected as measured. The sharded stages (seeds,
+   irn_labels, irn_boundaries, refine, ptrecl) run with `project.devices: 1` (one process, all
+   threads) and with `2` (two processes, one thread each).
    Peak memory: the largest summed RSS of the stage's process tree, polled every 50 ms (psutil).
 3. Bounded memory: the per-image and evaluation stages over the first 1,000 and the first 10,000
    images of a set of small images (--mem-size, tiny backbone, classifier / IRN / recovery net
