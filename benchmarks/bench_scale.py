@@ -11,8 +11,8 @@
    (`python -m pipeline.<stage>` in a scratch copy of the project, its own MLflow store), each
    training stage for one epoch at batch --batch. images/s is the steady rate, without the
    stage's start (imports, model building, MLflow): per-image stages from the times their
-   output files were written, training stages from the time stamps of their per-step losses in
-   MLflow, the evaluations and the prototypes from a run on 2 images beside the run on N; the
+   output files were written, the training stages (their losses reach MLflow in blocks), the
+   evaluations and the prototypes from a run on 2 images beside the run on N; the
    gallery (12 rows whatever the count) is projected as measured. The sharded stages (seeds,
    irn_labels, irn_boundaries, refine, ptrecl) run with `project.devices: 1` (one process, all
    threads) and with `2` (two processes, one thread each).
@@ -160,21 +160,6 @@ def file_rate(folder: Path, workers: int) -> float | None:
     return (len(times) - workers) / (times[-1] - times[workers - 1])
 
 
-def training_rate(project: Project, stage: str, batch: int) -> float | None:
-    """Images/s of a training stage from the time stamps of its per-step losses in MLflow
-    (from the first step's end to the last's)."""
-    import mlflow
-
-    client = mlflow.MlflowClient(tracking_uri=project.env["MLFLOW_TRACKING_URI"])
-    experiment = client.get_experiment_by_name(project.params["tracking"]["experiment"])
-    runs = client.search_runs([experiment.experiment_id], filter_string=f"attributes.run_name = '{stage}'",
-                              order_by=["attributes.start_time DESC"], max_results=1)
-    history = sorted(m.timestamp for m in client.get_metric_history(runs[0].info.run_id, "train.loss"))
-    if len(history) < 2 or history[-1] <= history[0]:
-        return None
-    return (len(history) - 1) * batch / ((history[-1] - history[0]) / 1000)
-
-
 # ---------------------------------------------------------------------------------------------
 # Throughput at VOC size (ResNet-50)
 # ---------------------------------------------------------------------------------------------
@@ -194,16 +179,12 @@ def voc_params(data: dict, images: int, batch: int, crop: int, backbone: str) ->
     }
 
 
-def measure_throughput(project: Project, stages: list[str], images: int, batch: int) -> list[dict]:
+def measure_throughput(project: Project, stages: list[str], images: int) -> list[dict]:
     """Every stage in pipeline order on `images` images; the sharded ones with 1 and 2 workers."""
     rows = []
     for stage in stages:
         split = "val" if stage in VAL_STAGES else "train"
-        if stage in TRAINING:
-            figures = project.run(stage)
-            rate = training_rate(project, stage, batch)
-            rows.append(row(stage, split, images, "", figures, rate))
-        elif stage in CONSTANT:
+        if stage in CONSTANT:
             rows.append(row(stage, split, images, "", project.run(stage), None))
         elif stage in PER_IMAGE_FILES:
             for workers in (1, 2) if stage in SHARDED else (1,):
@@ -211,7 +192,8 @@ def measure_throughput(project: Project, stages: list[str], images: int, batch: 
                 rate = file_rate(project.folder / PER_IMAGE_FILES[stage], workers)
                 rows.append(row(stage, split, images, WORKERS[workers] if stage in SHARDED else "", figures, rate,
                                 workers))
-        else:  # no per-image files: the rate from the difference with a run on 2 images
+        else:  # no per-image files (training: losses reach MLflow in blocks): the rate from the
+            # difference with a run on 2 images
             small = project.run(stage, {"dataset": {"max_images": 2}})
             figures = project.run(stage)
             extra = figures["wall_s"] - small["wall_s"]
@@ -416,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{args.backbone} (random init)"
             print(f"throughput: {backbone}, {args.crop} crops, batch {args.batch}, first {args.images} images")
             stage_names = list(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])[1:]  # not synthesize
-            rows = measure_throughput(project, stage_names, args.images, args.batch)
+            rows = measure_throughput(project, stage_names, args.images)
             plan = projection(rows, defaults, VOC_TRAIN, VOC_VAL)
             result["throughput"] = {"images": args.images, "batch": args.batch, "crop": args.crop,
                                     "backbone": backbone, "rows": rows, "command": command,
