@@ -69,7 +69,10 @@ def test_the_whole_benchmark_on_a_tiny_set(tmp_path):
         "evaluate_seeds", "evaluate_refine", "ptrecl_prototypes", "evaluate_ptrecl", "gallery"}
     assert all(stages.count(s) == 2 for s in B.SHARDED)  # 1 and 2 workers
     assert all(r["peak_rss_mb"] > 50 and r["wall_s"] > 0 for r in rows)
-    assert all(r["images_per_s"] > 0 for r in rows if r["stage"] in B.PER_IMAGE_FILES or r["stage"] in B.TRAINING)
+    assert all(r["images_per_s"] > 0 for r in rows if r["stage"] in B.PER_IMAGE_FILES)
+    # training and evaluation rates come from the difference of two runs, which on 4 tiny images
+    # can drown in the start-up's noise: then no rate, never a negative one
+    assert all(r["images_per_s"] is None or r["images_per_s"] > 0 for r in rows)
     assert [r["images_per_s"] for r in rows if r["stage"] in B.CONSTANT] == [None]
     assert result["projection"]["total_hours"] > 0
     memory = {r["stage"]: r for r in result["memory"]["rows"]}
