@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -374,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     mem_size = parse_size(args.mem_size)
     data_dir = Path(args.data_dir).resolve()
 
-    command = " ".join(["python benchmarks/bench_scale.py", *(sys.argv[1:] if argv is None else argv)])
+    command = "python benchmarks/bench_scale.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     result = {"machine": machine(), "command": command}
     scratch = Path(args.workdir or tempfile.mkdtemp(prefix="wsss-bench-scale-"))
     started = time.monotonic()
