@@ -80,6 +80,13 @@ def ray_head(gpus: int = len(LOGICAL_GPUS), cpus: int = 4):
     with open(Path(temp) / "head.log", "wb") as log:
         head = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     address = f"127.0.0.1:{port}"
+    # A driver given a loopback address swaps it for the IP the machine routes outwards
+    # (ray._private.services.resolve_ip_for_localhost), where a head bound to 127.0.0.1 does not
+    # answer: ray.init then retries for ever. Ray's own switch keeps this driver on the loopback.
+    from ray._private import ray_constants
+
+    cluster_switch = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -93,6 +100,7 @@ def ray_head(gpus: int = len(LOGICAL_GPUS), cpus: int = 4):
         yield address
     finally:
         ray.shutdown()
+        ray_constants.ENABLE_RAY_CLUSTER = cluster_switch
         os.killpg(head.pid, signal.SIGKILL)  # `ray start --block` takes long to honour SIGTERM
         head.wait()
         shutil.rmtree(temp, ignore_errors=True)
