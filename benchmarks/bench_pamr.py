@@ -1,4 +1,4 @@
-"""Benchmark: PAMR (wsss.refine.pamr: one gather for all dilations, one sparse product per
+"""Benchmark: PAMR (wsss.methods.pamr: one gather for all dilations, one sparse product per
 iteration) against a straightforward per-dilation implementation.
 
     .venv/bin/python benchmarks/bench_pamr.py [--device cpu|cuda] [--threads 2] [--repeats 10]
@@ -31,7 +31,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 from measure import parse_size, peak_memory_mb, sync, write_json  # noqa: E402
-from wsss.refine.pamr import PAMR, neighbour_index  # noqa: E402
+from wsss.methods.pamr import PAMR, neighbour_index  # noqa: E402
 
 DILATIONS = (1, 2, 4, 8, 12, 24)
 NUM_ITER, CLASSES, STRIDE = 10, 4, 4

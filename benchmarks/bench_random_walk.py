@@ -30,7 +30,7 @@ def dense_walk(maps, boundary, radius: int, beta: float, exp_times: int):
     """IRN's formulation: the dense (hw)² affinity, column-normalised, squared exp_times times."""
     import torch
 
-    from wsss.refine.random_walk import forward_offsets, pair_affinities
+    from wsss.methods.random_walk import forward_offsets, pair_affinities
 
     height, width = boundary.shape
     n = height * width
@@ -54,7 +54,7 @@ def run_case(kind: str, height: int, width: int, device: str, repeats: int, thre
     """Time one case in this process; report median seconds and peak memory above baseline."""
     import torch
 
-    from wsss.refine.random_walk import random_walk
+    from wsss.methods.random_walk import random_walk
 
     torch.set_num_threads(threads)
     generator = torch.Generator().manual_seed(0)

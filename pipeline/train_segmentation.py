@@ -1,15 +1,7 @@
-"""Stage `train_segmentation`: the final DeepLab (docs/methods.md §9), trained on the pseudo masks that
-`segment.masks` names (PtReCl's or the refine stage's)."""
+"""DVC stage `train_segmentation` (dvc.yaml): wsss.stages.train_segmentation."""
 
-from pipeline.train_recovery import train_deeplab
-from wsss.layout import SEGMENT_LABELS, SEGMENTER_WEIGHTS
-from wsss.stage import load_params, run_main
-
-
-def main() -> None:
-    params = load_params()
-    train_deeplab(params, "train_segmentation", "segment", SEGMENT_LABELS[params["segment"]["masks"]], SEGMENTER_WEIGHTS)
-
+from wsss.stages.common import main
+from wsss.stages.train_segmentation import train_segmentation
 
 if __name__ == "__main__":
-    run_main(main)
+    main("train_segmentation", lambda stage, p: train_segmentation(stage, p.project, p.dataset, p.seeds.backbone, p.segment))

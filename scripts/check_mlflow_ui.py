@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from wsss import params as params_mod  # noqa: E402
+from wsss.core import params as params_mod  # noqa: E402
 from wsss import tracking  # noqa: E402
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
@@ -71,7 +71,7 @@ def main() -> int:
         raise SystemExit("no headless browser found: apt-get install chromium")
     project = args.project.resolve()
     params = params_mod.load(project / params_mod.PARAMS_FILE)
-    experiment_id = tracking.configure(params["tracking"]["experiment"], project)  # tags the experiment's kind
+    experiment_id = tracking.configure(params.tracking.experiment, project)  # tags the experiment's kind
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri",

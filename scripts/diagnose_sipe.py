@@ -23,11 +23,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from wsss.layout import CLASSIFIER, load_stage_weights
+from wsss.core.dvcfile import load_stage_weights, pipeline
+from wsss.data.registry import open_split
 from wsss.data.transforms import to_tensor
-from wsss.models.backbones import build_backbone
-from wsss.models.seed_methods import build_seed_model
-from wsss.stage import load_params, open_split, run_main
+from wsss.methods.seed_methods import build_seed_model
+from wsss.models.backbones import build_backbone, untrained
+from wsss.stages.common import load_params, run_main
 
 
 @torch.no_grad()
@@ -61,15 +62,14 @@ def object_statistics(model, image: torch.Tensor, class_ids: np.ndarray, mask: n
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", default=str(CLASSIFIER))
+    parser.add_argument("--checkpoint", default=pipeline().paths.classifier)
     parser.add_argument("--images", type=int, default=200)
     args = parser.parse_args()
     params = load_params()
-    if params["seeds"]["method"] not in ("sipe", "ae_sipe"):
-        raise SystemExit(f"seeds.method is {params['seeds']['method']!r}: this diagnosis needs sipe or ae_sipe")
-    dataset = open_split(params, params["dataset"]["eval_split"])
-    backbone = build_backbone(dict(params["seeds"]["backbone"], pretrained=False, checkpoint=None))
-    model = build_seed_model(params, backbone, dataset.num_classes - 1)
+    if params.seeds.method not in ("sipe", "ae_sipe"):
+        raise SystemExit(f"seeds.method is {params.seeds.method!r}: this diagnosis needs sipe or ae_sipe")
+    dataset = open_split(params.dataset, params.dataset.eval_split)
+    model = build_seed_model(params.seeds, build_backbone(untrained(params.seeds.backbone)), dataset.num_classes - 1)
     load_stage_weights(model, args.checkpoint)
     model.eval()
     rows: dict[int, list[dict]] = {}

@@ -2,11 +2,11 @@ import torch
 import torch.nn.functional as F
 import pytest
 
-from wsss.errors import ParamsError
+from wsss.core.errors import ParamsError
 from wsss.models.backbones import build_backbone
-from wsss.models.cam import CAMClassifier, multiscale_cam
-from wsss.models.seed_methods import seed_losses
-from wsss.training import make_sgd, train_seed_classifier
+from wsss.methods.cam import CAMClassifier, multiscale_cam
+from wsss.methods.seed_methods import seed_losses
+from wsss.train.loop import make_sgd, train_seed_classifier
 
 
 def _backbone(name="tiny", stride=16, pretrained=False):

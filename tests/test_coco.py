@@ -12,8 +12,8 @@ from pycocotools import mask as mask_utils
 
 from wsss.data.coco import COCODataset
 from wsss.data.registry import open_dataset
-from wsss.errors import DataError, ParamsError
-from wsss.io import write_palette_png
+from wsss.core.errors import DataError, ParamsError
+from wsss.core.io import write_palette_png
 
 SPLIT = "train2014"
 A, B = "COCO_train2014_000000000009", "COCO_train2014_000000000025"

@@ -1,6 +1,6 @@
 import torch
 
-from wsss.compat.torchvision_cpu import import_torchvision
+from wsss.core.torchvision_compat import import_torchvision
 
 
 def test_torchvision_imports_and_runs_on_this_torch():

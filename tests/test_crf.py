@@ -1,11 +1,11 @@
-"""Dense CRF helpers (wsss.refine.crf) with the real pydensecrf on small synthetic images."""
+"""Dense CRF helpers (wsss.methods.crf) with the real pydensecrf on small synthetic images."""
 
 import numpy as np
 import pytest
 from scipy import ndimage
 
-from wsss.refine.crf import (
-    CRFParams,
+from wsss.methods.crf import (
+    CrfParams,
     crf_from_labels,
     crf_from_probabilities,
     relation_labels,
@@ -32,16 +32,16 @@ def _random_probs(k: int, seed: int = 0) -> np.ndarray:
     return p / p.sum(axis=0)
 
 
-# --- CRFParams ---------------------------------------------------------------------------------
+# --- CrfParams ---------------------------------------------------------------------------------
 
 def test_params_defaults_and_from_dict():
-    assert CRFParams() == CRFParams(iterations=10, gaussian_sxy=3.0, gaussian_compat=3.0, bilateral_sxy=50.0,
+    assert CrfParams() == CrfParams(iterations=10, gaussian_sxy=3.0, gaussian_compat=3.0, bilateral_sxy=50.0,
                                     bilateral_srgb=5.0, bilateral_compat=10.0, gt_prob=0.7)
     cfg = {"iterations": 5, "gaussian_sxy": 3, "gaussian_compat": 3, "bilateral_sxy": 50,
            "bilateral_srgb": 5, "bilateral_compat": 10, "gt_prob": 0.7}
-    assert CRFParams(**cfg).iterations == 5
+    assert CrfParams(**cfg).iterations == 5
     with pytest.raises(TypeError):
-        CRFParams(**{**cfg, "unknown": 1})
+        CrfParams(**{**cfg, "unknown": 1})
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -55,7 +55,7 @@ def test_params_defaults_and_from_dict():
 ])
 def test_params_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        CRFParams(**kwargs)
+        CrfParams(**kwargs)
 
 
 # --- crf_from_labels ---------------------------------------------------------------------------
@@ -63,7 +63,7 @@ def test_params_validation(kwargs, match):
 def test_crf_from_labels_snaps_to_colour_edge():
     image, square = _square_image()
     labels = np.roll(square, (3, 3), axis=(0, 1)).astype(np.int64)  # the blob, misaligned by 3 px
-    out = crf_from_labels(image, labels, 2, CRFParams())
+    out = crf_from_labels(image, labels, 2, CrfParams())
     assert out.shape == (H, W)
     assert set(np.unique(out)) <= {0, 1}
     before, after = _iou(labels == 1, square), _iou(out == 1, square)
@@ -91,7 +91,7 @@ def test_crf_from_labels_accepts_non_contiguous_inputs():
 def test_crf_from_probabilities_marginals():
     image, _ = _square_image()
     probs = _random_probs(3)
-    q = crf_from_probabilities(image, probs, CRFParams())
+    q = crf_from_probabilities(image, probs, CrfParams())
     assert q.shape == (3, H, W) and q.dtype == np.float32
     assert np.allclose(q.sum(axis=0), 1.0, atol=1e-4)
     assert (q >= 0).all()
@@ -101,7 +101,7 @@ def test_crf_from_probabilities_zero_iterations_is_the_input():
     # pydensecrf's inference(0) returns softmax(-unary), i.e. the input probabilities.
     image, _ = _square_image()
     probs = _random_probs(4, seed=1)
-    q = crf_from_probabilities(image, probs, CRFParams(iterations=0))
+    q = crf_from_probabilities(image, probs, CrfParams(iterations=0))
     assert np.allclose(q, probs, atol=1e-4)
 
 
@@ -171,7 +171,7 @@ def _two_blob_case(ring_colour=(110, 100, 90), ring_width=4):
 
 def test_relation_labels_two_classes():
     image, scores, a, b, ring, far = _two_blob_case()
-    labels = relation_labels(image, scores, [3, 7], 0.30, 0.05, CRFParams())
+    labels = relation_labels(image, scores, [3, 7], 0.30, 0.05, CrfParams())
     assert labels.shape == image.shape[:2] and labels.dtype == np.uint8
     assert set(np.unique(labels)) <= {0, 3, 7, 255}
     assert (labels[a] == 3).mean() > 0.95
@@ -192,7 +192,7 @@ def test_relation_labels_crf_turns_background_coloured_ring_to_background():
 def test_relation_labels_without_crf_smoothing_matches_thresholds():
     # With zero iterations the CRF returns the unaries: plain IRN thresholding.
     image, scores, a, b, ring, far = _two_blob_case()
-    labels = relation_labels(image, scores, [3, 7], 0.30, 0.05, CRFParams(iterations=0))
+    labels = relation_labels(image, scores, [3, 7], 0.30, 0.05, CrfParams(iterations=0))
     fg = np.concatenate([np.full((1, *scores.shape[1:]), 0.30), scores]).argmax(axis=0)
     bg = np.concatenate([np.full((1, *scores.shape[1:]), 0.05), scores]).argmax(axis=0)
     keys = np.array([0, 3, 7])

@@ -25,8 +25,8 @@ import yaml
 from torch.utils.data import DataLoader
 
 from tests.test_pipeline_e2e import ROOT, _run, _set_param, project  # noqa: F401 (the tiny-project fixture)
-from wsss.distributed import GlobalBatchSampler, Ranks, run_stage
-from wsss.errors import ParamsError
+from wsss.train.ddp import GlobalBatchSampler, Ranks, run_stage
+from wsss.core.errors import ParamsError
 
 TOLERANCE = 1e-4
 EQUAL_RUN = {"epochs": 2, "lr": 0.005}  # 6 steps of 8 images

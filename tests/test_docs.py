@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from wsss import params
+from wsss.core import params
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ROOT / "docs" / "methods.md"

@@ -6,12 +6,13 @@ import torch.nn.functional as F
 
 from wsss.data.base import SegmentationDataset
 from wsss.data.transforms import ClassificationDataset, SaliencyClassificationDataset
-from wsss.errors import DataError
-from wsss.models.backbones import IMAGENET_MEAN, IMAGENET_STD, build_backbone
-from wsss.models.eps import (EPSClassifier, eps_losses, estimated_saliency, multiscale_eps,
+from wsss.core.errors import DataError
+from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from wsss.models.backbones import build_backbone
+from wsss.methods.eps import (EPSClassifier, eps_losses, estimated_saliency, multiscale_eps,
                              saliency_on_grid, saliency_overlap, select_maps)
-from wsss.models.seed_methods import seed_losses
-from wsss.training import make_sgd, to_device, train_seed_classifier
+from wsss.methods.seed_methods import seed_losses
+from wsss.train.loop import make_sgd, to_device, train_seed_classifier
 
 
 def _model(num_foreground=3):

@@ -19,14 +19,14 @@ import yaml
 
 from test_pipeline_e2e import project  # noqa: F401  (the tiny project copy fixture)
 from wsss import cli
-from wsss import params as params_mod
-from wsss import tracking
+from wsss.core import params as params_mod
+from wsss.tracking import runs as tracking
 from wsss.data.synthetic import SyntheticConfig, generate
-from wsss.errors import DataError, ParamsError
-from wsss.io import atomic_path, load_checkpoint, save_state_dict
-from wsss.params_checks import check_all
-from wsss.processes import owner_gone, owner_id
-from wsss.stage import open_split
+from wsss.core.errors import DataError, ParamsError
+from wsss.core.io import atomic_path, load_checkpoint, save_state_dict
+from wsss.stages.preflight import check_all
+from wsss.core.processes import owner_gone, owner_id
+from wsss.stages.common import open_split
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT}")
@@ -106,7 +106,7 @@ def test_load_checkpoint_missing_corrupt_and_not_a_state_dict(tmp_path):
 
 
 def test_checkpoint_of_another_model_names_the_file(tmp_path, monkeypatch):
-    from wsss.layout import IRN_WEIGHTS, load_stage_weights
+    from wsss.core.layout import IRN_WEIGHTS, load_stage_weights
 
     monkeypatch.chdir(tmp_path)
     shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
@@ -124,7 +124,7 @@ def test_no_stage_calls_torch_load_itself():
 # -- 2. temporary outputs of killed writers -----------------------------------------------------
 WRITER = """
     import sys, time
-    from wsss.io import atomic_dir
+    from wsss.core.io import atomic_dir
     with atomic_dir("artifacts/seeds/maps") as out:
         for i in range(10):
             (out / f"{i}.npz").write_bytes(b"x")
@@ -146,7 +146,7 @@ def test_temp_output_of_a_killed_writer_is_removed_and_a_live_ones_kept(tmp_path
         [live_temp] = _temps(folder)
         assert live_temp != leftover and not leftover.exists()
         rerun = subprocess.run([sys.executable, "-c", textwrap.dedent("""
-            from wsss.io import atomic_dir
+            from wsss.core.io import atomic_dir
             with atomic_dir("artifacts/seeds/maps") as out:
                 (out / "a.npz").write_bytes(b"y")
         """)], cwd=tmp_path, env=ENV, timeout=120)
@@ -173,7 +173,8 @@ def test_owner_names_a_process_for_good():
 
 # -- 3. MLflow runs of killed processes -----------------------------------------------------------
 STAGE = """
-    from wsss import params, tracking
+    from wsss.core import params
+    from wsss.tracking import runs as tracking
     p = params.validate({})
     with tracking.stage_run("seeds", p, ["seeds.infer"], ".") as run:
         print("ready", run.run_id, run.parent_id, flush=True)

@@ -22,11 +22,11 @@ from PIL import Image
 
 from headless_browser import find_browser, load_page
 from test_pipeline_e2e import _run, project  # noqa: F401  (the tiny project copy fixture)
-from wsss import gallery as G
+from wsss.serve import gallery as G
 from wsss.data.synthetic import SyntheticConfig, generate
-from wsss.errors import DataError
-from wsss.io import save_boundary_map, save_score_map, save_state_dict, write_json, write_palette_png
-from wsss.metrics import image_iou
+from wsss.core.errors import DataError
+from wsss.core.io import save_boundary_map, save_score_map, save_state_dict, write_json, write_palette_png
+from wsss.evaluation.metrics import image_iou
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASS_NAMES = ["background", "aeroplane", "boat", "bottle", "car", "cow", "person", "train"]
@@ -122,7 +122,7 @@ def fake_project(tmp_path, monkeypatch):
     """Every input of the gallery, written by the project's own writers: a synthetic set (6 train
     images of two sizes), seeds, evaluate_seeds' threshold, IRN boundary maps, refine and PtReCl
     masks (the ground truth with a different error per image) and an untrained DeepLab."""
-    from wsss.segmenter import InferenceSettings, Segmenter
+    from wsss.methods.segmenter import InferenceSettings, Segmenter
 
     root = tmp_path / "data"
     generate(root, SyntheticConfig(image_sizes=((40, 52), (56, 44)), num_train=6, num_val=1, seed=3))
@@ -130,7 +130,7 @@ def fake_project(tmp_path, monkeypatch):
               "tracking": {"gallery": {"worst": 2, "best": 1, "sample": 2}}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
-    from wsss.stage import load_params, open_split
+    from wsss.stages.common import load_params, open_split
 
     params = load_params()
     dataset = open_split(params, "train")

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wsss import io
-from wsss.errors import DataError
+from wsss.core import io
+from wsss.core.errors import DataError
 
 
 def test_palette_png_roundtrip_keeps_raw_indices(tmp_path):
@@ -87,7 +87,7 @@ def test_save_state_dict_is_byte_reproducible(tmp_path):
 
     import torch
 
-    from wsss.io import save_state_dict
+    from wsss.core.io import save_state_dict
 
     state = torch.nn.Linear(3, 2).state_dict()
     digests = set()
@@ -103,8 +103,8 @@ def test_save_state_dict_is_byte_reproducible(tmp_path):
 def test_image_scores_are_checked_against_the_image(tmp_path):
     import numpy as np
 
-    from wsss.errors import DataError
-    from wsss.io import load_image_scores, save_score_map
+    from wsss.core.errors import DataError
+    from wsss.core.io import load_image_scores, save_score_map
 
     save_score_map(tmp_path / "img_7.npz", np.zeros((2, 8, 10), np.float32), np.array([1, 4]))
     scores, class_ids, _ = load_image_scores(tmp_path, "img_7", (8, 10))

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from wsss.models.backbones import TinyBackbone
-from wsss.models.irn import IRN, irn_losses, pair_labels
-from wsss.refine.pseudo_masks import irn_mask
-from wsss.refine.random_walk import forward_offsets
+from wsss.methods.irn import IRN, irn_losses, pair_labels
+from wsss.methods.pseudo_masks import irn_mask
+from wsss.methods.random_walk import forward_offsets
 
 RADIUS = 3
 

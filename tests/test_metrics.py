@@ -1,11 +1,11 @@
-"""Tests for wsss.metrics: exact expectations on tiny hand-built arrays."""
+"""Tests for wsss.evaluation.metrics: exact expectations on tiny hand-built arrays."""
 
 import json
 
 import numpy as np
 import pytest
 
-from wsss.metrics import (
+from wsss.evaluation.metrics import (
     BoundaryAccumulator,
     ConfusionAccumulator,
     CooccurrenceAccumulator,

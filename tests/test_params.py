@@ -1,8 +1,8 @@
 import pytest
 import yaml
 
-from wsss import params
-from wsss.errors import ParamsError
+from wsss.core import params
+from wsss.core.errors import ParamsError
 
 
 def test_defaults_fill_missing_sections():
@@ -56,7 +56,7 @@ def test_bad_values_name_the_key(raw, key):
 
 
 def test_pamr_sigma_defaults_to_the_reference_and_offers_what_pamr_accepts():
-    from wsss.refine.pamr import SIGMA_MODES
+    from wsss.methods.pamr import SIGMA_MODES
 
     full = params.validate({})
     assert params.PAMR_SIGMA == SIGMA_MODES

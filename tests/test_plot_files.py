@@ -1,4 +1,4 @@
-"""The DVC plots' data files (wsss.plot_files) and real `dvc plots show` / `dvc plots diff` of the
+"""The DVC plots' data files (wsss.tracking.plot_files) and real `dvc plots show` / `dvc plots diff` of the
 project's dvc.yaml plot definitions on them."""
 
 import json
@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from headless_browser import find_browser, load_page
-from wsss import metrics_files, plot_files
-from wsss.ablation import TABLES, write_curve_records
+from wsss.tracking import metrics_files
+from wsss.tracking import plot_files
+from wsss.sweep.ablation import TABLES, write_curve_records
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["background", "boat", "car"]

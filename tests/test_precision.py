@@ -10,9 +10,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from wsss.errors import ParamsError
-from wsss.precision import autocast, grad_scaler, resolve_precision
-from wsss.training import SYNC_STEPS, make_sgd, train_loop
+from wsss.core.errors import ParamsError
+from wsss.core.precision import autocast, grad_scaler, resolve_precision
+from wsss.train.loop import SYNC_STEPS, make_sgd, train_loop
 
 CPU = torch.device("cpu")
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wsss import params as params_mod
-from wsss.errors import ParamsError
-from wsss.progress import progress_bar, progress_enabled
+from wsss.core import params as params_mod
+from wsss.core.errors import ParamsError
+from wsss.core.progress import progress_bar, progress_enabled
 
 ROOT = Path(__file__).resolve().parents[1]
 

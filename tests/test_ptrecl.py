@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from wsss.refine.pseudo_masks import threshold_mask
-from wsss.refine.ptrecl import (
+from wsss.methods.pseudo_masks import threshold_mask
+from wsss.methods.ptrecl import (
     ClassPrototypes,
     PrototypeBank,
     Reservoir,
@@ -334,8 +334,8 @@ def test_cuda_matches_cpu():
 
 
 def test_prototypes_round_trip_through_a_weights_only_file(tmp_path):
-    from wsss.io import save_state_dict
-    from wsss.refine.ptrecl import prototypes_from_state, prototypes_to_state
+    from wsss.core.io import save_state_dict
+    from wsss.methods.ptrecl import prototypes_from_state, prototypes_to_state
 
     g = torch.Generator().manual_seed(3)
     protos = {2: ClassPrototypes(F.normalize(torch.randn(3, 6, generator=g), dim=1), torch.zeros(0, 6)),

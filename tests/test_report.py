@@ -2,9 +2,9 @@
 
 import mlflow
 
-from wsss.params import validate
-from wsss.report import Evaluation, report_rows, run_report
-from wsss.tracking import stage_run
+from wsss.core.params import validate
+from wsss.evaluation.report import Evaluation, report_rows, run_report
+from wsss.tracking.runs import stage_run
 
 
 def _evaluation(stage, method, miou, t, **extra):

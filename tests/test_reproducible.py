@@ -26,8 +26,8 @@ PROTOTYPES_SCRIPT = """
 import hashlib, sys, tempfile
 from pathlib import Path
 import torch
-from wsss.io import save_state_dict
-from wsss.refine.ptrecl import PrototypeBank, build_prototypes, prototypes_to_state
+from wsss.core.io import save_state_dict
+from wsss.methods.ptrecl import PrototypeBank, build_prototypes, prototypes_to_state
 
 torch.set_num_threads(int(sys.argv[1]))
 g = torch.Generator().manual_seed(0)

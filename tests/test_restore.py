@@ -1,4 +1,4 @@
-"""Stages DVC does not run still get their MLflow runs (wsss.restore), read from their outputs."""
+"""Stages DVC does not run still get their MLflow runs (wsss.tracking.restore), read from their outputs."""
 
 import json
 import os
@@ -10,7 +10,7 @@ import mlflow
 import pytest
 
 from tests.test_pipeline_e2e import STAGES, _run, project  # noqa: F401  (the project fixture)
-from wsss import metrics_files
+from wsss.tracking import metrics_files
 
 RESULT = {"stage": "seeds", "method": "cam", "split": "train", "num_images": 2, "miou": 0.5,
           "per_class": {"background": {"iou": 0.7, "precision": 0.8}}, "boundary": {"f1": 0.25, "recall": 0.5},

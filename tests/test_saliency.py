@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from wsss.data.saliency import FolderSaliency, OpenCVSaliency, make_saliency_source
-from wsss.errors import DataError, ParamsError
+from wsss.core.errors import DataError, ParamsError
 
 
 def test_folder_source_scales_8_and_16_bit(tmp_path: Path):

@@ -1,4 +1,4 @@
-"""Sharded per-image stages (wsss.sharding): N processes write what one process writes, a killed
+"""Sharded per-image stages (wsss.train.sharding): N processes write what one process writes, a killed
 run resumes from its partial folders, and a changed input never resumes from stale files.
 
 The runner's tests use a trivial worker (fast); the `seeds` stage's run as real processes with a
@@ -20,9 +20,9 @@ import pytest
 import yaml
 
 from wsss.data.synthetic import SyntheticConfig, generate
-from wsss.device import threads_per_process
-from wsss.errors import DataError, WsssError
-from wsss.sharding import FINGERPRINT, ShardedStage, fingerprint, partial_folder, stage_deps
+from wsss.core.device import threads_per_process
+from wsss.core.errors import DataError, WsssError
+from wsss.train.sharding import FINGERPRINT, ShardedStage, fingerprint, partial_folder, stage_deps
 
 ROOT = Path(__file__).resolve().parents[1]
 IDS = [f"img{k:02d}" for k in range(12)]
@@ -148,11 +148,11 @@ def seeds_project(tmp_path_factory, _mlflow_db_template):
     made with the torch threads of one of two shards."""
     import torch
 
-    from wsss import params as params_mod
+    from wsss.core import params as params_mod
     from wsss.data.registry import open_dataset
-    from wsss.io import save_state_dict
+    from wsss.core.io import save_state_dict
     from wsss.models.backbones import build_backbone
-    from wsss.models.seed_methods import build_seed_model
+    from wsss.methods.seed_methods import build_seed_model
 
     project = tmp_path_factory.mktemp("seeds-project")
     shutil.copy(ROOT / "dvc.yaml", project / "dvc.yaml")

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from wsss.models.backbones import build_backbone
-from wsss.models.sipe import (
+from wsss.methods.sipe import (
     TABLE3_STEPS,
     SIPEClassifier,
     SIPEConfig,
@@ -251,7 +251,7 @@ def test_multiscale_is_cam_reference_mode_runs_infer():
 
 @pytest.mark.parametrize("hierarchical_structure", [False, True])
 def test_inference_structure_analysis_uses_hierarchical_features(monkeypatch, hierarchical_structure):
-    import wsss.models.sipe as sipe
+    import wsss.methods.sipe as sipe
 
     model = _model(SIPEConfig(hierarchical_structure=hierarchical_structure), classes=3).eval()
     seen = []
@@ -264,8 +264,8 @@ def test_inference_structure_analysis_uses_hierarchical_features(monkeypatch, hi
 
 
 def test_params_sections_reach_the_pamr_inside_the_model():
-    from wsss import params
-    from wsss.models.seed_methods import sipe_config
+    from wsss.core import params
+    from wsss.methods.seed_methods import sipe_config
 
     raw = {"seeds": {"method": "ae_sipe", "ae_sipe": {"pamr_sigma": "dilation1", "pamr_dilations": [1, 3]}}}
     model = _model(sipe_config(params.validate(raw)), classes=3)
@@ -275,8 +275,8 @@ def test_params_sections_reach_the_pamr_inside_the_model():
 
 @pytest.mark.parametrize("pamr_scale, pamr_sigma", [(0.25, "all_dilations"), (None, "dilation1")])
 def test_pamr_step_reseeds_by_argmax_of_the_refined_is_cam(pamr_scale, pamr_sigma):
-    from wsss.models.backbones import IMAGENET_MEAN, IMAGENET_STD
-    from wsss.refine.pamr import PAMR
+    from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+    from wsss.methods.pamr import PAMR
 
     base = _model(SIPEConfig(steps="pr_is"), classes=3).eval()
     ae = SIPEClassifier(base.backbone, 3, SIPEConfig(steps="pr_is,pamr,pr_is", pamr_iters=3, pamr_scale=pamr_scale,

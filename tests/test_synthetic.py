@@ -20,7 +20,7 @@ from wsss.data.synthetic import (
     ignore_band,
     render_sample,
 )
-from wsss.errors import DataError, ParamsError
+from wsss.core.errors import DataError, ParamsError
 
 FOLDERS = {
     "JPEGImages": ".jpg",

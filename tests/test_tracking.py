@@ -4,8 +4,8 @@ import mlflow
 import numpy as np
 import pytest
 
-from wsss import params as params_mod
-from wsss import tracking
+from wsss.core import params as params_mod
+from wsss.tracking import runs as tracking
 
 
 def _runs(uri):
@@ -128,7 +128,7 @@ def test_a_copied_project_reads_and_writes_only_inside_itself(tmp_path, monkeypa
     from pathlib import Path
     from urllib.parse import unquote, urlparse
 
-    from wsss.report import run_report
+    from wsss.evaluation.report import run_report
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv(tracking.PARENT_ENV, raising=False)

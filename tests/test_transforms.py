@@ -11,8 +11,8 @@ from wsss.data.transforms import (
     random_crop,
     resize_long_side,
 )
-from wsss.errors import DataError
-from wsss.io import write_palette_png
+from wsss.core.errors import DataError
+from wsss.core.io import write_palette_png
 
 
 def test_random_crop_keeps_content_and_pads_with_mean_and_ignore():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from wsss.visualize import colorize_mask, gallery, overlay_panels
+from wsss.evaluation.visualize import colorize_mask, gallery, overlay_panels
 
 
 def _image(height: int, width: int, value: int) -> np.ndarray:

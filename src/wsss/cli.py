@@ -27,6 +27,8 @@
   wsss check-params       validate params.yaml fully, as `wsss repro` does before DVC starts (run it
                           before a plain `dvc repro`: a stage failing on a bad value leaves its
                           outputs removed)
+  wsss params schema      write params.yaml's JSON Schema (params.schema.json: every key's type,
+                          default, range, unit and doc, for editor completion and hover docs)
 """
 
 from __future__ import annotations
@@ -40,8 +42,7 @@ import sys
 import time
 from pathlib import Path
 
-from wsss.errors import WsssError
-from wsss.layout import GALLERY
+from wsss.core.errors import WsssError
 
 MLFLOW_SERVER = "http://127.0.0.1:5000"
 MLFLOW_HINT = (
@@ -63,7 +64,7 @@ def _tool_env(**extra: str) -> dict:
 
 
 def _print_mlflow_hint(experiment: str, experiment_id: str, run: str) -> None:
-    from wsss.tracking import experiment_url
+    from wsss.tracking.runs import experiment_url
 
     tools = os.path.relpath(_tool_dir(), Path.cwd())
     prefix = "" if os.environ.get("VIRTUAL_ENV") else f"{tools}{os.sep}"
@@ -72,8 +73,8 @@ def _print_mlflow_hint(experiment: str, experiment_id: str, run: str) -> None:
 
 
 def cmd_results(args) -> int:
-    from wsss.metrics import format_table
-    from wsss.results import COLUMNS, result_rows
+    from wsss.evaluation.metrics import format_table
+    from wsss.evaluation.results import COLUMNS, result_rows
 
     rows = result_rows(args.project)
     if not rows:
@@ -84,11 +85,24 @@ def cmd_results(args) -> int:
 
 
 def cmd_check_params(args) -> int:
-    from wsss import params
-    from wsss.params_checks import check_all
+    from wsss.core import params
+    from wsss.stages.preflight import check_all
 
     check_all(params.load(Path(args.project) / params.PARAMS_FILE), Path(args.project))
     print("params.yaml is valid")
+    return 0
+
+
+def cmd_params_schema(args) -> int:
+    import json
+
+    from wsss.core import params
+    from wsss.core.io import atomic_path
+
+    out = Path(args.project) / (args.out or params.SCHEMA_FILE)
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(params.json_schema(), indent=1) + "\n")
+    print(f"wrote {out}; params.yaml names it on its first line (yaml-language-server: $schema=...)")
     return 0
 
 
@@ -148,14 +162,15 @@ def _signal_group(pgid: int, sig: int) -> bool:
 def cmd_repro(args) -> int:
     """dvc repro with a parent MLflow run that every stage nests under. params.yaml is checked
     fully first: a bad value must not fail a stage after DVC has removed its outputs."""
-    from wsss import params as params_mod
-    from wsss import restore, tracking
-    from wsss.params_checks import check_all
+    from wsss.core import params as params_mod
+    from wsss.tracking import restore
+    from wsss.tracking import runs as tracking
+    from wsss.stages.preflight import check_all
 
     project = Path(args.project)
     params = params_mod.load(project / params_mod.PARAMS_FILE)
     check_all(params, project)
-    experiment_id = tracking.configure(params["tracking"]["experiment"], project)
+    experiment_id = tracking.configure(params.tracking.experiment, project)
     tracking.close_orphaned_runs(experiment_id)
     parent = tracking.start_parent_run(experiment_id, params, f"wsss-repro:{os.getpid()}", project)
     env = _tool_env(**{tracking.PARENT_ENV: parent})
@@ -183,12 +198,12 @@ def cmd_repro(args) -> int:
     print()
     cmd_results(args)
     print()
-    _print_mlflow_hint(params["tracking"]["experiment"], experiment_id, "newest parent run")
+    _print_mlflow_hint(params.tracking.experiment, experiment_id, "newest parent run")
     return 0
 
 
 def cmd_ablate(args) -> int:
-    from wsss.ablation import TABLES, run_table
+    from wsss.sweep.ablation import TABLES, run_table
 
     if args.list or not args.table:
         for name, table in TABLES.items():
@@ -199,28 +214,32 @@ def cmd_ablate(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from wsss import params as params_mod
-    from wsss.report import run_report
+    from wsss.core import params as params_mod
+    from wsss.evaluation.report import run_report
 
     project = Path(args.project)
     params = params_mod.load(project / params_mod.PARAMS_FILE)
-    print(run_report(params["tracking"]["experiment"], project, args.runs, args.pipelines_only))
+    print(run_report(params.tracking.experiment, project, args.runs, args.pipelines_only))
     return 0
 
 
-GALLERY_PAGE = f"{GALLERY}/index.html"  # the stage gallery's page
-
-
 def cmd_gallery(args) -> int:
-    """The stage's code (python -m pipeline.gallery, the project's own) with the command's choices;
+    """The stage gallery's page (wsss.stages.gallery) with the command's choices, at --out;
     nothing is logged to MLflow (the stage logs its grid)."""
-    command = [sys.executable, "-m", "pipeline.gallery", "--out", args.out]
-    if args.ids:
-        command += ["--ids", *args.ids]
-    for group in ("worst", "best", "sample"):
-        if getattr(args, group) is not None:
-            command += [f"--{group}", str(getattr(args, group))]
-    return subprocess.run(command, cwd=args.project, env=_tool_env()).returncode
+    from wsss.core import params as params_mod
+    from wsss.core.dvcfile import pipeline
+    from wsss.stages.gallery import GallerySettings, write_page
+
+    os.chdir(args.project)  # the stages' paths are relative to the project
+    params = params_mod.load()
+    chosen = {g: getattr(args, g) for g in ("worst", "best", "sample") if getattr(args, g) is not None}
+    if any(n < 0 for n in chosen.values()):
+        raise WsssError(f"--worst, --best and --sample must not be negative, got {chosen}")
+    settings = GallerySettings(params.project, params.dataset, params.seeds, params.refine, params.segment,
+                               pipeline().paths)
+    out = args.out or f"{settings.paths.gallery}/index.html"
+    write_page(settings, out, args.ids, params.tracking.gallery.model_copy(update=chosen))
+    return 0
 
 
 # Sweep engines: name -> "module:function" called as function(spec, project, jobs=N, **options);
@@ -233,7 +252,7 @@ RAY_OPTIONS = ("address", "cpus_per_trial", "gpus_per_trial", "max_failures", "r
 
 
 def cmd_sweep(args) -> int:
-    from wsss import params as params_mod
+    from wsss.core import params as params_mod
     from wsss.sweep.space import load_spec
 
     if args.engine not in SWEEP_ENGINES:
@@ -252,25 +271,25 @@ def cmd_sweep(args) -> int:
     run_sweep = getattr(importlib.import_module(module), function)
     print(run_sweep(spec, project, jobs=args.jobs, **options))
     print()
-    from wsss import tracking
+    from wsss.tracking import runs as tracking
 
-    experiment = params_mod.load(project / params_mod.PARAMS_FILE)["tracking"]["experiment"]
+    experiment = params_mod.load(project / params_mod.PARAMS_FILE).tracking.experiment
     _print_mlflow_hint(experiment, tracking.configure(experiment, project),
                        f"run 'sweep {spec.name}', its trials nested under it")
     return 0
 
 
 def cmd_predict(args) -> int:
-    from wsss import params as params_mod
+    from wsss.core import params as params_mod
     from tqdm import tqdm
 
-    from wsss.predict import image_files, load_segmenter, predict_files
-    from wsss.progress import progress_enabled
+    from wsss.serve.predict import image_files, load_segmenter, predict_files
+    from wsss.core.progress import progress_enabled
 
     project = Path(args.project)
     model = args.model
     if model is None:
-        name = params_mod.load(project / params_mod.PARAMS_FILE)["tracking"]["registered_model"]
+        name = params_mod.load(project / params_mod.PARAMS_FILE).tracking.registered_model
         if not name:
             raise WsssError("no --model given and tracking.registered_model is null: name a model "
                             "(models:/NAME/VERSION, a run id or a checkpoint file)")
@@ -300,6 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
     repro.set_defaults(func=cmd_repro)
     sub.add_parser("results", help="print the results table").set_defaults(func=cmd_results)
     sub.add_parser("check-params", help="validate params.yaml").set_defaults(func=cmd_check_params)
+    params_cmd = sub.add_parser("params", help="params.yaml's model").add_subparsers(dest="action", required=True)
+    schema = params_cmd.add_parser("schema", help="write params.yaml's JSON Schema (default params.schema.json)")
+    schema.add_argument("--out", default=None, help="the file, relative to --project (default params.schema.json)")
+    schema.set_defaults(func=cmd_params_schema)
     predict = sub.add_parser("predict", help="segment images with a trained network (MLflow model or checkpoint)")
     predict.add_argument("images", nargs="+", help="image files, or folders of images")
     predict.add_argument("--model", default=None, help="models:/NAME/VERSION (or latest), runs:/RUN_ID/model, a "
@@ -324,7 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="only plain pipeline runs (wsss repro / dvc repro): no DVC experiment, ablation row or sweep trial")
     report.set_defaults(func=cmd_report)
     page = sub.add_parser("gallery", help="HTML page of chosen images beside every stage's masks, with IoUs")
-    page.add_argument("--out", default=GALLERY_PAGE, help=f"the HTML file, relative to --project (default {GALLERY_PAGE})")
+    page.add_argument("--out", default=None, help="the HTML file, relative to --project (default: the stage "
+                      "gallery's page, results/gallery/index.html)")
     page.add_argument("--ids", nargs="+", default=None, help="these image ids of dataset.eval_split instead of the "
                       "worst / best / sample")
     for group, what in (("worst", "images of lowest per-image IoU"), ("best", "images of highest per-image IoU"),

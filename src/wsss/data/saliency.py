@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from wsss.errors import DataError, ParamsError
+from wsss.core.errors import DataError, ParamsError
 
 
 class SaliencySource(ABC):

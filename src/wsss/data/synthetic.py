@@ -31,8 +31,8 @@ from __future__ import annotations
 import colorsys
 import math
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -41,8 +41,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from wsss.data.base import IGNORE_INDEX
-from wsss.errors import DataError, ParamsError
-from wsss.io import atomic_dir, write_json, write_palette_png
+from wsss.core.errors import DataError, ParamsError
+from wsss.core.io import atomic_dir, write_json, write_palette_png
+from wsss.core.params import SyntheticParams
 
 CLASS_NAMES: list[str] = ["background", "aeroplane", "boat", "bottle", "car", "cow", "person", "train"]
 CONTEXT_NAMES: list[str] = ["object", "sky", "water", "grass", "railroad", "road", "indoor", "clutter"]
@@ -52,202 +53,36 @@ _SKY = CONTEXT_NAMES.index("sky")
 _MAX_SCENE_ATTEMPTS = 50  # layout redraws per image before giving up (defaults never need 2)
 _MAX_PLACE_ATTEMPTS = 25  # placements of one object before the layout is redrawn
 
-DEFAULT_COOCCURRENCE: tuple[tuple[str, str, float], ...] = (
-    ("water", "boat", 0.9),
-    ("railroad", "train", 0.9),
-    ("sky", "aeroplane", 0.9),
-    ("grass", "cow", 0.85),
-    ("road", "car", 0.8),
-    ("indoor", "bottle", 0.8),
-)
-
 
 # ---------------------------------------------------------------------------------------------
-# Configuration
+# Configuration: params.yaml `data.synthetic` (wsss.core.params.SyntheticParams); the names it
+# uses must be this set's
 # ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SyntheticConfig:
-    """Every knob of the generator (params.yaml section ``data.synthetic``)."""
-
-    image_height: int = 128
-    image_width: int = 160
-    # [[height, width], ...]: each image draws one of these sizes (uniformly, from its own seed)
-    # instead of image_height x image_width, for sets of mixed sizes and aspect ratios like real
-    # VOC / COCO. None: every image image_height x image_width, the same set as before this key.
-    image_sizes: tuple[tuple[int, int], ...] | None = None
-    num_train: int = 400
-    num_val: int = 100
-    seed: int = 0
-    min_objects: int = 1  # distinct object classes per image (one instance each)
-    max_objects: int = 3
-    ignore_border: int = 1  # width (px) of the 255 band along boundaries in SegmentationClass
-    # Largest dimension of an object as a fraction of the shorter image side (before the
-    # per-class size factor: train 1.6, aeroplane 1.2, person 1.1, bottle 0.9). Objects must
-    # span several stride-4 cells, or IRN's boundary rings swallow them.
-    object_scale: tuple[float, float] = (0.35, 0.9)
-    # (context, class, rate): P(context present | class present) = rate.
-    cooccurrence: tuple[tuple[str, str, float], ...] = DEFAULT_COOCCURRENCE
-    # P(context present) when no class paired with it is. Contexts are common without their
-    # object (water without boats), so context predicts a class without defining it; at 0.15
-    # the classifier read aeroplane off the sky and cow off the grass.
-    context_base_rate: float = 0.4
-    context_blob_prob: float = 0.4  # chance of an extra irregular stuff blob in the ground
-    min_visible_fraction: float = 0.35  # of an instance's area left after occlusion/cropping
-    min_contrast: float = 40.0  # mean |RGB| difference across an object's boundary (0..255)
-    # Classes the saliency misses (what EPS's map selection handles). Only classes without a
-    # paired context: a missed class's context pair carries no saliency signal, so with train and
-    # bottle missed EPS could not lower railroad/train or indoor/bottle confusion (0.47, 1.42 of
-    # CAM's 0.33, 2.25); with person missed every pair dropped below CAM's (mean 0.27 vs 0.83).
-    saliency_missed_classes: tuple[str, ...] = ("person",)
-    saliency_missed_level: float = 0.12  # missed classes get saliency in [0, this]
-    saliency_blur_sigma: float = 2.0  # px
-    saliency_false_blob_rate: float = 0.6  # mean number of false background blobs per image
-    saliency_noise: float = 0.03  # std of additive noise
-    jpeg_quality: int = 95
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            object.__setattr__(self, f.name, _CHECKS[f.name](f.name, getattr(self, f.name)))
-        if self.min_objects > self.max_objects:
-            raise ParamsError(
-                f"{_KEY}.min_objects: {self.min_objects} exceeds max_objects = {self.max_objects}"
-            )
-        lo, hi = self.object_scale
-        if lo > hi:
-            raise ParamsError(f"{_KEY}.object_scale: [low, high] needs low <= high, got {[lo, hi]}")
-
-    @classmethod
-    def from_dict(cls, d: Mapping | None) -> SyntheticConfig:
-        """Build from a params.yaml section; ParamsError naming ``data.synthetic.<key>``."""
-        if d is None:
-            return cls()
-        if not isinstance(d, Mapping):
-            raise ParamsError(f"{_KEY}: expected a mapping of generator settings, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        for key in d:
-            if key not in known:
-                raise ParamsError(f"{_KEY}.{key}: unknown key; known keys: {sorted(known)}")
-        return cls(**dict(d))
-
-    def to_dict(self) -> dict:
-        """Plain JSON/YAML-able values (tuples become lists, pairs become mappings)."""
-        out = asdict(self)
-        if self.image_sizes is None:  # absent at its default: the default set's meta stays byte-identical
-            del out["image_sizes"]
-        else:
-            out["image_sizes"] = [list(size) for size in self.image_sizes]
-        out["object_scale"] = list(self.object_scale)
-        out["cooccurrence"] = [{"context": k, "class": c, "rate": r} for k, c, r in self.cooccurrence]
-        out["saliency_missed_classes"] = list(self.saliency_missed_classes)
-        return out
-
-
-def _int(low: int, high: int | None = None) -> Callable[[str, object], int]:
-    def check(key: str, value: object) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise ParamsError(f"{_KEY}.{key}: expected an integer, got {value!r}")
-        if value < low or (high is not None and value > high):
-            raise ParamsError(f"{_KEY}.{key}: {value} outside [{low}, {high if high is not None else 'inf'}]")
-        return int(value)
-
-    return check
-
-
-def _float(low: float, high: float | None = None) -> Callable[[str, object], float]:
-    def check(key: str, value: object) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-            raise ParamsError(f"{_KEY}.{key}: expected a number, got {value!r}")
-        if not math.isfinite(value) or value < low or (high is not None and value > high):
-            raise ParamsError(f"{_KEY}.{key}: {value} outside [{low}, {high if high is not None else 'inf'}]")
-        return float(value)
-
-    return check
-
-
-def _check_scale(key: str, value: object) -> tuple[float, float]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
-        raise ParamsError(f"{_KEY}.{key}: expected [low, high], got {value!r}")
-    number = _float(1e-3, 1.0)
-    return number(key, value[0]), number(key, value[1])
-
-
-def _check_sizes(key: str, value: object) -> tuple[tuple[int, int], ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
-        raise ParamsError(
-            f"{_KEY}.{key}: expected null or a non-empty list of [height, width], got {value!r}"
-        )
-    sizes = []
-    for i, item in enumerate(value):
-        where = f"{key}[{i}]"
-        if isinstance(item, (str, bytes)) or not isinstance(item, Sequence) or len(item) != 2:
-            raise ParamsError(f"{_KEY}.{where}: expected [height, width], got {item!r}")
-        sizes.append((_CHECKS["image_height"](where, item[0]), _CHECKS["image_width"](where, item[1])))
-    return tuple(sizes)
-
-
-def _check_pairs(key: str, value: object) -> tuple[tuple[str, str, float], ...]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        raise ParamsError(f"{_KEY}.{key}: expected a list of {{context, class, rate}}, got {value!r}")
-    pairs, seen = [], set()
-    for i, item in enumerate(value):
-        where = f"{key}[{i}]"
-        if isinstance(item, Mapping):
-            extra = set(item) - {"context", "class", "rate"}
-            if extra or len(item) != 3:
-                raise ParamsError(f"{_KEY}.{where}: expected keys context, class, rate; got {sorted(item)}")
-            context, name, rate = item["context"], item["class"], item["rate"]
-        elif isinstance(item, Sequence) and not isinstance(item, (str, bytes)) and len(item) == 3:
-            context, name, rate = item
-        else:
-            raise ParamsError(f"{_KEY}.{where}: expected {{context, class, rate}}, got {item!r}")
-        if context not in CONTEXT_NAMES[1:]:
-            raise ParamsError(
-                f"{_KEY}.{where}.context: unknown context {context!r}; known: {CONTEXT_NAMES[1:]}"
-            )
+def check_names(config: SyntheticParams) -> None:
+    """The class and context names of ``data.synthetic`` are this set's (ParamsError otherwise)."""
+    for i, pair in enumerate(config.cooccurrence):
+        if pair.context not in CONTEXT_NAMES[1:]:
+            raise ParamsError(f"{_KEY}.cooccurrence[{i}].context: unknown context {pair.context!r}; "
+                              f"known: {CONTEXT_NAMES[1:]}")
+        if pair.class_ not in CLASS_NAMES[1:]:
+            raise ParamsError(f"{_KEY}.cooccurrence[{i}].class: unknown class {pair.class_!r}; known: {CLASS_NAMES[1:]}")
+    for name in config.saliency_missed_classes:
         if name not in CLASS_NAMES[1:]:
-            raise ParamsError(f"{_KEY}.{where}.class: unknown class {name!r}; known: {CLASS_NAMES[1:]}")
-        rate = _float(0.0, 1.0)(f"{where}.rate", rate)
-        if (context, name) in seen:
-            raise ParamsError(f"{_KEY}.{where}: pair ({context}, {name}) listed twice")
-        seen.add((context, name))
-        pairs.append((str(context), str(name), rate))
-    return tuple(pairs)
+            raise ParamsError(f"{_KEY}.saliency_missed_classes: unknown class {name!r}; known: {CLASS_NAMES[1:]}")
 
 
-def _check_class_list(key: str, value: object) -> tuple[str, ...]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        raise ParamsError(f"{_KEY}.{key}: expected a list of class names, got {value!r}")
-    for name in value:
-        if name not in CLASS_NAMES[1:]:
-            raise ParamsError(f"{_KEY}.{key}: unknown class {name!r}; known: {CLASS_NAMES[1:]}")
-    return tuple(str(name) for name in value)
+def _pairs(config: SyntheticParams) -> list[tuple[str, str, float]]:
+    """``data.synthetic.cooccurrence`` as (context, class, rate) triples."""
+    return [(p.context, p.class_, p.rate) for p in config.cooccurrence]
 
 
-_CHECKS: dict[str, Callable[[str, object], object]] = {
-    "image_height": _int(32, 4096),
-    "image_width": _int(32, 4096),
-    "image_sizes": _check_sizes,
-    "num_train": _int(1),
-    "num_val": _int(0),
-    "seed": _int(0),
-    "min_objects": _int(1, len(CLASS_NAMES) - 1),
-    "max_objects": _int(1, len(CLASS_NAMES) - 1),
-    "ignore_border": _int(0, 16),
-    "object_scale": _check_scale,
-    "cooccurrence": _check_pairs,
-    "context_base_rate": _float(0.0, 1.0),
-    "context_blob_prob": _float(0.0, 1.0),
-    "min_visible_fraction": _float(0.01, 1.0),
-    "min_contrast": _float(0.0, 255.0),
-    "saliency_missed_classes": _check_class_list,
-    "saliency_missed_level": _float(0.0, 1.0),
-    "saliency_blur_sigma": _float(0.0, 100.0),
-    "saliency_false_blob_rate": _float(0.0, 100.0),
-    "saliency_noise": _float(0.0, 1.0),
-    "jpeg_quality": _int(1, 100),
-}
+def _config_record(config: SyntheticParams) -> dict:
+    """The config as the meta file records it (image_sizes absent at its default: the default
+    set's meta stays byte-identical)."""
+    out = config.model_dump(mode="json", by_alias=True)
+    if config.image_sizes is None:
+        del out["image_sizes"]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -452,7 +287,7 @@ def _object_texture(
 # Background stuff: which contexts are present, where they lie, how they look
 # ---------------------------------------------------------------------------------------------
 def _choose_contexts(
-    rng: np.random.Generator, class_ids: Sequence[int], config: SyntheticConfig
+    rng: np.random.Generator, class_ids: Sequence[int], config: SyntheticParams
 ) -> list[int]:
     """Context ids present in an image holding ``class_ids``.
 
@@ -463,7 +298,7 @@ def _choose_contexts(
     names = {CLASS_NAMES[c] for c in class_ids}
     present, paired_here = [], set()
     for k, context in enumerate(CONTEXT_NAMES[1:], start=1):
-        rates = [r for ctx, cls, r in config.cooccurrence if ctx == context and cls in names]
+        rates = [r for ctx, cls, r in _pairs(config) if ctx == context and cls in names]
         if rates:
             paired_here.add(k)
         if rng.random() < (max(rates) if rates else config.context_base_rate):
@@ -869,10 +704,10 @@ class _Placed:
         return int(np.count_nonzero(self.parts)) < self.full_area
 
 
-def _homes(class_id: int, config: SyntheticConfig) -> list[int]:
+def _homes(class_id: int, config: SyntheticParams) -> list[int]:
     """Contexts the class stands on, best first: configured pairs by rate, then its style's home."""
     name = CLASS_NAMES[class_id]
-    pairs = sorted((r, ctx) for ctx, cls, r in config.cooccurrence if cls == name)
+    pairs = sorted((r, ctx) for ctx, cls, r in _pairs(config) if cls == name)
     homes = [CONTEXT_NAMES.index(ctx) for _, ctx in reversed(pairs)]
     home = _CLASS_STYLES[name].home
     if home is not None and CONTEXT_NAMES.index(home) not in homes:
@@ -885,7 +720,7 @@ def _pick_anchor(
     class_id: int,
     ctx: np.ndarray,
     grid: _Grid,
-    config: SyntheticConfig,
+    config: SyntheticParams,
     size: float,
 ) -> tuple[float, float]:
     """Where the object goes: on its home context when present (the co-occurrence cue)."""
@@ -938,7 +773,7 @@ def _to_pixels(
 
 
 def _place_object(
-    rng: np.random.Generator, class_id: int, ctx: np.ndarray, grid: _Grid, config: SyntheticConfig
+    rng: np.random.Generator, class_id: int, ctx: np.ndarray, grid: _Grid, config: SyntheticParams
 ) -> _Placed:
     name = CLASS_NAMES[class_id]
     style = _CLASS_STYLES[name]
@@ -961,7 +796,7 @@ def _place_object(
 
 def _acceptable(
     placed: _Placed, inst: np.ndarray, objects: list[_Placed], ctx: np.ndarray, present: list[int],
-    config: SyntheticConfig,
+    config: SyntheticParams,
 ) -> bool:  # fmt: skip
     """Enough of the new object and of every earlier one stays visible, and no context vanishes."""
     h, w = inst.shape
@@ -1035,7 +870,7 @@ def ignore_band(mask: np.ndarray, width: int) -> np.ndarray:
 
 
 def _saliency(
-    rng: np.random.Generator, inst: np.ndarray, class_ids: list[int], config: SyntheticConfig
+    rng: np.random.Generator, inst: np.ndarray, class_ids: list[int], config: SyntheticParams
 ) -> np.ndarray:
     """An imperfect detector's map: misses some classes, blurs edges, fires on background blobs."""
     missed = {CLASS_NAMES.index(name) for name in config.saliency_missed_classes}
@@ -1113,7 +948,7 @@ def _annotation_xml(image_id: str, sample: SyntheticSample) -> bytes:
 # ---------------------------------------------------------------------------------------------
 # One image
 # ---------------------------------------------------------------------------------------------
-def render_sample(config: SyntheticConfig, index: int) -> SyntheticSample:
+def render_sample(config: SyntheticParams, index: int) -> SyntheticSample:
     """Image ``index`` of the set. It depends only on (seed, index), not on generation order.
 
     The generator is seeded with ``SeedSequence(seed, spawn_key=(index,))``, i.e. child ``index``
@@ -1136,17 +971,17 @@ def render_sample(config: SyntheticConfig, index: int) -> SyntheticSample:
     )
 
 
-def _image_size(rng: np.random.Generator, config: SyntheticConfig) -> tuple[int, int]:
+def _image_size(rng: np.random.Generator, config: SyntheticParams) -> tuple[int, int]:
     """(height, width) of one image. Draws from ``rng`` only when ``image_sizes`` is set, so a
     set of one size gets the random stream, and so the files, it always had."""
     if config.image_sizes is None:
         return config.image_height, config.image_width
-    return config.image_sizes[int(rng.integers(len(config.image_sizes)))]
+    return tuple(config.image_sizes[int(rng.integers(len(config.image_sizes)))])
 
 
 def _try_scene(
     rng: np.random.Generator, size: tuple[int, int], class_ids: list[int], present: list[int],
-    config: SyntheticConfig,
+    config: SyntheticParams,
 ) -> SyntheticSample | None:
     """Lay out and fill a ``size`` = (height, width) scene; None when its objects cannot all be
     placed visibly."""
@@ -1245,7 +1080,7 @@ class _Stats:
         n = int(classes.sum())
         self.objects_per_image[n] = self.objects_per_image.get(n, 0) + 1
 
-    def summary(self, config: SyntheticConfig) -> dict:
+    def summary(self, config: SyntheticParams) -> dict:
         total = max(self.pixels, 1)
         classes = {}
         for c, name in enumerate(CLASS_NAMES):
@@ -1259,7 +1094,7 @@ class _Stats:
                     ctx: round(float(self.class_context_images[c, k]) / n, 4) if n else None
                     for k, ctx in enumerate(CONTEXT_NAMES) if k > 0
                 }  # fmt: skip
-                paired = {ctx: presence[ctx] for ctx, cls, _ in config.cooccurrence if cls == name}
+                paired = {ctx: presence[ctx] for ctx, cls, _ in _pairs(config) if cls == name}
                 entry = {
                     "images": n,
                     **entry,
@@ -1284,7 +1119,7 @@ class _Stats:
         }
 
 
-def _write_sample(folder: Path, image_id: str, sample: SyntheticSample, config: SyntheticConfig) -> None:
+def _write_sample(folder: Path, image_id: str, sample: SyntheticSample, config: SyntheticParams) -> None:
     Image.fromarray(sample.image, mode="RGB").save(
         folder / "JPEGImages" / f"{image_id}.jpg", format="JPEG", quality=config.jpeg_quality, subsampling=0
     )
@@ -1308,12 +1143,13 @@ def _check_replaceable(root: Path) -> None:
         )
 
 
-def generate(root: str | Path, config: SyntheticConfig, progress: bool = False) -> dict:
+def generate(root: str | Path, config: SyntheticParams, progress: bool = False) -> dict:
     """Write the whole data set under ``root`` (the ``VOC2012`` folder) and return its meta dict.
 
     Built in a temporary folder beside ``root``, then renamed onto it (replacing an earlier
     synthetic set). The same config gives byte-identical files.
     """
+    check_names(config)
     root = Path(root)
     _check_replaceable(root)
     splits = {
@@ -1352,7 +1188,7 @@ def _write_lists(folder: Path, splits: dict[str, range]) -> None:
     (folder / "context_classes.txt").write_text("\n".join(CONTEXT_NAMES) + "\n")
 
 
-def _meta(config: SyntheticConfig, stats: dict[str, _Stats]) -> dict:
+def _meta(config: SyntheticParams, stats: dict[str, _Stats]) -> dict:
     overall = stats["all"].summary(config)
     pairs = [
         {
@@ -1361,11 +1197,11 @@ def _meta(config: SyntheticConfig, stats: dict[str, _Stats]) -> dict:
             "rate": rate,
             "measured": overall["classes"][cls]["context_presence"][ctx],
         }
-        for ctx, cls, rate in config.cooccurrence
+        for ctx, cls, rate in _pairs(config)
     ]
     return {
         "generator": "wsss.data.synthetic",
-        "config": config.to_dict(),
+        "config": _config_record(config),
         "class_names": list(CLASS_NAMES),
         "context_names": list(CONTEXT_NAMES),
         "cooccurrence": pairs,

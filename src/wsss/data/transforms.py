@@ -8,9 +8,11 @@ import torch
 from torch.utils.data import Dataset
 
 from wsss.data.base import IGNORE_INDEX, SegmentationDataset
-from wsss.errors import DataError
-from wsss.models.backbones import IMAGENET_MEAN, IMAGENET_STD
+from wsss.core.errors import DataError
 
+# the normalisation of every backbone's input (torchvision's ImageNet weights)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 _MEAN = np.array(IMAGENET_MEAN, dtype=np.float32) * 255.0
 _STD = np.array(IMAGENET_STD, dtype=np.float32) * 255.0
 
@@ -140,7 +142,7 @@ class LabelMapDataset(AugmentedDataset):
         self.label_stride = label_stride
 
     def __getitem__(self, index: int):
-        from wsss.io import read_label_png
+        from wsss.core.io import read_label_png
 
         image_id = self.dataset.ids[index]
         rng = self.rng(index)

@@ -23,8 +23,8 @@ from PIL import Image
 
 from wsss.data.base import IGNORE_INDEX, SegmentationDataset
 from wsss.data.saliency import SaliencySource, load_checked
-from wsss.errors import DataError
-from wsss.io import read_label_png, read_rgb
+from wsss.core.errors import DataError
+from wsss.core.io import read_label_png, read_rgb
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",

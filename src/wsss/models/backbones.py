@@ -19,11 +19,9 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from wsss.errors import ParamsError
-from wsss.io import load_checkpoint
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from wsss.core.errors import ParamsError
+from wsss.core.io import load_checkpoint
+from wsss.core.params import BackboneParams
 
 
 class Backbone(nn.Module):
@@ -78,7 +76,7 @@ class ResNetBackbone(Backbone):
 
     def __init__(self, depth: int, output_stride: int, weights: str | None, checkpoint: str | None):
         super().__init__()
-        from wsss.compat.torchvision_cpu import import_torchvision
+        from wsss.core.torchvision_compat import import_torchvision
 
         tv = import_torchvision()
         dilate = {32: [False, False, False], 16: [False, False, True], 8: [False, True, True]}[output_stride]
@@ -183,20 +181,18 @@ def _load_checkpoint(net: nn.Module, path: str, drop_prefixes: tuple[str, ...] =
         )
 
 
-def check_pretrained_source(backbone_cfg: dict, key: str) -> None:
-    """A network that starts from ImageNet weights (``<key>: pretrained``) needs a backbone
-    that has them."""
-    if backbone_cfg["name"] == "tiny":
-        raise ParamsError(f"params.yaml: '{key}' = pretrained needs a pretrained backbone; "
-                          "the tiny one has no ImageNet weights (use classifier)")
+def untrained(cfg: BackboneParams) -> BackboneParams:
+    """The same architecture without its starting weights: for a network whose own checkpoint
+    (a stage's output) holds the backbone's weights."""
+    return cfg.model_copy(update={"pretrained": False, "checkpoint": None})
 
 
-def build_backbone(cfg: dict) -> Backbone:
+def build_backbone(cfg: BackboneParams) -> Backbone:
     """Build from the params.yaml ``seeds.backbone`` section."""
-    name, stride = cfg["name"], cfg["output_stride"]
-    checkpoint, pretrained = cfg.get("checkpoint"), cfg.get("pretrained", True)
+    name, stride = cfg.name, cfg.output_stride
+    checkpoint, pretrained = cfg.checkpoint, cfg.pretrained
     if name == "tiny":
-        net = TinyBackbone(stride, dilate=cfg.get("dilate", True))
+        net = TinyBackbone(stride, dilate=cfg.dilate)
         if checkpoint:
             _load_checkpoint(net, checkpoint)
         return net

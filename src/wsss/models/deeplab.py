@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from wsss.compat.torchvision_cpu import import_torchvision
+from wsss.core.torchvision_compat import import_torchvision
 from wsss.data.base import IGNORE_INDEX
 from wsss.models.backbones import Backbone
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from wsss import params as params_mod
-from wsss.io import atomic_path
+from wsss.core import params as params_mod
+from wsss.core.io import atomic_path
 from wsss.sweep import tracking as sweep_tracking
 from wsss.sweep.space import SweepSpec
 
@@ -77,11 +77,12 @@ def register_best(sweep: SweepSpec, project: Path, state: Path, sweep_run_id: st
 
     import mlflow
 
-    from wsss import registry, tracking
+    from wsss.tracking import registry
+    from wsss.tracking import runs as tracking
     from wsss.sweep.space import SweepError
     from wsss.sweep.workspace import acquire_slot, trial_env, write_slot_params
 
-    name = params_mod.load(project / params_mod.PARAMS_FILE)["tracking"]["registered_model"]
+    name = params_mod.load(project / params_mod.PARAMS_FILE).tracking.registered_model
     if not name:
         raise SweepError("--register: tracking.registered_model in params.yaml is null; name the registered model")
     run_id = sweep_tracking.start_trial_run(sweep_run_id, sweep, project, f"{number} (best, registered)", params)
@@ -99,7 +100,7 @@ def register_best(sweep: SweepSpec, project: Path, state: Path, sweep_run_id: st
                 raise SweepError(f"sweep '{sweep.name}': `dvc repro {REGISTERING_STAGE}` of the best trial failed "
                                  f"(exit {done.returncode}); see {log}")
             slot_params = params_mod.load(slot.path / params_mod.PARAMS_FILE)
-            tracking.configure(slot_params["tracking"]["experiment"], project)
+            tracking.configure(slot_params.tracking.experiment, project)
             run = tracking.StageRun(mlflow.MlflowClient(), run_id, sweep_run_id)
             lineage = {"wsss.sweep": sweep.name, "wsss.trial": str(number),
                        "wsss.git_commit": tracking.git_commit(project)}

@@ -14,8 +14,8 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from wsss import params as params_mod
-from wsss.metrics import format_table
+from wsss.core import params as params_mod
+from wsss.evaluation.metrics import format_table
 from wsss.sweep import tracking as sweep_tracking
 from wsss.sweep.best import write_best
 from wsss.sweep.space import Dimension, SweepError, SweepSpec
@@ -148,7 +148,7 @@ def run_sweep(sweep: SweepSpec, project: str | Path, jobs: int = 1, log: Callabl
         if code_changed(project, state):
             log(f"[sweep {sweep.name}] note: the project's code or params.yaml changed since this sweep "
                 f"started; its trials keep running the snapshot in {state / 'code'} (use --name for a new sweep)")
-        seed = params_mod.load(state / "code" / params_mod.PARAMS_FILE)["project"]["seed"]
+        seed = params_mod.load(state / "code" / params_mod.PARAMS_FILE).project.seed
         study = create_study(sweep, state, seed)
         sweep_run_id = sweep_tracking.start_sweep_run(sweep, project, ENGINE, state)
         success = False

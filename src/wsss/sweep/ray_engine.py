@@ -33,8 +33,8 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from wsss import params as params_mod
-from wsss.metrics import format_table
+from wsss.core import params as params_mod
+from wsss.evaluation.metrics import format_table
 from wsss.sweep import tracking as sweep_tracking
 from wsss.sweep.best import write_best
 from wsss.sweep.space import Dimension, SweepError, SweepSpec
@@ -198,8 +198,8 @@ def run_sweep(sweep: SweepSpec, project: str | Path, jobs: int = 1, log: Callabl
     project = Path(project).resolve()
     state = prepare(sweep, project)
     with sweep_lock(state):
-        base = params_mod.load(state / "code" / params_mod.PARAMS_FILE)["project"]
-        seed = base["seed"]
+        base = params_mod.load(state / "code" / params_mod.PARAMS_FILE).project
+        seed = base.seed
         sweep_run_id = sweep_tracking.start_sweep_run(sweep, project, ENGINE, state)
         success = False
         try:
@@ -218,7 +218,7 @@ def run_sweep(sweep: SweepSpec, project: str | Path, jobs: int = 1, log: Callabl
             search = OptunaSearch(optuna_space(sweep), metric=VALUE, mode=mode,
                                   sampler=optuna.samplers.TPESampler(seed=seed))
             tuner = tune.Tuner(
-                tune.with_resources(_trainable(sweep, project, sweep_run_id, gpus_per_trial, base["devices"]),
+                tune.with_resources(_trainable(sweep, project, sweep_run_id, gpus_per_trial, base.devices),
                                     {"cpu": cpus_per_trial, "gpu": gpus_per_trial}),
                 tune_config=tune.TuneConfig(
                     metric=VALUE, mode=mode, num_samples=sweep.budget,

@@ -8,13 +8,15 @@ fixed: {refine.method: irn}              # optional overrides applied to every t
 space:
   ptrecl.prototypes.k: {type: int, low: 2, high: 30}
   seeds.train.lr: {type: float, low: 0.001, high: 0.1, log: true}
-  ptrecl.reclassify.formula: {type: categorical, choices: [fg_share, vote]}
+  ptrecl.reclassify.formula: {type: categorical, choices: [fg_share, fg_margin, vote]}
 ```
 
 A metric is ``<metrics file>:<key>`` (nested keys with dots, ``boundary.f1``); the file must be a
 ``metrics:`` output of a dvc.yaml stage, and that stage is what a trial reproduces to get it.
-Everything is checked against params.yaml's schema and dvc.yaml when the spec is loaded, so a
-bad spec fails before any trial runs, with an error naming the spec file and the key.
+Everything is checked against params.yaml's model (wsss.core.params: each searched and fixed key
+must name one value, and the range's ends and every choice must be valid values of it) and
+dvc.yaml when the spec is loaded, so a bad spec fails before any trial runs, with an error naming
+the spec file and the key.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from typing import Any
 
 import yaml
 
-from wsss import params as params_mod
-from wsss.errors import ParamsError, WsssError
+from wsss.core import params as params_mod
+from wsss.core.dvcfile import pipeline
+from wsss.core.errors import ParamsError, WsssError
 
 TOP_LEVEL = ("objective", "report", "budget", "fixed", "space")
 DIRECTIONS = ("maximize", "minimize")
@@ -165,7 +168,9 @@ def load_spec(path: str | Path, project: str | Path = ".", name: str | None = No
         _fail(path, f"sweep name {name!r} must be letters, digits, '.', '_' or '-'")
 
     raw_params = _read_params(project)
-    metrics_files, upstream = pipeline_graph(project, raw_params)
+    dvc = pipeline(project)
+    params = _validated(path, raw_params)
+    metrics_files, upstream = dvc.metrics_files(), dvc.upstream(params)
 
     objective = raw.get("objective")
     if not isinstance(objective, dict) or set(objective) != {"metric", "direction"}:
@@ -188,9 +193,8 @@ def load_spec(path: str | Path, project: str | Path = ".", name: str | None = No
     fixed = raw.get("fixed") or {}
     if not isinstance(fixed, dict):
         _fail(path, f"'fixed' must be a mapping of params.yaml keys to values, got {fixed!r}")
-    defaults = _validated(path, raw_params)
-    for key, value in fixed.items():
-        _check_key(path, f"fixed: '{key}'", key, defaults)
+    for key in fixed:
+        _check_key(path, f"fixed: '{key}'", key)
     base = copy.deepcopy(raw_params)
     for key, value in fixed.items():
         params_mod.set_key(base, key, value)
@@ -203,7 +207,7 @@ def load_spec(path: str | Path, project: str | Path = ".", name: str | None = No
     for key, spec in space_raw.items():
         if key in fixed:
             _fail(path, f"space: '{key}' is also in 'fixed'")
-        _check_key(path, f"space: '{key}'", key, defaults)
+        _check_key(path, f"space: '{key}'", key)
         dimension = _dimension(path, key, spec)
         for value in _probe_values(dimension):
             trial = copy.deepcopy(base)
@@ -216,24 +220,23 @@ def load_spec(path: str | Path, project: str | Path = ".", name: str | None = No
 def _read_params(project: Path) -> dict:
     file = project / params_mod.PARAMS_FILE
     params_mod.load(file)  # the project's own params must be valid first
-    return yaml.safe_load(file.read_text()) or {}
+    return params_mod.read_raw(file)
 
 
-def _validated(path: Path, raw: dict, where: str = "") -> dict:
+def _validated(path: Path, raw: dict, where: str = "") -> params_mod.Params:
     try:
         return params_mod.validate(copy.deepcopy(raw))
     except ParamsError as exc:
         _fail(path, f"{where + ': ' if where else ''}{exc}")
 
 
-def _check_key(path: Path, where: str, key: str, params: dict) -> None:
-    try:
-        value = params_mod.get_key(params, key)
-    except ParamsError:
-        _fail(path, f"{where} is not a key of params.yaml")
-    if isinstance(value, dict):
-        _fail(path, f"{where} is a section of params.yaml, not a single value "
-                    f"(its keys: {', '.join(sorted(value))})")
+def _check_key(path: Path, where: str, key: str) -> None:
+    if params_mod.is_value_key(key):
+        return
+    keys = params_mod.section_keys(key)
+    if keys:
+        _fail(path, f"{where} is a section of params.yaml, not a single value (its keys: {', '.join(keys)})")
+    _fail(path, f"{where} is not a key of params.yaml")
 
 
 def _dimension(path: Path, key: str, spec) -> Dimension:
@@ -307,53 +310,3 @@ def _check_order(path: Path, report: tuple[Metric, ...], objective: Metric,
             after = f"report[{i + 1}]" if i + 1 < len(report) else "the objective"
             _fail(path, f"'report[{i}]' ({earlier}) comes from stage {earlier.stage}, which runs after "
                         f"{after}'s stage {later.stage}; list reported metrics in pipeline order")
-
-
-def pipeline_graph(project: Path, params: dict) -> tuple[dict[str, str], dict[str, set[str]]]:
-    """From dvc.yaml: {metrics file: stage that writes it} and {stage: every stage upstream of it}.
-
-    A stage is upstream of another when one of its outputs is (or contains, or lies inside) one
-    of the other's dependencies; ``${key}`` in paths is resolved from params.yaml.
-    """
-    file = project / "dvc.yaml"
-    try:
-        stages = (yaml.safe_load(file.read_text()) or {}).get("stages") or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise SweepError(f"{file}: cannot read the pipeline ({exc})") from None
-
-    def resolve(entry) -> str:
-        text = next(iter(entry)) if isinstance(entry, dict) else str(entry)
-
-        def value(match):
-            try:
-                return str(params_mod.get_key(params, match.group(1)))
-            except ParamsError:
-                return match.group(0)
-
-        return Path(re.sub(r"\$\{([^}]+)\}", value, text)).as_posix()
-
-    metrics_files, outs, deps = {}, {}, {}
-    for name, stage in stages.items():
-        written = [resolve(e) for e in stage.get("metrics") or []]
-        metrics_files.update({m: name for m in written})
-        outs[name] = written + [resolve(e) for key in ("outs", "plots") for e in stage.get(key) or []]
-        deps[name] = [resolve(e) for e in stage.get("deps") or []]
-
-    def inside(a: str, b: str) -> bool:
-        return a == b or a.startswith(b.rstrip("/") + "/")
-
-    direct = {
-        name: {other for other in stages if other != name
-               and any(inside(d, o) or inside(o, d) for d in deps[name] for o in outs[other])}
-        for name in stages
-    }
-    upstream: dict[str, set[str]] = {}
-    for name in stages:
-        seen, todo = set(), list(direct[name])
-        while todo:
-            stage = todo.pop()
-            if stage not in seen:
-                seen.add(stage)
-                todo.extend(direct[stage])
-        upstream[name] = seen
-    return metrics_files, upstream

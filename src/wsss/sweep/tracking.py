@@ -13,9 +13,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from wsss import params as params_mod
-from wsss import tracking
-from wsss.io import atomic_path
+from wsss.core import params as params_mod
+from wsss.tracking import runs as tracking
+from wsss.core.io import atomic_path
 from wsss.sweep.space import SweepSpec
 from wsss.sweep.workspace import TrialOutcome
 
@@ -32,7 +32,7 @@ def _client(project: Path):
 
 def _experiment(project: Path) -> str:
     params = params_mod.load(Path(project) / params_mod.PARAMS_FILE)
-    return tracking.configure(params["tracking"]["experiment"], project)
+    return tracking.configure(params.tracking.experiment, project)
 
 
 def start_sweep_run(sweep: SweepSpec, project: str | Path, engine: str, state: Path) -> str:

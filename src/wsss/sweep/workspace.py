@@ -20,7 +20,7 @@ and run-cache entries to a temporary name and renames them into place (dvc_objec
 ``LocalFileSystem.put_file`` / ``copy``, dvc's ``StageCache.save``), or hardlinks them, which is
 just as atomic: a reader never sees half an object, and two writers of one hash write the same
 bytes. Outputs are checked out as hardlinks into the cache (read-only); that is safe because
-every stage writes its outputs to a temporary path and renames it (``wsss.io.atomic_path`` /
+every stage writes its outputs to a temporary path and renames it (``wsss.core.io.atomic_path`` /
 ``atomic_dir``), never in place.
 """
 
@@ -42,9 +42,9 @@ from typing import Callable, Iterator
 
 import yaml
 
-from wsss import params as params_mod
-from wsss.errors import WsssError
-from wsss.io import atomic_path
+from wsss.core import params as params_mod
+from wsss.core.errors import WsssError
+from wsss.core.io import atomic_path
 from wsss.sweep.space import SweepError, SweepSpec
 
 STATE_ROOT = Path(".wsss") / "sweeps"
@@ -233,7 +233,7 @@ def _create_slot(project: Path, code: Path, path: Path) -> None:
     (path / READY).write_text((code / READY).read_text())
 
 
-# Trials register no model (wsss.registry): a sweep registers its best trial only, on request
+# Trials register no model (wsss.tracking.registry): a sweep registers its best trial only, on request
 # (wsss.sweep.best.register_best).
 TRIAL_PARAMS = {"tracking.registered_model": None}
 VISIBLE_GPUS = "CUDA_VISIBLE_DEVICES"
@@ -261,9 +261,7 @@ def trial_overrides(sweep: SweepSpec, overrides: dict, placement: Placement = Pl
 
 
 def write_slot_params(state: Path, slot: Path, overrides: dict) -> None:
-    raw = yaml.safe_load((state / "code" / params_mod.PARAMS_FILE).read_text()) or {}
-    for key, value in (TRIAL_PARAMS | overrides).items():
-        params_mod.set_key(raw, key, value)
+    raw = params_mod.read_raw(state / "code" / params_mod.PARAMS_FILE, TRIAL_PARAMS | overrides)
     params_mod.validate(raw)
     with atomic_path(slot / params_mod.PARAMS_FILE) as tmp:
         tmp.write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -273,7 +271,7 @@ def trial_env(project: Path, slot: Path, trial_run_id: str | None, placement: Pl
     """The environment of a trial's `dvc repro`: this interpreter's tools first (as `wsss repro`),
     the slot's own code importable (it is what DVC hashed), MLflow runs in the project's store,
     nested under the trial's run, and the GPUs of its placement."""
-    from wsss import tracking
+    from wsss.tracking import runs as tracking
 
     env = dict(os.environ) | placement.env()
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"

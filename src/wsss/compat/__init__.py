@@ -1,1 +1,0 @@
-"""Work-arounds for packaging problems of third-party wheels (each isolated, each a no-op when unneeded)."""

@@ -1,0 +1,74 @@
+"""Scoring pseudo masks against ground truth: the figures every evaluate stage reports.
+
+mIoU with per-class IoU / precision / recall, class-agnostic boundary F1, and co-occurrence
+confusion m_{k,c} (docs/methods.md §7) when the data set has full-scene context masks, with the
+pairs that co-occur by construction summarised on their own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from wsss.evaluation import metrics as M
+
+
+class MaskEvaluation:
+    def __init__(self, dataset, boundary_tolerance: int):
+        self.class_names = dataset.class_names
+        self.context_names = getattr(dataset, "context_names", None)
+        self.pairs = getattr(dataset, "cooccurrence_pairs", None)
+        self.confusion = M.ConfusionAccumulator(dataset.num_classes)
+        self.boundary = M.BoundaryAccumulator(tolerance=boundary_tolerance)
+        self.cooccurrence = (M.CooccurrenceAccumulator(dataset.num_classes, len(self.context_names))
+                             if self.context_names else None)
+        self.images = 0
+
+    def update(self, gt: np.ndarray, pred: np.ndarray, context: np.ndarray | None = None) -> None:
+        self.confusion.update(gt, pred)
+        self.boundary.update(gt, pred)
+        if self.cooccurrence is not None and context is not None:
+            self.cooccurrence.update(context, gt, pred)
+        self.images += 1
+
+    def result(self) -> dict:
+        scores = self.confusion.summary(self.class_names)
+        result = {
+            "num_images": self.images,
+            "miou": scores["miou"],
+            "pixel_accuracy": scores["pixel_accuracy"],
+            "per_class": scores["per_class"],
+            "boundary": self.boundary.result(),
+        }
+        if self.cooccurrence is not None:
+            every = self.cooccurrence.result(self.class_names, self.context_names)
+            result["cooccurrence"] = {"all": every}
+            if self.pairs:
+                rows = self.cooccurrence.result(self.class_names, self.context_names, self.pairs)
+                ratios = [row["ratio"] for row in rows if row["ratio"] is not None]
+                result["cooccurrence"]["pairs"] = {f"{row['context']}/{row['class']}": row["ratio"] for row in rows}
+                result["cooccurrence"]["pairs_mean"] = float(np.mean(ratios)) if ratios else None
+        return result
+
+
+def read_mask(folder: str, image_id: str, gt: np.ndarray, what: str = "pseudo mask") -> np.ndarray:
+    """A stage's label map of ``image_id``; an error naming the file when its size is not the
+    ground truth's."""
+    from wsss.core.errors import DataError
+    from wsss.core.io import read_label_png
+
+    path = f"{folder}/{image_id}.png"
+    mask = read_label_png(path)
+    if mask.shape != gt.shape:
+        raise DataError(f"{path}: {what} {mask.shape} differs from the ground truth of image {image_id} {gt.shape}")
+    return mask
+
+
+def with_ground_truth(dataset, progress, desc: str):
+    """(image id, ground truth) of every image that has a mask (VOC train_aug images without an SBD
+    mask have none), in id order, with a progress bar as ``progress`` (project.progress) says."""
+    from wsss.core.progress import progress_bar
+
+    for image_id in progress_bar(progress, dataset.ids, desc=desc):
+        gt = dataset.load_mask(image_id)
+        if gt is not None:
+            yield image_id, gt

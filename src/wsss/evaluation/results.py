@@ -1,0 +1,41 @@
+"""The results table: one row per evaluated stage (and baseline), from the DVC metrics files of
+dvc.yaml's stages, in pipeline order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from wsss.core.dvcfile import pipeline
+from wsss.core.io import read_json
+
+COLUMNS = ["stage", "method", "split", "mIoU", "bg threshold", "boundary F1", "co-occurrence"]
+
+
+def result_rows(project_dir: str | Path = ".") -> list[dict]:
+    rows = []
+    for name in pipeline(project_dir).metrics_files():
+        path = Path(project_dir) / name
+        if not path.exists():
+            continue
+        metrics = read_json(path)
+        rows.append({
+            "stage": metrics["stage"],
+            "method": metrics["method"],
+            "split": metrics["split"],
+            "mIoU": metrics["miou"],
+            "bg threshold": "map" if metrics.get("background") == "map" else metrics.get("bg_threshold"),
+            "boundary F1": (metrics.get("boundary") or {}).get("f1"),
+            # mean m_{k,c} over the (context, class) pairs that co-occur by construction
+            "co-occurrence": (metrics.get("cooccurrence") or {}).get("pairs_mean"),
+        })
+        for baseline, values in (metrics.get("baselines") or {}).items():
+            rows.append({
+                "stage": "baseline",
+                "method": baseline.replace("_", " "),
+                "split": metrics["split"],
+                "mIoU": values["miou"],
+                "bg threshold": None,
+                "boundary F1": (values.get("boundary") or {}).get("f1"),
+                "co-occurrence": None,
+            })
+    return rows

@@ -1,1 +1,0 @@
-"""Pseudo-mask refinement: PAMR, dense CRF, random walk."""

@@ -1,0 +1,311 @@
+"""The seed papers' ablation tables, each reproduced by one command: `wsss ablate <table>`.
+
+A table is a list of rows; a row is a set of params.yaml overrides. Each row runs as a DVC
+experiment (`dvc exp run --temp -S key=value ... <targets>`), so rows whose stages already ran
+with the same parameters come back from DVC's run cache at no cost, and each row stays
+available to `dvc exp show` / `dvc exp apply` under the name `<table>-<row>`. Every row also gets
+one MLflow run (tags wsss.kind=ablation-row, the row's overrides as params, the table's figures
+as metrics) nested under one parent run per table; the stages that ran for the row nest under
+the row's run. The table is written as markdown to `results/ablations/<table>.md`; a table whose
+rows vary one parameter (``curve``) also as a PNG plot and as the records of a DVC plot
+(`results/ablations/<table>.json`, declared in dvc.yaml's top-level plots).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wsss.tracking import plot_files
+from wsss.core.errors import WsssError
+from wsss.core.io import atomic_path
+from wsss.evaluation.metrics import format_table
+from wsss.methods.sipe import TABLE3_STEPS
+
+RESULTS_DIR = Path("results/ablations")
+SEEDS = "metrics/seeds.json"
+REFINE = "metrics/refine.json"
+PTRECL_MAP = "metrics/ptrecl_map.json"
+PTRECL = "metrics/ptrecl.json"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One figure of the table: a key path into one metrics file of the row's experiment."""
+
+    header: str
+    metrics_file: str
+    key: str  # dotted path, e.g. "cooccurrence.pairs_mean"
+
+
+@dataclass(frozen=True)
+class Table:
+    title: str
+    targets: tuple[str, ...]  # dvc stages each row reproduces (with their upstream stages)
+    rows: tuple[tuple[str, dict[str, Any]], ...]  # (row name, params overrides)
+    columns: tuple[Column, ...]
+    note: str = ""
+    common: dict[str, Any] = field(default_factory=dict)  # overrides shared by every row
+    curve: str | None = None  # an override key: the table is also plotted against its value (TABLE.png)
+
+
+SEED_COLUMNS = (
+    Column("seeds mIoU", SEEDS, "miou"),
+    Column("boundary F1", SEEDS, "boundary.f1"),
+    Column("co-occurrence (pairs)", SEEDS, "cooccurrence.pairs_mean"),
+)
+PTRECL_COLUMNS = (
+    Column("reclass. map mIoU", PTRECL_MAP, "miou"),
+    Column("PtReCl mIoU", PTRECL, "miou"),
+    Column("PtReCl boundary F1", PTRECL, "boundary.f1"),
+)
+EPS = {"seeds.method": "eps"}
+AE = "seeds.ae_sipe."
+
+TABLES: dict[str, Table] = {
+    "eps-strategies": Table(
+        "EPS map selection strategies (EPS paper, Table 2)",
+        ("evaluate_seeds",),
+        tuple((name, {"seeds.eps.strategy": name}) for name in ("none", "naive", "predefined", "adaptive")),
+        SEED_COLUMNS,
+        "predefined sends seeds.eps.predefined_background to the background; none is our reading "
+        "(the estimate is 1 - background map alone).",
+        EPS,
+    ),
+    "eps-tau": Table(
+        "EPS overlap threshold tau (lambda 0.5)",
+        ("evaluate_seeds",),
+        tuple((f"tau={tau}", {"seeds.eps.tau": tau, "seeds.eps.lam": 0.5}) for tau in (0.3, 0.4, 0.5)),
+        SEED_COLUMNS,
+        common=EPS,
+    ),
+    "eps-lambda": Table(
+        "EPS saliency-loss weight lambda (tau 0.4)",
+        ("evaluate_seeds",),
+        tuple((f"lambda={lam}", {"seeds.eps.lam": lam, "seeds.eps.tau": 0.4}) for lam in (0.3, 0.5, 0.7, 0.9)),
+        SEED_COLUMNS,
+        common=EPS,
+    ),
+    "ae-sipe": Table(
+        "AE-SIPE cumulative ablation (AE-SIPE paper, Table 2), seeds without / with dense CRF",
+        ("evaluate_seeds",),
+        (
+            ("SIPE baseline", {AE + "steps": "pr_is", AE + "hierarchical_structure": False,
+                               AE + "is_cam_norm": "max", AE + "bg_scale": 1.0}),
+            ("+ affinity enhancement", {AE + "steps": "pr_is,pamr,pr_is", AE + "hierarchical_structure": False,
+                                        AE + "is_cam_norm": "max", AE + "bg_scale": 1.0}),
+            ("+ hierarchical features", {AE + "steps": "pr_is,pamr,pr_is", AE + "hierarchical_structure": True,
+                                         AE + "is_cam_norm": "max", AE + "bg_scale": 1.0}),
+            ("+ IS-CAM normalisation", {AE + "steps": "pr_is,pamr,pr_is", AE + "hierarchical_structure": True,
+                                        AE + "is_cam_norm": "minmax", AE + "bg_scale": 1.0}),
+            ("+ background rescaling", {AE + "steps": "pr_is,pamr,pr_is", AE + "hierarchical_structure": True,
+                                        AE + "is_cam_norm": "minmax", AE + "bg_scale": 0.8}),
+        ),
+        (Column("seeds mIoU", SEEDS, "miou"), Column("+CRF mIoU", SEEDS, "crf.miou"),
+         Column("boundary F1", SEEDS, "boundary.f1")),
+        common={"seeds.method": "ae_sipe", "evaluate.seeds_crf": True},
+    ),
+    "ae-sipe-orders": Table(
+        "AE-SIPE prototype / PAMR orders (AE-SIPE paper, Table 3)",
+        ("evaluate_seeds",),
+        tuple((name, {AE + "steps": steps, AE + "hierarchical_structure": False, AE + "is_cam_norm": "max",
+                      AE + "bg_scale": 1.0}) for name, steps in TABLE3_STEPS.items()),
+        SEED_COLUMNS[:2],
+        common={"seeds.method": "ae_sipe"},
+    ),
+    "methods": Table(
+        "Seed methods: seeds and pseudo masks after IRN",
+        ("evaluate_seeds", "evaluate_refine"),
+        tuple((m, {"seeds.method": m}) for m in ("cam", "sipe", "ae_sipe", "eps")),
+        (Column("seeds mIoU", SEEDS, "miou"), Column("seeds co-occurrence", SEEDS, "cooccurrence.pairs_mean"),
+         Column("IRN mIoU", REFINE, "miou"), Column("IRN boundary F1", REFINE, "boundary.f1"),
+         Column("IRN co-occurrence", REFINE, "cooccurrence.pairs_mean")),
+        "co-occurrence: mean m_{k,c} = FP_{k,c} / TP_c over the (context, class) pairs that co-occur "
+        "by construction in the synthetic set.",
+        {"refine.method": "irn"},
+    ),
+    "ptrecl-k": Table(
+        "PtReCl: number of prototypes K per class and set (PtReCl paper: flat within 1% for K 10-30)",
+        ("evaluate_ptrecl",),
+        tuple((f"K={k}", {"ptrecl.prototypes.k": k}) for k in (2, 5, 10, 15, 20, 30)),
+        PTRECL_COLUMNS,
+        curve="ptrecl.prototypes.k",
+    ),
+    "ptrecl-m": Table(
+        "PtReCl: top m prototypes deciding the score (K 20; paper: m 10-20 best)",
+        ("evaluate_ptrecl",),
+        tuple((f"m={m}", {"ptrecl.reclassify.top_m": m, "ptrecl.prototypes.k": 20}) for m in (3, 5, 10, 15, 20, 30)),
+        PTRECL_COLUMNS,
+        curve="ptrecl.reclassify.top_m",
+    ),
+}
+
+
+def experiment_name(table: str, row: str) -> str:
+    """A DVC experiment name for a row (DVC allows letters, digits, - _ . only)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{table}-{row}").strip("_")
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _override_value(value: Any) -> str:
+    """A value in DVC's `-S` (Hydra) override syntax: strings quoted, so that a comma (as in
+    "pr_is,pamr,pr_is") is not read as a sweep over several values."""
+    if isinstance(value, str):
+        return "'" + value.replace("'", "\\'") + "'"
+    return _format_value(value)
+
+
+def dvc_command(table: Table, name: str, overrides: dict[str, Any]) -> list[str]:
+    command = ["dvc", "exp", "run", "--temp", "-n", name]
+    for key, value in (table.common | overrides).items():
+        command += ["-S", f"{key}={_override_value(value)}"]
+    return command + list(table.targets)
+
+
+def _dig(tree: dict, key: str):
+    node: Any = tree
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _git(project: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=project, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise WsssError(f"git {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def row_metrics(project: Path, ref: str, table: Table) -> dict[str, Any]:
+    """The table's figures from the metrics files committed in one experiment ref."""
+    import json
+
+    files = {}
+    values = {}
+    for column in table.columns:
+        if column.metrics_file not in files:
+            files[column.metrics_file] = json.loads(_git(project, "show", f"{ref}:{column.metrics_file}"))
+        values[column.header] = _dig(files[column.metrics_file], column.key)
+    return values
+
+
+def markdown(table_name: str, table: Table, rows: list[dict]) -> str:
+    common = ", ".join(f"{k}={_format_value(v)}" for k, v in table.common.items())
+    lines = [f"### {table.title}", "", f"`wsss ablate {table_name}`" + (f" (every row: {common})" if common else ""), ""]
+    lines.append(format_table(rows, ["row", *[c.header for c in table.columns]]))
+    if table.note:
+        lines += ["", table.note]
+    return "\n".join(lines) + "\n"
+
+
+def run_table(table_name: str, project: Path, env: dict, log=print) -> str:
+    """Run every row of a table as a DVC experiment; return (and write) its markdown."""
+    import mlflow
+
+    from wsss.core import params as params_mod
+    from wsss.tracking import runs as tracking
+
+    if table_name not in TABLES:
+        raise WsssError(f"unknown ablation table {table_name!r}; known: {', '.join(TABLES)}")
+    table = TABLES[table_name]
+    params = params_mod.load(project / params_mod.PARAMS_FILE)
+    for _, overrides in table.rows:  # a bad override fails before any row runs
+        params_mod.load(project / params_mod.PARAMS_FILE, table.common | overrides)
+    baseline = _git(project, "rev-parse", "HEAD").strip()
+    experiment_id = tracking.configure(params.tracking.experiment, project)
+    client = mlflow.MlflowClient()
+    parent = tracking.start_parent_run(experiment_id, params, f"wsss-ablate:{os.getpid()}:{time.time():.0f}",
+                                       project, name=f"ablation {table_name}")
+    client.set_tag(parent, "wsss.kind", "ablation")
+    rows, success = [], False
+    try:
+        for row_name, overrides in table.rows:
+            name = experiment_name(table_name, row_name)
+            row_params = params_mod.load(project / params_mod.PARAMS_FILE, table.common | overrides)
+            row_run = tracking.start_parent_run(experiment_id, row_params, f"wsss-ablate-row:{name}:{time.time():.0f}",
+                                                project, name=f"{table_name}: {row_name}")
+            client.set_tag(row_run, "mlflow.parentRunId", parent)
+            client.set_tag(row_run, "wsss.kind", "ablation-row")
+            client.set_tag(row_run, "wsss.dvc_experiment", name)
+            for key, value in (table.common | overrides).items():
+                client.set_tag(row_run, f"override.{key}", _format_value(value))
+            # a row of the same name from an earlier run of the table is replaced
+            subprocess.run(["dvc", "exp", "remove", name], cwd=project, env=env, capture_output=True)
+            command = dvc_command(table, name, overrides)
+            log(f"[{table_name}] {row_name}: {' '.join(command)}")
+            done = subprocess.run(command, cwd=project, env=dict(env, **{tracking.PARENT_ENV: row_run}))
+            if done.returncode != 0:
+                client.set_terminated(row_run, "FAILED")
+                raise WsssError(f"ablation {table_name}, row {row_name!r}: `{' '.join(command)}` failed "
+                                f"(exit {done.returncode}); finished rows are cached and will not run again")
+            values = row_metrics(project, f"refs/exps/{baseline[:2]}/{baseline[2:]}/{name}", table)
+            client.log_batch(row_run, metrics=_mlflow_metrics(values))
+            client.set_terminated(row_run, "FINISHED")
+            rows.append({"row": row_name, **values})
+        text = markdown(table_name, table, rows)
+        out = project / RESULTS_DIR / f"{table_name}.md"
+        with atomic_path(out) as tmp:
+            tmp.write_text(text)
+        client.log_artifact(parent, str(out))
+        if table.curve is not None:
+            plot = out.with_suffix(".png")
+            plot_curve(table, rows, plot)
+            client.log_artifact(parent, str(plot))
+            write_curve_records(table, rows, out.with_suffix(".json"))
+        success = True
+        return text
+    finally:
+        client.set_terminated(parent, "FINISHED" if success else "FAILED")
+
+
+def plot_curve(table: Table, rows: list[dict], path: Path) -> None:
+    """Every column of the table against the value of `table.curve` (the paper's ablation curves)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = curve_values(table, rows)
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    for column in table.columns:
+        ax.plot(x, [row[column.header] for row in rows], marker="o", label=column.header)
+    ax.set_xlabel(table.curve)
+    ax.set_title(table.title, fontsize="small")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+
+
+def curve_values(table: Table, rows: list[dict]) -> list:
+    """The value of the table's varied parameter in each row."""
+    return [dict(table.rows)[row["row"]][table.curve] for row in rows]
+
+
+def write_curve_records(table: Table, rows: list[dict], path: Path) -> None:
+    """The table as DVC plot records: {<varied key's last part>, row, <a field per column>}."""
+    records = plot_files.ablation_records(table.curve, curve_values(table, rows), rows,
+                                          [c.header for c in table.columns])
+    plot_files.write_records(path, records)
+
+
+def _mlflow_metrics(values: dict) -> list:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    safe = {re.sub(r"[^A-Za-z0-9_\-. /]", "", k).strip().replace(" ", "_"): v for k, v in values.items()}
+    return [Metric(k, float(v), now, 0) for k, v in safe.items() if isinstance(v, (int, float))]

@@ -1,0 +1,104 @@
+"""The evaluate stages' figures on disk and in MLflow, one place for the stage scripts and for the
+runs `wsss repro` records for stages DVC did not run (wsss.tracking.restore).
+
+Each evaluation result is written twice: its headline figures to the DVC metrics file
+(``metrics/seeds.json``: what `dvc metrics show` / `dvc exp show` / sweeps / ablations read) and
+the whole result (per-class IoU / precision / recall and pixel counts, the threshold curve,
+co-occurrence per pair, baselines) to its details file (``metrics/details/seeds.json``, a cached
+DVC output), and the records of its DVC plots to ``plots/seeds/`` (wsss.tracking.plot_files).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from wsss.tracking import plot_files
+from wsss.core.io import read_json, write_json
+
+DETAILS_DIR = "details"
+LABELS = ("stage", "method", "split")  # strings that describe a result; not MLflow metrics
+
+# Headline keys of a result, nested as in the result ({"boundary": ["f1"]} keeps boundary.f1).
+HEADLINE = {
+    "stage": True, "method": True, "split": True, "num_images": True, "miou": True,
+    "boundary": ["f1"], "cooccurrence": ["pairs_mean"],
+    # seeds
+    "background": True, "bg_threshold": True, "at_reference_threshold": ["bg_threshold", "miou"],
+    "crf": ["miou", "boundary"],
+    # the PtReCl reclassification map alone
+    "best_bg_threshold": True, "best_miou": True,
+}
+
+
+def details_path(metrics_file: str | Path) -> Path:
+    """``metrics/seeds.json`` -> ``metrics/details/seeds.json``."""
+    path = Path(metrics_file)
+    return path.parent / DETAILS_DIR / path.name
+
+
+def headline(result: dict) -> dict:
+    """The figures of a result that belong in its DVC metrics file."""
+    out = {}
+    for key, keep in HEADLINE.items():
+        if key not in result:
+            continue
+        value = result[key]
+        if keep is True or not isinstance(value, dict):
+            out[key] = value
+        else:
+            out[key] = {k: _headline_value(k, value[k]) for k in keep if k in value}
+    baselines = result.get("baselines")
+    if baselines:  # the trivial baselines' mIoU, rows of the results table
+        out["baselines"] = {name: {"miou": values["miou"]} for name, values in baselines.items()}
+    return out
+
+
+def _headline_value(key, value):
+    return {"f1": value["f1"]} if key == "boundary" and isinstance(value, dict) else value
+
+
+def write(metrics_file: str | Path, result: dict) -> None:
+    """Write the whole result to the details file and the plot files, then its headline to the
+    metrics file."""
+    write_json(details_path(metrics_file), result)
+    plot_files.write_evaluation(metrics_file, result)
+    write_json(metrics_file, headline(result))
+
+
+def read(metrics_file: str | Path, project_dir: str | Path = ".") -> dict:
+    """The whole result: the details file when there is one, else the metrics file's headline."""
+    details = Path(project_dir) / details_path(metrics_file)
+    return read_json(details if details.exists() else Path(project_dir) / metrics_file)
+
+
+def _refine_figures(result: dict) -> dict:
+    refine_method = result["method"].split("+")[-1]  # "<seeds method>+<refine method>"
+    return {f"refine.{refine_method}.miou": result["miou"], "refine.boundary_f1": result["boundary"]["f1"]}
+
+
+# Metrics file's name -> (prefix of its figures in the stage's MLflow run, its figures on the parent run).
+MLFLOW = {
+    "seeds": ("", lambda r: {f"seeds.{r['method']}.miou": r["miou"], "seeds.bg_threshold": r["bg_threshold"]}),
+    "refine": ("", _refine_figures),
+    "ptrecl_map": ("map.", lambda r: {"ptrecl.map.miou": r["miou"]}),
+    "ptrecl": ("", lambda r: {"ptrecl.miou": r["miou"], "ptrecl.boundary_f1": r["boundary"]["f1"]}),
+    "segment": ("", lambda r: {"segment.val_miou": r["miou"], "segment.boundary_f1": r["boundary"]["f1"]}),
+}
+
+
+def logged(metrics_file: str | Path) -> bool:
+    """Whether a stage's metrics file has figures for MLflow (log)."""
+    return Path(metrics_file).stem in MLFLOW
+
+
+def log(run, metrics_file: str, result: dict, project_dir: str | Path = ".") -> None:
+    """Log one result to a stage's run (a wsss.tracking.runs.StageRun): the method it scored as the
+    tag `wsss report` groups by, every figure, the parent's headline figures and both files."""
+    prefix, parent_figures = MLFLOW[Path(metrics_file).stem]
+    run.set_tag("wsss.method", result["method"])
+    run.log_metrics({prefix + k: v for k, v in result.items() if k not in LABELS})
+    run.log_headline(parent_figures(result))
+    run.log_artifact(Path(project_dir) / metrics_file)
+    details = Path(project_dir) / details_path(metrics_file)
+    if details.exists():
+        run.log_artifact(details, DETAILS_DIR)

@@ -1,0 +1,59 @@
+"""Runs for the stages `dvc repro` did not run, so that every pipeline invocation leaves the figures
+of every stage of its pipeline in MLflow.
+
+DVC skips a stage whose deps and params match dvc.lock, and restores one from its run-cache
+without running it; either way no stage process starts and no stage run is logged. After a
+successful `dvc repro`, `wsss repro` gives each such stage a run under the invocation's parent,
+tagged ``wsss.restored=true``, with the stage's params sections (from dvc.yaml), the git commit,
+and the figures of its metrics files (wsss.tracking.metrics_files), headline figures on the parent too; a
+restored `evaluate_segmentation` registers its network unless it is registered (wsss.tracking.registry).
+Only stages `dvc status` finds up to date get one: their outputs are those of their current
+inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from wsss.core.dvcfile import pipeline
+from wsss.core.errors import WsssError
+from wsss.core.params import Params
+from wsss.tracking import metrics_files
+from wsss.tracking import runs as tracking
+
+REGISTERING_STAGE = "evaluate_segmentation"  # the stage that registers the model (wsss.tracking.registry)
+
+
+def up_to_date(project: Path, stages: list[str], env: dict | None = None) -> list[str]:
+    """The given stages whose deps, params and outputs match dvc.lock (`dvc status`)."""
+    if not stages:
+        return []
+    out = subprocess.run(["dvc", "status", "--json", *stages], cwd=project, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise WsssError(f"dvc status failed (exit {out.returncode}): {out.stderr.strip()}")
+    changed = json.loads(out.stdout or "{}")
+    return [s for s in stages if s not in changed]
+
+
+def record_restored(parent_id: str, project: Path, params: Params, targets: list[str],
+                    env: dict | None = None) -> list[str]:
+    """Give every stage of the pipeline that has no run under the parent a restored run; returns
+    their names."""
+    experiment_id = tracking.configure(params.tracking.experiment, project)
+    ran = {run.data.tags.get("wsss.stage") for run in tracking.stage_runs(parent_id)}
+    dvc = pipeline(project)
+    missing = [s for s in dvc.covering(targets, params) if s not in ran]
+    restored = up_to_date(project, missing, env)
+    for name in restored:
+        stage = dvc.stage(name)
+        with tracking.restored_stage_run(experiment_id, parent_id, name, params, list(stage.params), project) as run:
+            for file in stage.metrics:
+                if metrics_files.logged(file):
+                    metrics_files.log(run, file, metrics_files.read(file, project), project)
+            if name == REGISTERING_STAGE:  # a model restored from DVC's cache is registered too
+                from wsss.tracking.registry import register_segmentation_model
+
+                register_segmentation_model(run, params, project)
+    return restored
