@@ -25,7 +25,8 @@ import yaml
 from torch.utils.data import DataLoader
 
 from tests.test_pipeline_e2e import ROOT, _run, _set_param, project  # noqa: F401 (the tiny-project fixture)
-from wsss.train.ddp import GlobalBatchSampler, Ranks, run_stage
+from wsss.core.params import ProjectParams
+from wsss.train.ddp import GlobalBatchSampler, Ranks, relaunch
 from wsss.core.errors import ParamsError
 
 TOLERANCE = 1e-4
@@ -103,11 +104,9 @@ def test_global_batches_are_the_one_process_loader_batches():
 
 
 def test_batch_not_dividing_over_the_processes_is_a_params_error():
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["project"].update(device="cpu", devices=2)
-    params["seeds"]["train"]["batch_size"] = 9
+    project = ProjectParams(device="cpu", devices=2)
     with pytest.raises(ParamsError, match=r"'seeds.train.batch_size' is 9, which does not divide over the 2 "):
-        run_stage(params, "train_classifier", "unused.pt", "seeds.train.batch_size", None)
+        relaunch(project, "train_classifier", "unused.pt", ("seeds.train.batch_size", 9), after=lambda: None)
 
 
 @pytest.mark.slow

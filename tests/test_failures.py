@@ -21,12 +21,13 @@ from test_pipeline_e2e import project  # noqa: F401  (the tiny project copy fixt
 from wsss import cli
 from wsss.core import params as params_mod
 from wsss.tracking import runs as tracking
-from wsss.data.synthetic import SyntheticConfig, generate
+from wsss.core.params import SyntheticParams
+from wsss.data.registry import open_split
+from wsss.data.synthetic import generate
 from wsss.core.errors import DataError, ParamsError
 from wsss.core.io import atomic_path, load_checkpoint, save_state_dict
 from wsss.stages.preflight import check_all
 from wsss.core.processes import owner_gone, owner_id
-from wsss.stages.common import open_split
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT}")
@@ -57,7 +58,7 @@ def _temps(folder: Path) -> list[Path]:
 def _tiny_project(tmp_path: Path) -> Path:
     """A project folder with dvc.yaml, a 4-image synthetic set and params pointing at it."""
     shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
-    generate(tmp_path / "data", SyntheticConfig(image_height=32, image_width=40, num_train=4, num_val=2))
+    generate(tmp_path / "data", SyntheticParams(image_height=32, image_width=40, num_train=4, num_val=2))
     params = {"dataset": {"root": "data"}, "project": {"progress": False, "device": "cpu"}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     return tmp_path
@@ -70,7 +71,8 @@ def _truncated_classifier(project: Path) -> None:
 
 
 def test_truncated_checkpoint_names_the_file_and_its_stage(tmp_path, monkeypatch):
-    from pipeline.seeds import load_classifier
+    from wsss.core.dvcfile import pipeline
+    from wsss.stages.seeds import trained_classifier
 
     shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
     _truncated_classifier(tmp_path)
@@ -78,7 +80,7 @@ def test_truncated_checkpoint_names_the_file_and_its_stage(tmp_path, monkeypatch
     with pytest.raises(DataError, match=r"^artifacts/seeds/classifier\.pt: cannot read checkpoint, truncated .*"
                                         r"; re-run the stage that writes it: dvc repro --force --single-item "
                                         r"train_classifier$"):
-        load_classifier(params_mod.validate({}), 8, torch.device("cpu"))
+        trained_classifier(params_mod.validate({}).seeds, pipeline().paths, 8, torch.device("cpu"))
 
 
 @pytest.mark.slow
@@ -106,19 +108,20 @@ def test_load_checkpoint_missing_corrupt_and_not_a_state_dict(tmp_path):
 
 
 def test_checkpoint_of_another_model_names_the_file(tmp_path, monkeypatch):
-    from wsss.core.layout import IRN_WEIGHTS, load_stage_weights
+    from wsss.core.dvcfile import load_stage_weights, pipeline
 
     monkeypatch.chdir(tmp_path)
     shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
-    save_state_dict(IRN_WEIGHTS, torch.nn.Linear(3, 2).state_dict())
+    weights = pipeline().paths.irn_weights
+    save_state_dict(weights, torch.nn.Linear(3, 2).state_dict())
     with pytest.raises(DataError, match=r"artifacts/irn/irn\.pt: checkpoint does not fit .* train_irn"):
-        load_stage_weights(torch.nn.Linear(4, 2), IRN_WEIGHTS)
+        load_stage_weights(torch.nn.Linear(4, 2), weights)
 
 
 def test_no_stage_calls_torch_load_itself():
     sources = [*ROOT.glob("pipeline/*.py"), *ROOT.glob("scripts/*.py"), *(ROOT / "src").rglob("*.py")]
     callers = [p.relative_to(ROOT).as_posix() for p in sources if "torch.load(" in p.read_text()]
-    assert callers == ["src/wsss/io.py"]
+    assert callers == ["src/wsss/core/io.py"]
 
 
 # -- 2. temporary outputs of killed writers -----------------------------------------------------
@@ -215,15 +218,16 @@ def test_runs_of_a_killed_stage_are_closed_by_the_next_one(mlflow_db, tmp_path):
     ({"seeds.method": "eps", "dataset.saliency": None}, "'seeds.method' = eps trains on saliency maps"),
     ({"seeds.method": "eps", "seeds.eps.predefined_background": ["sky"]}, "names 'sky', which is not a class"),
     ({"dataset.saliency": "opencv:nope"}, "unknown OpenCV method 'nope'"),
-    ({"dataset.label_dir": "labels"}, "dataset.label_dir applies to coco only"),
+    ({"dataset.label_dir": "labels"}, "'dataset.label_dir' applies to coco only"),
     ({"seeds.backbone.checkpoint": "missing.pt"}, "'seeds.backbone.checkpoint' file not found"),
     ({"seeds.backbone.name": "efficientnet_lite0", "seeds.backbone.output_stride": 8}, "supports 16 or 32"),
 ])
 def test_check_all_makes_the_checks_the_stages_make(tmp_path, overrides, message):
+    """Loading params.yaml (the model's checks) and check_all (what needs files and the machine)
+    between them make every check a stage would make."""
     (tmp_path / "params.yaml").write_text("{}\n")
-    params = params_mod.load(tmp_path / "params.yaml", overrides)
     with pytest.raises(ParamsError, match=message):
-        check_all(params, tmp_path)
+        check_all(params_mod.load(tmp_path / "params.yaml", overrides), tmp_path)
 
 
 def test_check_all_opens_every_split_of_an_existing_data_set(tmp_path):
@@ -245,18 +249,17 @@ def test_repro_refuses_bad_params_before_dvc_touches_anything(tmp_path, mlflow_d
 # -- 5. dataset.max_images ---------------------------------------------------------------------
 def test_max_images_checks_the_images_used_and_says_so(tmp_path, capsys):
     root = tmp_path / "data"
-    generate(root, SyntheticConfig(image_height=32, image_width=40, num_train=5, num_val=1))
+    generate(root, SyntheticParams(image_height=32, image_width=40, num_train=5, num_val=1))
     bad = (root / "ImageSets/Segmentation/train.txt").read_text().split()[-1]
     (root / "JPEGImages" / f"{bad}.jpg").write_bytes(b"broken")
-    params = params_mod.validate({"dataset": {"root": str(root), "max_images": 3}})
-    dataset = open_split(params, "train")
+    cfg = params_mod.validate({"dataset": {"root": str(root), "max_images": 3}}).dataset
+    dataset = open_split(cfg, "train")
     dataset.validate()  # the broken image is not among the first 3
     assert len(dataset.ids) == 3
     assert "using the first 3 of 5 images (dataset.max_images); the other 2 are neither used nor checked" \
         in capsys.readouterr().out
-    params["dataset"]["max_images"] = None
     with pytest.raises(DataError, match=f"image {bad}: .*{bad}.jpg: cannot decode image"):
-        open_split(params, "train").validate()
+        open_split(cfg.model_copy(update={"max_images": None}), "train").validate()
     assert "using the first" not in capsys.readouterr().out
 
 

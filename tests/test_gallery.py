@@ -23,7 +23,12 @@ from PIL import Image
 from headless_browser import find_browser, load_page
 from test_pipeline_e2e import _run, project  # noqa: F401  (the tiny project copy fixture)
 from wsss.serve import gallery as G
-from wsss.data.synthetic import SyntheticConfig, generate
+from wsss.core.dvcfile import pipeline
+from wsss.core.params import SyntheticParams
+from wsss.data.registry import open_split
+from wsss.data.synthetic import generate
+from wsss.stages.common import Stage, load_params
+from wsss.stages.gallery import GallerySettings, gallery, write_page
 from wsss.core.errors import DataError
 from wsss.core.io import save_boundary_map, save_score_map, save_state_dict, write_json, write_palette_png
 from wsss.evaluation.metrics import image_iou
@@ -125,15 +130,14 @@ def fake_project(tmp_path, monkeypatch):
     from wsss.methods.segmenter import InferenceSettings, Segmenter
 
     root = tmp_path / "data"
-    generate(root, SyntheticConfig(image_sizes=((40, 52), (56, 44)), num_train=6, num_val=1, seed=3))
+    generate(root, SyntheticParams(image_sizes=[[40, 52], [56, 44]], num_train=6, num_val=1, seed=3))
     params = {"dataset": {"root": "data"}, "project": {"progress": False, "device": "cpu"},
               "tracking": {"gallery": {"worst": 2, "best": 1, "sample": 2}}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")  # the artifacts' paths
     monkeypatch.chdir(tmp_path)
-    from wsss.stages.common import load_params, open_split
-
     params = load_params()
-    dataset = open_split(params, "train")
+    dataset = open_split(params.dataset, "train")
     for n, image_id in enumerate(dataset.ids):
         gt = dataset.load_mask(image_id)
         labels = np.array(sorted(set(np.unique(gt).tolist()) - {0, 255}))
@@ -146,16 +150,23 @@ def fake_project(tmp_path, monkeypatch):
         worse.flat[objects[: len(objects) * n // 6]] = 0  # image n loses n/6 of its objects: IoU falls with n
         write_palette_png(f"artifacts/ptrecl/masks/{image_id}.png", worse)
     write_json("metrics/seeds.json", {"bg_threshold": 0.5})
-    segmenter = Segmenter.build({"backbone": params["seeds"]["backbone"], "head": "v2", "rates": None},
+    segmenter = Segmenter.build({"backbone": params.seeds.backbone.model_dump(), "head": "v2", "rates": None},
                                 dataset.class_names, InferenceSettings())
     save_state_dict("artifacts/segment/deeplab.pt", segmenter.network.state_dict())
     return tmp_path, dataset
 
 
-def _build(*argv):
-    from pipeline.gallery import main
+def _settings() -> tuple[GallerySettings, object]:
+    params = load_params()
+    settings = GallerySettings(params.project, params.dataset, params.seeds, params.refine, params.segment,
+                               pipeline().paths)
+    return settings, params
 
-    main(["--out", "page.html", *argv])
+
+def _build(ids: list[str] | None = None) -> str:
+    """`wsss gallery --out page.html [--ids ...]`'s page."""
+    settings, params = _settings()
+    write_page(settings, "page.html", ids, params.tracking.gallery)
     return Path("page.html").read_text()
 
 
@@ -199,10 +210,10 @@ def test_missing_inputs_leave_columns_out_with_a_note(fake_project):
 
 def test_chosen_ids_and_bad_ones(fake_project):
     _, dataset = fake_project
-    page = _build("--ids", dataset.ids[4], dataset.ids[1])
+    page = _build([dataset.ids[4], dataset.ids[1]])
     assert [c.split(" · ")[:2] for c in _captions(page)] == [["chosen", dataset.ids[4]], ["chosen", dataset.ids[1]]]
     with pytest.raises(DataError, match="image id 'nope' is not in split 'train'"):
-        _build("--ids", "nope")
+        _build(["nope"])
     assert not Path("page.html.tmp").exists() and not list(Path(".").glob(".page.html*"))
     Path("artifacts/ptrecl/masks", f"{dataset.ids[0]}.png").write_bytes(b"not a png")
     with pytest.raises(DataError, match=f"artifacts/ptrecl/masks/{dataset.ids[0]}.png"):
@@ -216,9 +227,8 @@ def _set(path: Path, section: str, values: dict) -> None:
 
 
 def test_stage_writes_page_and_picture_and_logs_them(fake_project, mlflow_db):
-    from pipeline.gallery import main
-
-    main([])
+    settings, params = _settings()
+    gallery(Stage.of("gallery", params), settings, params.tracking.gallery)
     page = Path("results/gallery/index.html").read_text()
     _assert_self_contained(page)
     rows = len(_captions(page))
@@ -237,7 +247,6 @@ def test_wsss_gallery_command_runs_the_stage_code(fake_project, monkeypatch):
 
     folder, dataset = fake_project
     monkeypatch.chdir(ROOT)  # --project names the project
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT / "src"), str(ROOT)]))
     assert main(["--project", str(folder), "gallery", "--worst", "0", "--best", "1", "--sample", "0"]) == 0
     captions = _captions((folder / "results/gallery/index.html").read_text())
     assert len(captions) == 1 and captions[0].startswith(f"best 1 · {dataset.ids[0]}")

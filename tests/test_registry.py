@@ -14,7 +14,8 @@ from wsss.core import params as params_mod
 from wsss.tracking import registry
 from wsss.tracking import runs as tracking
 from wsss.cli import main as wsss_main
-from wsss.data.synthetic import SyntheticConfig, generate
+from wsss.core.params import SyntheticParams
+from wsss.data.synthetic import generate
 from wsss.core.io import read_label_png, save_state_dict
 from wsss.serve.predict import image_files, load_segmenter, predict_files
 from wsss.methods.segmenter import InferenceSettings, Segmenter
@@ -25,7 +26,7 @@ LINEAGE = {"wsss.method": "cam+irn+deeplabv2", "wsss.val_miou": "0.5000", "wsss.
 
 def _segmenter(seed: int = 0) -> Segmenter:
     torch.manual_seed(seed)
-    architecture = {"backbone": params_mod.validate({})["seeds"]["backbone"], "head": "v2", "rates": None}
+    architecture = {"backbone": params_mod.validate({}).seeds.backbone.model_dump(), "head": "v2", "rates": None}
     return Segmenter.build(architecture, CLASSES, InferenceSettings(scales=(1.0, 0.5)))
 
 
@@ -86,7 +87,7 @@ def test_predict_loads_a_model_by_uri_run_id_or_checkpoint(mlflow_db, tmp_path):
 
     # a checkpoint: the project's params.yaml and data set say which network and classes
     root = tmp_path / "data"
-    generate(root, SyntheticConfig(image_height=32, image_width=40, num_train=2, num_val=2))
+    generate(root, SyntheticParams(image_height=32, image_width=40, num_train=2, num_val=2))
     params = {"dataset": {"root": "data"}, "segment": {"infer": {"scales": [1.0, 0.5]}}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     checkpoint = tmp_path / "deeplab.pt"

@@ -19,10 +19,11 @@ import psutil
 import pytest
 import yaml
 
-from wsss.data.synthetic import SyntheticConfig, generate
+from wsss.core.params import ProjectParams, SyntheticParams
+from wsss.data.synthetic import generate
 from wsss.core.device import threads_per_process
 from wsss.core.errors import DataError, WsssError
-from wsss.train.sharding import FINGERPRINT, ShardedStage, fingerprint, partial_folder, stage_deps
+from wsss.train.sharding import FINGERPRINT, ShardedStage, fingerprint, partial_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 IDS = [f"img{k:02d}" for k in range(12)]
@@ -30,7 +31,7 @@ KILL_ONCE = "kill-once"  # the trivial worker SIGKILLs its own process at this i
 
 
 # -- the runner, with a trivial worker ----------------------------------------------------------
-def make_copy_worker(params: dict, device, dataset):
+def make_copy_worker(config, device, dataset):
     """Writes "<id> <source's text>" for each id, into both output folders; `dataset` is the
     source file. At the id named in <source>.kill-once, removes that file and SIGKILLs itself."""
     source = Path(dataset)
@@ -46,10 +47,11 @@ def make_copy_worker(params: dict, device, dataset):
 
 
 def _stage(tmp_path: Path, devices: int, ids=IDS) -> ShardedStage:
-    params = {"project": {"device": "cpu", "devices": devices, "progress": False}}
+    project = ProjectParams(device="cpu", devices=devices, progress=False)
     source = tmp_path / "source.txt"
     outputs = {tmp_path / "out/a": ".txt", tmp_path / "out/b": ".out"}
-    return ShardedStage("copy", params, ["project"], str(source), ids, outputs, make_copy_worker, [str(source)])
+    return ShardedStage("copy", {"project.devices": devices}, project, str(source), ids, outputs, make_copy_worker,
+                        None, [str(source)])
 
 
 def _contents(folder: Path) -> dict:
@@ -98,16 +100,27 @@ def test_changed_input_does_not_resume_from_stale_files(tmp_path):
     assert all(path.read_text().endswith(" v2") for path in (tmp_path / "out/a").iterdir())
 
 
-def test_fingerprint_holds_what_changes_the_bytes():
-    params = {"project": {"device": "cpu", "devices": 1, "progress": False}, "x": {"y": 1}}
-    base = fingerprint("s", params, ["project", "x.y"], 2, IDS, [])
-    other_devices = {"project": dict(params["project"], devices=2), "x": {"y": 1}}
-    assert fingerprint("s", other_devices, ["project", "x.y"], 2, IDS, []) != base
-    assert fingerprint("s", params, ["project", "x.y"], 1, IDS, []) != base  # torch threads
-    assert fingerprint("s", {**params, "x": {"y": 2}}, ["project", "x.y"], 2, IDS, []) != base
-    assert fingerprint("s", params, ["project", "x.y"], 2, IDS[:-1], []) != base
-    quiet = {"project": dict(params["project"], progress=True), "x": {"y": 1}}
-    assert fingerprint("s", quiet, ["project", "x.y"], 2, IDS, []) == base  # progress bars change no byte
+def test_fingerprint_holds_what_changes_the_bytes(tmp_path):
+    record = {"project.devices": 1, "x.y": 1}
+    (tmp_path / "input.txt").write_text("a")
+    inputs = [str(tmp_path / "input.txt")]
+    base = fingerprint("s", record, 2, IDS, inputs)
+    assert fingerprint("s", record, 2, IDS, inputs) == base
+    assert fingerprint("s", {**record, "project.devices": 2}, 2, IDS, inputs) != base
+    assert fingerprint("s", record, 1, IDS, inputs) != base  # torch threads
+    assert fingerprint("s", {**record, "x.y": 2}, 2, IDS, inputs) != base
+    assert fingerprint("s", record, 2, IDS[:-1], inputs) != base
+    (tmp_path / "input.txt").write_text("b")
+    assert fingerprint("s", record, 2, IDS, inputs) != base
+
+
+def test_a_stage_fingerprints_only_keys_that_change_its_bytes():
+    """A sharded stage's fingerprint holds the params keys dvc.yaml lists for it: none of them may
+    be one that changes how a stage runs but not what it writes, or a resume would be refused
+    for nothing (progress bars, DataLoader workers)."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    listed = {key for stage in stages.values() for key in stage.get("params") or []}
+    assert not listed & {"project", "project.progress", "project.num_workers"}
 
 
 def test_unchanged_inputs_resume_and_the_fingerprint_leaves_no_trace(tmp_path):
@@ -130,14 +143,6 @@ def test_an_image_left_without_files_fails_the_stage(tmp_path):
     assert not (tmp_path / "out/a").exists()
 
 
-def test_stage_deps_are_the_dvc_yaml_deps_with_params_filled_in(tmp_path, monkeypatch):
-    monkeypatch.chdir(ROOT)
-    deps = stage_deps("seeds", {"dataset": {"root": "data/x"}})
-    assert "artifacts/seeds/classifier.pt" in deps and "data/x" in deps and "pipeline/seeds.py" in deps
-    with pytest.raises(DataError, match="cannot read the deps of stage 'nope'"):
-        stage_deps("nope", {})
-
-
 # -- the seeds stage, as real processes -----------------------------------------------------------
 NUM_IMAGES = 40
 
@@ -156,14 +161,15 @@ def seeds_project(tmp_path_factory, _mlflow_db_template):
 
     project = tmp_path_factory.mktemp("seeds-project")
     shutil.copy(ROOT / "dvc.yaml", project / "dvc.yaml")
-    generate(project / "data", SyntheticConfig(image_height=64, image_width=80, num_train=NUM_IMAGES, num_val=2))
+    generate(project / "data", SyntheticParams(image_height=64, image_width=80, num_train=NUM_IMAGES, num_val=2))
     (project / "params.yaml").write_text(yaml.safe_dump(
         {"dataset": {"root": "data"}, "project": {"progress": False, "device": "cpu"}}))
     params = params_mod.load(project / "params.yaml")
     torch.manual_seed(0)
-    dataset = open_dataset(dict(params["dataset"], root=str(project / "data")), params["dataset"]["train_split"])
-    backbone = build_backbone(dict(params["seeds"]["backbone"], pretrained=False))
-    model = build_seed_model(params, backbone, dataset.num_classes - 1)
+    dataset = open_dataset(params.dataset.model_copy(update={"root": str(project / "data")}),
+                           params.dataset.train_split)
+    backbone = build_backbone(params.seeds.backbone.model_copy(update={"pretrained": False}))
+    model = build_seed_model(params.seeds, backbone, dataset.num_classes - 1)
     save_state_dict(project / "artifacts/seeds/classifier.pt", model.state_dict())
     shutil.copy(_mlflow_db_template, project / "mlflow.db")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]),

@@ -26,7 +26,9 @@ import yaml
 
 from test_pipeline_e2e import TINY, _deep_update, _run
 from wsss.cli import main
-from wsss.sweep.space import SweepError, load_spec, pipeline_graph
+from wsss.core import params as params_mod
+from wsss.core.dvcfile import pipeline
+from wsss.sweep.space import SweepError, load_spec
 from wsss.sweep.workspace import TrialError, run_trial, state_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,7 +114,7 @@ def test_sweep_reruns_only_ptrecl_and_nests_every_trial_under_one_sweep_run(proj
         assert set(t.user_attrs["stages_ran"]) <= PTRECL  # never a training stage
         assert 2 <= t.params["ptrecl.reclassify.top_m"] <= 6 and 0.0 <= t.value <= 1.0
     assert set(trials[0].user_attrs["stages_ran"]) == PTRECL  # a fresh top_m: PtReCl reruns ...
-    _, upstream = pipeline_graph(project, yaml.safe_load((project / "params.yaml").read_text()))
+    upstream = pipeline(project).upstream(params_mod.load(project / "params.yaml"))
     assert TRAINING <= upstream["ptrecl"]  # ... on everything upstream, from the run-cache
     assert set(trials[0].user_attrs["stages_restored"]) == upstream["ptrecl"]
 

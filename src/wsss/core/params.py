@@ -191,7 +191,8 @@ class SyntheticParams(Section):
     @model_validator(mode="after")
     def _objects(self) -> SyntheticParams:
         if self.min_objects > self.max_objects:
-            raise ValueError(f"min_objects {self.min_objects} exceeds max_objects {self.max_objects}")
+            raise ValueError(f"'data.synthetic.min_objects' {self.min_objects} exceeds 'data.synthetic.max_objects' "
+                             f"{self.max_objects}")
         return self
 
 
@@ -216,10 +217,11 @@ class DatasetParams(Section):
     @model_validator(mode="after")
     def _layout_keys(self) -> DatasetParams:
         if self.name == "coco" and self.mask_dir != "auto":
-            raise ValueError("mask_dir applies to voc / synthetic; for coco use label_dir")
+            raise ValueError("'dataset.mask_dir' applies to voc / synthetic; for coco use 'dataset.label_dir'")
         for key in ("annotation_file", "label_dir"):
             if self.name != "coco" and getattr(self, key) is not None:
-                raise ValueError(f"{key} applies to coco only; set it to null for name {self.name!r}")
+                raise ValueError(f"'dataset.{key}' applies to coco only; set it to null for dataset.name "
+                                 f"{self.name!r}")
         return self
 
 
@@ -477,7 +479,7 @@ class Params(Section):
     @model_validator(mode="after")
     def _eps_needs_saliency(self) -> Params:
         if self.seeds.method == "eps" and self.dataset.saliency in (None, "none"):
-            raise ValueError("seeds.method eps trains on saliency maps, but dataset.saliency is null "
+            raise ValueError("'seeds.method' = eps trains on saliency maps, but 'dataset.saliency' is null "
                              "(name a folder of maps or opencv[:method])")
         return self
 
@@ -485,8 +487,8 @@ class Params(Section):
     def _imagenet_needs_weights(self) -> Params:
         for key in ("refine.irn.backbone", "ptrecl.recovery.backbone", "segment.backbone"):
             if self.get(key) == "pretrained" and self.seeds.backbone.name == "tiny":
-                raise ValueError(f"{key} = pretrained needs a pretrained backbone; the tiny one (seeds.backbone.name) "
-                                 "has no ImageNet weights (use classifier)")
+                raise ValueError(f"'{key}' = pretrained needs a pretrained backbone; the tiny one "
+                                 "('seeds.backbone.name') has no ImageNet weights (use classifier)")
         return self
 
     def dump(self, key: str | None = None) -> Any:
@@ -612,7 +614,9 @@ def _describe(exc: ValidationError) -> str:
             lines.append(f"params.yaml: '{key}' is required")
         elif first["type"] == "value_error":  # our own checks: the message says what it got
             message = first["msg"].removeprefix("Value error, ")
-            lines.append(f"params.yaml: {where if key else ''}{': ' if key else ''}{message}")
+            # a section's check names its keys itself; a value's check needs the key in front
+            lines.append(f"params.yaml: {message}" if isinstance(first.get("input"), dict) or not key
+                         else f"params.yaml: {where}: {message}")
         else:
             wanted = list(dict.fromkeys(_wanted(e) for e in errors))
             if len(wanted) > 1 and all(w.startswith("should be ") for w in wanted):
