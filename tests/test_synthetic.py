@@ -11,16 +11,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from wsss.core.errors import DataError, ParamsError
+from wsss.core.params import SyntheticParams, validate
 from wsss.data.synthetic import (
     CLASS_NAMES,
     CONTEXT_NAMES,
-    SyntheticConfig,
-    _Stats,
+    check_names,
+    config_record,
     generate,
     ignore_band,
     render_sample,
 )
-from wsss.core.errors import DataError, ParamsError
+from wsss.data.synthetic.stats import Stats
 
 FOLDERS = {
     "JPEGImages": ".jpg",
@@ -36,7 +38,7 @@ TINY = {"image_height": 64, "image_width": 80, "num_train": 16, "num_val": 8, "s
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("syn") / "VOCdevkit" / "VOC2012"
-    config = SyntheticConfig(**TINY)
+    config = SyntheticParams(**TINY)
     meta = generate(root, config)
     return root, config, meta
 
@@ -44,7 +46,7 @@ def tiny(tmp_path_factory):
 @pytest.fixture(scope="module")
 def samples():
     """200 small images rendered in memory: enough to measure rates."""
-    config = SyntheticConfig(image_height=48, image_width=64, num_train=200, num_val=0, seed=11)
+    config = SyntheticParams(image_height=48, image_width=64, num_train=200, num_val=0, seed=11)
     return config, [render_sample(config, i) for i in range(200)]
 
 
@@ -135,7 +137,7 @@ def test_ignore_band_widths():
 
 
 def test_exact_object_count_with_occlusion(tmp_path):
-    config = SyntheticConfig(
+    config = SyntheticParams(
         image_height=48, image_width=64, num_train=12, num_val=1, min_objects=3, max_objects=3
     )
     for i in range(12):
@@ -147,14 +149,15 @@ def test_exact_object_count_with_occlusion(tmp_path):
 # -- what the data must exercise -------------------------------------------------------------------
 def test_cooccurrence_rates_as_configured(samples):
     config, rendered = samples
-    stats = _Stats()
+    stats = Stats()
     for sample in rendered:
         stats.add(sample)
     summary = stats.summary(config)
-    for context, name, rate in config.cooccurrence:
-        entry = summary["classes"][name]
+    assert len(config.cooccurrence) == 6
+    for pair in config.cooccurrence:
+        entry = summary["classes"][pair.class_]
         assert entry["images"] >= 30
-        assert abs(entry["paired_context_presence"][context] - rate) < 0.15, (context, name)
+        assert abs(entry["paired_context_presence"][pair.context] - pair.rate) < 0.15, pair
     # Context is predictive, not a label: water also appears without boats.
     boat, water = CLASS_NAMES.index("boat"), CONTEXT_NAMES.index("water")
     without = [s for s in rendered if boat not in s.mask]
@@ -220,9 +223,9 @@ def folder_bytes(root: Path) -> dict[str, bytes]:
 
 def test_deterministic_by_seed(tmp_path):
     small = {"image_height": 40, "image_width": 48, "num_train": 4, "num_val": 2}
-    a = generate(tmp_path / "a" / "VOC2012", SyntheticConfig(seed=5, **small))
-    b = generate(tmp_path / "b" / "VOC2012", SyntheticConfig(seed=5, **small))
-    generate(tmp_path / "c" / "VOC2012", SyntheticConfig(seed=6, **small))
+    a = generate(tmp_path / "a" / "VOC2012", SyntheticParams(seed=5, **small))
+    b = generate(tmp_path / "b" / "VOC2012", SyntheticParams(seed=5, **small))
+    generate(tmp_path / "c" / "VOC2012", SyntheticParams(seed=6, **small))
     files_a, files_b = folder_bytes(tmp_path / "a" / "VOC2012"), folder_bytes(tmp_path / "b" / "VOC2012")
     assert files_a == files_b and a == b
     files_c = folder_bytes(tmp_path / "c" / "VOC2012")
@@ -232,14 +235,14 @@ def test_deterministic_by_seed(tmp_path):
 
 def test_image_depends_only_on_seed_and_index():
     small = {"image_height": 40, "image_width": 48, "seed": 9}
-    first = render_sample(SyntheticConfig(num_train=3, **small), 2)
-    again = render_sample(SyntheticConfig(num_train=50, num_val=7, **small), 2)
+    first = render_sample(SyntheticParams(num_train=3, **small), 2)
+    again = render_sample(SyntheticParams(num_train=50, num_val=7, **small), 2)
     assert np.array_equal(first.image, again.image) and np.array_equal(first.saliency, again.saliency)
 
 
 def test_replaces_old_root_atomically(tmp_path):
     root = tmp_path / "VOCdevkit" / "VOC2012"
-    config = SyntheticConfig(image_height=40, image_width=48, num_train=3, num_val=1)
+    config = SyntheticParams(image_height=40, image_width=48, num_train=3, num_val=1)
     generate(root, config)
     (root / "stale.txt").write_text("left over")
     generate(root, config)
@@ -253,9 +256,20 @@ def test_refuses_to_replace_a_foreign_folder(tmp_path):
     root.mkdir()
     (root / "thesis.tex").write_text("do not delete")
     with pytest.raises(DataError, match="refusing"):
-        generate(root, SyntheticConfig(image_height=40, image_width=48, num_train=1, num_val=0))
+        generate(root, SyntheticParams(image_height=40, image_width=48, num_train=1, num_val=0))
     assert (root / "thesis.tex").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["precious"]
+
+
+def test_unknown_names_fail_before_anything_is_written(tmp_path):
+    """generate() checks the class and context names the params model cannot know."""
+    root = tmp_path / "VOC2012"
+    config = SyntheticParams.model_validate(
+        {"num_train": 1, "num_val": 0, "cooccurrence": [{"context": "lava", "class": "boat", "rate": 0.5}]}
+    )
+    with pytest.raises(ParamsError, match=r"data\.synthetic\.cooccurrence\[0\]\.context: unknown context 'lava'"):
+        generate(root, config)
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(
@@ -265,7 +279,7 @@ def test_refuses_to_replace_a_foreign_folder(tmp_path):
         ({"num_train": 0}, "data.synthetic.num_train"),
         ({"num_train": 2.5}, "data.synthetic.num_train"),
         ({"seed": True}, "data.synthetic.seed"),
-        ({"min_objects": 3, "max_objects": 2}, "data.synthetic.min_objects"),
+        ({"min_objects": 3, "max_objects": 2}, "'data.synthetic': min_objects 3 exceeds max_objects 2"),
         ({"max_objects": 99}, "data.synthetic.max_objects"),
         ({"image_height": 8}, "data.synthetic.image_height"),
         ({"object_scale": [0.6, 0.2]}, "data.synthetic.object_scale"),
@@ -275,9 +289,17 @@ def test_refuses_to_replace_a_foreign_folder(tmp_path):
             {"cooccurrence": [{"context": "water", "class": "boat", "rate": 1.2}]},
             "data.synthetic.cooccurrence[0].rate",
         ),
-        ({"cooccurrence": [["water", "submarine", 0.5]]}, "data.synthetic.cooccurrence[0].class"),
-        ({"cooccurrence": [["lava", "boat", 0.5]]}, "data.synthetic.cooccurrence[0].context"),
-        ({"saliency_missed_classes": ["unicorn"]}, "data.synthetic.saliency_missed_classes"),
+        ({"cooccurrence": [["water", "boat", 0.5]]}, "data.synthetic.cooccurrence[0]' should be a valid dictionary"),
+        ({"cooccurrence": [{"context": "water", "class": "boat", "rate": 0.5}] * 2}, "(water, boat) listed twice"),
+        (
+            {"cooccurrence": [{"context": "water", "class": "submarine", "rate": 0.5}]},
+            "data.synthetic.cooccurrence[0].class: unknown class 'submarine'",
+        ),
+        (
+            {"cooccurrence": [{"context": "lava", "class": "boat", "rate": 0.5}]},
+            "data.synthetic.cooccurrence[0].context: unknown context 'lava'",
+        ),
+        ({"saliency_missed_classes": ["unicorn"]}, "data.synthetic.saliency_missed_classes: unknown class 'unicorn'"),
         ({"saliency_blur_sigma": -1}, "data.synthetic.saliency_blur_sigma"),
         ({"image_sizes": []}, "data.synthetic.image_sizes"),
         ({"image_sizes": [[64, 80], [48]]}, "data.synthetic.image_sizes[1]"),
@@ -286,33 +308,49 @@ def test_refuses_to_replace_a_foreign_folder(tmp_path):
     ],
 )
 def test_bad_config_names_the_key(raw, key):
+    """What params.yaml alone decides fails in the params model, the names in check_names; either
+    way the error names the key."""
     with pytest.raises(ParamsError) as info:
-        SyntheticConfig.from_dict(raw)
+        check_names(validate({"data": {"synthetic": raw}}).data.synthetic)
     assert key in str(info.value)
 
 
-def test_config_round_trip():
-    raw = {"cooccurrence": [["water", "boat", 0.5], {"context": "sky", "class": "aeroplane", "rate": 1}]}
-    config = SyntheticConfig.from_dict(raw)
-    assert config.cooccurrence == (("water", "boat", 0.5), ("sky", "aeroplane", 1.0))
-    assert SyntheticConfig.from_dict(config.to_dict()) == config
-    assert SyntheticConfig.from_dict(None) == SyntheticConfig() == SyntheticConfig.from_dict({})
-    assert SyntheticConfig.from_dict({"cooccurrence": []}).cooccurrence == ()
-    sized = SyntheticConfig.from_dict({"image_sizes": [[64, 80], [80, 48]]})
-    assert sized.image_sizes == ((64, 80), (80, 48))
-    assert SyntheticConfig.from_dict(sized.to_dict()) == sized
+def test_good_config_passes_both_checks():
+    raw = {"cooccurrence": [{"context": "water", "class": "boat", "rate": 0.5}], "saliency_missed_classes": ["cow"]}
+    config = validate({"data": {"synthetic": raw}}).data.synthetic
+    check_names(config)
+    assert [(p.context, p.class_, p.rate) for p in config.cooccurrence] == [("water", "boat", 0.5)]
+    check_names(SyntheticParams())  # the defaults name this set's classes and contexts
+
+
+def test_config_record_round_trip():
+    """The config synthetic_meta.json records reads back as the same params."""
+    raw = {"cooccurrence": [{"context": "water", "class": "boat", "rate": 0.5},
+                            {"context": "sky", "class": "aeroplane", "rate": 1.0}]}
+    config = SyntheticParams.model_validate(raw)
+    record = config_record(config)
+    assert record["cooccurrence"] == raw["cooccurrence"]  # "class", not the field's name class_
+    assert SyntheticParams.model_validate(record) == config
+    assert SyntheticParams.model_validate({}) == SyntheticParams()
+    assert SyntheticParams.model_validate({"cooccurrence": []}).cooccurrence == []
+    sized = SyntheticParams.model_validate({"image_sizes": [[64, 80], [80, 48]]})
+    assert config_record(sized)["image_sizes"] == [[64, 80], [80, 48]]
+    assert SyntheticParams.model_validate(config_record(sized)) == sized
     # at its default the key is left out of the config written to synthetic_meta.json, so the
     # default set is byte-identical to the one made before the key existed
-    assert "image_sizes" not in SyntheticConfig().to_dict()
+    assert "image_sizes" not in config_record(SyntheticParams())
 
 
 def test_meta_records_config_and_stats(tiny):
     root, config, meta = tiny
     assert json.loads((root / "synthetic_meta.json").read_text()) == meta
-    assert SyntheticConfig.from_dict(meta["config"]) == config
+    assert meta["generator"] == "wsss.data.synthetic"
+    assert SyntheticParams.model_validate(meta["config"]) == config
     assert meta["class_names"] == CLASS_NAMES and meta["context_names"] == CONTEXT_NAMES
     assert meta["saliency_missed_classes"] == list(config.saliency_missed_classes)
-    assert [(p["context"], p["class"], p["rate"]) for p in meta["cooccurrence"]] == list(config.cooccurrence)
+    assert [(p["context"], p["class"], p["rate"]) for p in meta["cooccurrence"]] == [
+        (p.context, p.class_, p.rate) for p in config.cooccurrence
+    ]
     stats = meta["stats"]
     assert stats["all"]["images"] == config.num_train + config.num_val
     assert stats["train"]["images"] == config.num_train
@@ -351,7 +389,7 @@ SIZES = [[40, 64], [72, 48], [45, 61], [56, 56]]  # landscape, portrait, odd sid
 
 def test_mixed_sizes_each_image_draws_one(tmp_path):
     root = tmp_path / "VOC2012"
-    config = SyntheticConfig(image_sizes=SIZES, num_train=20, num_val=4, seed=2)
+    config = SyntheticParams(image_sizes=SIZES, num_train=20, num_val=4, seed=2)
     generate(root, config)
     seen = set()
     for image_id in split_ids(root, "train") + split_ids(root, "val"):
@@ -371,9 +409,9 @@ def test_mixed_sizes_each_image_draws_one(tmp_path):
 
 
 def test_mixed_sizes_keep_images_independent_of_order_and_count():
-    config = SyntheticConfig(image_sizes=SIZES, seed=4)
+    config = SyntheticParams(image_sizes=SIZES, seed=4)
     first = render_sample(config, 5)
-    again = render_sample(SyntheticConfig(image_sizes=SIZES, seed=4, num_train=9, num_val=3), 5)
+    again = render_sample(SyntheticParams(image_sizes=SIZES, seed=4, num_train=9, num_val=3), 5)
     assert np.array_equal(first.image, again.image) and np.array_equal(first.mask, again.mask)
 
 
@@ -381,7 +419,7 @@ def test_without_image_sizes_the_images_are_unchanged():
     """No size is drawn without image_sizes, so the random stream, and every file of the default
     set (its DVC hash in dvc.lock), stay what they were before the key existed. The digest was
     taken with the generator before image_sizes."""
-    config = SyntheticConfig(image_height=40, image_width=48, seed=0)
+    config = SyntheticParams(image_height=40, image_width=48, seed=0)
     digest = hashlib.md5()
     for index in range(3):
         sample = render_sample(config, index)
