@@ -13,6 +13,8 @@ from typing import Callable
 
 import torch
 
+from wsss.core.project import copy_pipeline
+
 
 def parse_size(text: str) -> tuple[int, int]:
     """"94x125" -> (94, 125)."""
@@ -54,20 +56,10 @@ def write_json(path: Path, result) -> None:
     tmp.replace(path)
 
 
-PROJECT_FILES = ("dvc.yaml", "params.yaml", "pipeline", "src", ".dvc/config", ".dvcignore")
-
-
 def copy_project(root: Path, dest: Path, extra: tuple[str, ...] = ()) -> None:
-    """The pipeline code, params and DVC config of the project at ``root``, copied into ``dest``
-    with no git: DVC runs there without an SCM, like a sweep's slots."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "tmp", "cache")
-    for name in PROJECT_FILES + extra:
-        source = root / name
-        if source.is_dir():
-            shutil.copytree(source, dest / name, ignore=ignore)
-        else:
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / name)
+    """The pipeline of the project at ``root`` (wsss.core.project), copied into ``dest`` with no
+    git: DVC runs there without an SCM, like a sweep's slots."""
+    copy_pipeline(root, dest, extra)
     (dest / ".dvc" / "config.local").write_text("[core]\n    no_scm = true\n    analytics = false\n")
 
 

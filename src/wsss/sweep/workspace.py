@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -44,12 +43,11 @@ import yaml
 
 from wsss.core import params as params_mod
 from wsss.core.errors import WsssError
+from wsss.core.project import copy_pipeline, pipeline_digest
 from wsss.core.io import atomic_path
 from wsss.sweep.space import SweepError, SweepSpec
 
 STATE_ROOT = Path(".wsss") / "sweeps"
-SNAPSHOT = ("dvc.yaml", "params.yaml", "pipeline", "src", ".dvc/config", ".dvcignore")
-SNAPSHOT_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
 READY = ".wsss-slot"  # written last into a slot: its copy is complete
 LOG_TAIL_LINES = 40
 
@@ -150,37 +148,16 @@ def _snapshot(project: Path, dest: Path) -> None:
         raise SweepError(f"{project}: not a DVC project (no .dvc/)")
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    for name in SNAPSHOT:
-        source = project / name
-        if source.is_dir():
-            shutil.copytree(source, tmp / name, ignore=SNAPSHOT_IGNORE)
-        elif source.exists():
-            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, tmp / name)
-    (tmp / READY).write_text(_fingerprint(project) + "\n")
+    copy_pipeline(project, tmp)
+    (tmp / READY).write_text(pipeline_digest(project) + "\n")
     shutil.rmtree(dest, ignore_errors=True)
     os.replace(tmp, dest)
-
-
-def _fingerprint(root: Path) -> str:
-    """A hash of the snapshot's files as they are under ``root``."""
-    digest = hashlib.sha256()
-    for name in SNAPSHOT:
-        source = root / name
-        files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
-        for path in files:
-            rel = path.relative_to(root)
-            skipped = path.suffix == ".pyc" or any(
-                part == "__pycache__" or part.endswith(".egg-info") for part in rel.parts)
-            if path.exists() and not skipped:
-                digest.update(rel.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
 
 
 def code_changed(project: str | Path, state: Path) -> bool:
     """Whether the project's pipeline code or params.yaml differ from the sweep's snapshot."""
     stamp = state / "code" / READY
-    return stamp.exists() and stamp.read_text().strip() != _fingerprint(Path(project).resolve())
+    return stamp.exists() and stamp.read_text().strip() != pipeline_digest(Path(project).resolve())
 
 
 def _project_cache_dir(project: Path) -> str:
