@@ -45,7 +45,7 @@ def test_curve_tables_plot_each_column_against_the_swept_value(tmp_path):
             for part in parents:
                 node = node.setdefault(part, {})
             node[leaf] = value
-        assert validate(tree)["ptrecl"]["prototypes"]["k"] == overrides["ptrecl.prototypes.k"]
+        assert validate(tree).ptrecl.prototypes.k == overrides["ptrecl.prototypes.k"]
     rows = [{"row": name, **{c.header: 0.4 + 0.01 * i for c in table.columns}} for i, (name, _) in enumerate(table.rows)]
     plot_curve(table, rows, tmp_path / "curve.png")
     with Image.open(tmp_path / "curve.png") as image:

@@ -3,6 +3,7 @@ import torch.nn.functional as F
 import pytest
 
 from wsss.core.errors import ParamsError
+from wsss.core.params import BackboneParams, SeedsParams
 from wsss.models.backbones import build_backbone
 from wsss.methods.cam import CAMClassifier, multiscale_cam
 from wsss.methods.seed_methods import seed_losses
@@ -10,7 +11,7 @@ from wsss.train.loop import make_sgd, train_seed_classifier
 
 
 def _backbone(name="tiny", stride=16, pretrained=False):
-    return build_backbone({"name": name, "output_stride": stride, "pretrained": pretrained, "checkpoint": None})
+    return build_backbone(BackboneParams(name=name, output_stride=stride, pretrained=pretrained))
 
 
 @pytest.mark.parametrize("name, stride", [("tiny", 16), ("tiny", 8), ("resnet50", 16), ("efficientnet_lite0", 16)])
@@ -27,8 +28,8 @@ def test_backbone_strides(name, stride):
 def test_tiny_dilation_sets_the_level4_receptive_field(dilate, receptive_field):
     # The input pixels that reach one level-4 position (gradient support) span the receptive field.
     torch.manual_seed(0)
-    net = build_backbone({"name": "tiny", "output_stride": 8, "dilate": dilate, "pretrained": False,
-                          "checkpoint": None}).eval()
+    net = build_backbone(BackboneParams(name="tiny", output_stride=8, dilate=dilate, pretrained=False,
+                          checkpoint=None)).eval()
     image = torch.randn(1, 3, 256, 256, requires_grad=True)
     level4 = net(image)[-1]
     level4[0, :, 16, 16].sum().backward()
@@ -46,16 +47,16 @@ def test_efficientnet_lite0_loads_packaged_imagenet_weights():
 def test_local_checkpoint_loading_and_mismatch(tmp_path):
     source = _backbone()
     torch.save(source.state_dict(), tmp_path / "tiny.pt")
-    loaded = build_backbone({"name": "tiny", "output_stride": 16, "pretrained": False,
-                             "checkpoint": str(tmp_path / "tiny.pt")})
+    loaded = build_backbone(BackboneParams(name="tiny", output_stride=16, pretrained=False,
+                             checkpoint=str(tmp_path / "tiny.pt")))
     assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), loaded.state_dict().values()))
     with pytest.raises(ParamsError, match="checkpoint"):
-        build_backbone({"name": "tiny", "output_stride": 16, "pretrained": False,
-                        "checkpoint": str(tmp_path / "none.pt")})
+        build_backbone(BackboneParams(name="tiny", output_stride=16, pretrained=False,
+                        checkpoint=str(tmp_path / "none.pt")))
     torch.save({"foo": torch.zeros(1)}, tmp_path / "bad.pt")
     with pytest.raises(ParamsError, match="does not fit"):
-        build_backbone({"name": "tiny", "output_stride": 16, "pretrained": False,
-                        "checkpoint": str(tmp_path / "bad.pt")})
+        build_backbone(BackboneParams(name="tiny", output_stride=16, pretrained=False,
+                        checkpoint=str(tmp_path / "bad.pt")))
 
 
 def test_logits_are_the_average_of_class_maps_before_relu():
@@ -97,7 +98,7 @@ def test_training_learns_a_separable_toy_problem():
     optimizer = make_sgd([(backbone, 1.0), (new, 10.0)], lr=0.01, momentum=0.9, weight_decay=1e-4)
     losses = []
     result = train_seed_classifier(model, loader, 6, optimizer, torch.device("cpu"),
-                                   seed_losses({"seeds": {"method": "cam"}}, []), freeze_bn=False,
+                                   seed_losses(SeedsParams(method="cam"), []), freeze_bn=False,
                                    on_step=lambda step, m: losses.append(m["loss"]))
     assert result["steps"] == 24 and len(losses) == 24
     assert result["final_epoch_loss"] < 0.5 * losses[0]

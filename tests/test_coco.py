@@ -11,6 +11,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from wsss.data.coco import COCODataset
+from wsss.core.params import DatasetParams, validate
 from wsss.data.registry import open_dataset
 from wsss.core.errors import DataError, ParamsError
 from wsss.core.io import write_palette_png
@@ -221,9 +222,9 @@ def test_validate_passes_and_registry(root):
         "annotation_file": None,
         "label_dir": None,
     }
-    dataset = open_dataset(cfg, SPLIT)
+    dataset = open_dataset(DatasetParams(**cfg), SPLIT)
     assert isinstance(dataset, COCODataset) and dataset.ids == [A, B]
     saliency = dataset.load_saliency(A)
     assert saliency.shape == (10, 12) and saliency.dtype == np.float32
     with pytest.raises(ParamsError, match="label_dir"):
-        open_dataset({**cfg, "mask_dir": "SegmentationClass"}, SPLIT)
+        validate({"dataset": {**cfg, "mask_dir": "SegmentationClass"}})

@@ -40,7 +40,7 @@ def test_params_defaults_and_from_dict():
     cfg = {"iterations": 5, "gaussian_sxy": 3, "gaussian_compat": 3, "bilateral_sxy": 50,
            "bilateral_srgb": 5, "bilateral_compat": 10, "gt_prob": 0.7}
     assert CrfParams(**cfg).iterations == 5
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="unknown"):
         CrfParams(**{**cfg, "unknown": 1})
 
 

@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from wsss.data.base import IGNORE_INDEX
+from wsss.core.params import BackboneParams
 from wsss.models.backbones import build_backbone
 from wsss.models.deeplab import DeepLab, condition_on_labels, predict, segmentation_loss
 
-TINY = {"name": "tiny", "output_stride": 8, "pretrained": False, "checkpoint": None}
+TINY = BackboneParams(name="tiny", output_stride=8, pretrained=False)
 
 
 @pytest.mark.parametrize("head, rates, branches", [("v2", None, 4), ("v2", [1, 2], 2), ("v3", None, None)])

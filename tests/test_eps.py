@@ -8,6 +8,7 @@ from wsss.data.base import SegmentationDataset
 from wsss.data.transforms import ClassificationDataset, SaliencyClassificationDataset
 from wsss.core.errors import DataError
 from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from wsss.core.params import BackboneParams, EpsParams, SeedsParams
 from wsss.models.backbones import build_backbone
 from wsss.methods.eps import (EPSClassifier, eps_losses, estimated_saliency, multiscale_eps,
                              saliency_on_grid, saliency_overlap, select_maps)
@@ -17,7 +18,7 @@ from wsss.train.loop import make_sgd, to_device, train_seed_classifier
 
 def _model(num_foreground=3):
     torch.manual_seed(0)
-    backbone = build_backbone({"name": "tiny", "output_stride": 16, "pretrained": False, "checkpoint": None})
+    backbone = build_backbone(BackboneParams(name="tiny", output_stride=16, pretrained=False))
     return EPSClassifier(backbone, num_foreground)
 
 
@@ -236,10 +237,9 @@ def test_train_eps_reports_all_losses_with_tuple_targets():
     backbone, new = model.parameter_groups()
     optimizer = make_sgd([(backbone, 1.0), (new, 10.0)], lr=0.01, momentum=0.9, weight_decay=1e-4)
     logged = []
-    params = {"seeds": {"method": "eps", "eps": {"strategy": "adaptive", "tau": 0.4, "lam": 0.5,
-                                                  "predefined_background": []}}}
+    seeds = SeedsParams(method="eps", eps=EpsParams(strategy="adaptive", tau=0.4, lam=0.5))
     result = train_seed_classifier(model, loader, 1, optimizer, torch.device("cpu"),
-                                   seed_losses(params, ["background", "a", "b"]), freeze_bn=True,
+                                   seed_losses(seeds, ["background", "a", "b"]), freeze_bn=True,
                                    on_step=lambda step, m: logged.append(m))
     assert result["steps"] == 2 and {"loss", "cls", "sal"} <= set(logged[0])
     moved = to_device((torch.zeros(1), torch.ones(1)), torch.device("cpu"))

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from headless_browser import find_browser, load_page
+from wsss.core.dvcfile import pipeline
 from wsss.tracking import metrics_files
 from wsss.tracking import plot_files
 from wsss.sweep.ablation import TABLES, write_curve_records
@@ -106,7 +107,7 @@ ABLATION_PLOTS = ("results/ablations/ptrecl-k.json", "results/ablations/ptrecl-m
 
 def plot_ids(project: Path) -> list[str]:
     """The top-level plot ids of a project's dvc.yaml (the data file paths)."""
-    return [next(iter(entry)) for entry in yaml.safe_load((project / "dvc.yaml").read_text())["plots"]]
+    return pipeline(project).plots
 
 
 def dvc_plots(project: Path, env: dict, *revisions: str, output: tuple = ("--json",)) -> str:

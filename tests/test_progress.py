@@ -42,12 +42,12 @@ def test_progress_bar_writes_only_when_enabled(monkeypatch):
     monkeypatch.delenv("CI", raising=False)
     for stream, expected in ((Terminal(), True), (io.StringIO(), False)):
         monkeypatch.setattr("sys.stderr", stream)
-        assert list(progress_bar({"project": {"progress": "auto"}}, range(3), desc="stage")) == [0, 1, 2]
+        assert list(progress_bar("auto", range(3), desc="stage")) == [0, 1, 2]
         assert ("stage" in stream.getvalue()) is expected
 
 
 def test_progress_default_and_bad_value(tmp_path):
-    assert params_mod.load(ROOT / "params.yaml")["project"]["progress"] == "auto"
+    assert params_mod.load(ROOT / "params.yaml").project.progress == "auto"
     bad = tmp_path / "params.yaml"
     bad.write_text(yaml.safe_dump({"project": {"progress": "sometimes"}}))
     with pytest.raises(ParamsError, match="project.progress"):

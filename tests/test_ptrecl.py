@@ -171,7 +171,7 @@ def test_a_class_without_pixels_yields_no_prototypes_without_crashing():
     assert protos[9].empty and protos[9].foreground.shape == protos[9].background.shape == (0, 3)
     # Striped features have 2 distinct directions per set: fewer than K = 20, so 1 + 1 prototypes for class 1.
     assert protos[1].foreground.shape == (1, 3) and protos[1].background.shape == (1, 3)
-    scores = reclassify(features, [1, 4, 9], protos, m=10)
+    scores = reclassify(features, [1, 4, 9], protos, m=10, formula="fg_share")
     assert scores.shape == (3, 4, 5)
     assert torch.equal(scores[1:], torch.zeros(2, 4, 5))  # no foreground prototype: score 0
     # fg prototype (0, 1, 1)/√2, bg prototype (0, 0, 1): cosines 1 and 1/√2 (fg pixel) or 1/√2 and 1 (bg pixel).
@@ -220,7 +220,7 @@ def test_fg_share_and_vote_differ_as_expected():
                        reclassify(pixel, [1], protos, m=4, formula="vote"))
     # All similarities <= 0: fg_share is 0 (not NaN); vote still counts.
     opposite = -e[0].view(5, 1, 1)  # fg −0.9; bg −0.3, −0.3, +1 -> top 1 is bg
-    assert reclassify(opposite, [1], {1: ClassPrototypes(fg, bg[:2])}, m=3).item() == 0.0
+    assert reclassify(opposite, [1], {1: ClassPrototypes(fg, bg[:2])}, m=3, formula="fg_share").item() == 0.0
     assert reclassify(opposite, [1], {1: ClassPrototypes(fg, bg[:2])}, m=3, formula="vote").item() == \
         pytest.approx(1 / 3, abs=1e-6)
 
@@ -255,7 +255,7 @@ def test_reclassify_orders_classes_and_stays_in_unit_range():
         assert both.shape == (2, 5, 4) and both.min() >= 0 and both.max() <= 1
         assert torch.allclose(both[0], reclassify(features, [7], protos, m=5, formula=formula)[0])
         assert torch.allclose(both[1], reclassify(features, [2], protos, m=5, formula=formula)[0])
-    assert reclassify(features, [], protos).shape == (0, 5, 4)
+    assert reclassify(features, [], protos, m=10, formula="fg_share").shape == (0, 5, 4)
 
 
 def test_pipeline_reclassifies_a_new_image():
@@ -275,7 +275,7 @@ def test_pipeline_reclassifies_a_new_image():
     protos = build_prototypes(bank, k=4, generator=0)
     assert protos[1].foreground.shape == protos[1].background.shape == (4, 4)
     features, mask = make()
-    scores = reclassify(features, [1], protos, m=4)
+    scores = reclassify(features, [1], protos, m=4, formula="fg_share")
     assert scores[0][mask == 1].min() > 0.8 and scores[0][mask == 0].max() < 0.2
     assert (threshold_mask(scores.numpy(), [1], 0.5) == mask.numpy()).all()
 
@@ -287,11 +287,12 @@ def test_pipeline_reclassifies_a_new_image():
     (lambda: spherical_kmeans(torch.randn(5, 3), k=2, iters=0), "iters must"),
     (lambda: spherical_kmeans(torch.randn(5), k=2), "points must"),
     (lambda: spherical_kmeans(torch.randn(5, 3), k=2, init=torch.randn(3, 3)), "init must"),
-    (lambda: reclassify(torch.randn(3, 2, 2), [1], {}, m=0), "m must"),
-    (lambda: reclassify(torch.randn(3, 2, 2), [1], {}, formula="mean"), "formula must"),
-    (lambda: reclassify(torch.randn(3, 2, 2), [1], {1: ClassPrototypes(torch.randn(2, 4), torch.randn(1, 4))}),
+    (lambda: reclassify(torch.randn(3, 2, 2), [1], {}, m=0, formula="fg_share"), "m must"),
+    (lambda: reclassify(torch.randn(3, 2, 2), [1], {}, m=10, formula="mean"), "formula must"),
+    (lambda: reclassify(torch.randn(3, 2, 2), [1], {1: ClassPrototypes(torch.randn(2, 4), torch.randn(1, 4))}, m=10,
+                       formula="fg_share"),
      r"class 1 prototypes have shape \(2, 4\), features have D = 3"),
-    (lambda: reclassify(torch.randn(3, 2, 2), [1, 1], {}), "class_ids must be distinct"),
+    (lambda: reclassify(torch.randn(3, 2, 2), [1, 1], {}, m=10, formula="fg_share"), "class_ids must be distinct"),
     (lambda: PrototypeBank(pixels_per_image=0), "pixels_per_image must"),
     (lambda: PrototypeBank(capacity=-1), "capacity must"),
     (lambda: PrototypeBank(generator="seed"), "generator must"),
@@ -323,7 +324,7 @@ def test_cuda_matches_cpu():
             bank.add(features.to(device), mask.to(device), class_ids=[1])
         protos = build_prototypes(bank, k=3, generator=0)
         features = striped_image(3)[0].to(device)
-        scores = reclassify(features, [1], protos, m=4)
+        scores = reclassify(features, [1], protos, m=4, formula="fg_share")
         return bank.foreground(1), protos[1].foreground, scores
 
     cpu, cuda = run("cpu"), run("cuda")

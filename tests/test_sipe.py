@@ -2,6 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from wsss.core.params import BackboneParams
 from wsss.models.backbones import build_backbone
 from wsss.methods.sipe import (
     TABLE3_STEPS,
@@ -26,7 +27,7 @@ from wsss.methods.sipe import (
 
 def _model(config=None, classes=3, stride=8, seed=0):
     torch.manual_seed(seed)
-    backbone = build_backbone({"name": "tiny", "pretrained": False, "checkpoint": None, "output_stride": stride})
+    backbone = build_backbone(BackboneParams(name="tiny", pretrained=False, checkpoint=None, output_stride=stride))
     return SIPEClassifier(backbone, classes, config)
 
 
@@ -268,9 +269,9 @@ def test_params_sections_reach_the_pamr_inside_the_model():
     from wsss.methods.seed_methods import sipe_config
 
     raw = {"seeds": {"method": "ae_sipe", "ae_sipe": {"pamr_sigma": "dilation1", "pamr_dilations": [1, 3]}}}
-    model = _model(sipe_config(params.validate(raw)), classes=3)
+    model = _model(sipe_config(params.validate(raw).seeds.sipe_section), classes=3)
     assert (model.pamr.sigma, model.pamr.dilations) == ("dilation1", (1, 3))
-    assert sipe_config(params.validate({"seeds": {"method": "sipe"}})).pamr_sigma == "all_dilations"
+    assert sipe_config(params.validate({"seeds": {"method": "sipe"}}).seeds.sipe_section).pamr_sigma == "all_dilations"
 
 
 @pytest.mark.parametrize("pamr_scale, pamr_sigma", [(0.25, "all_dilations"), (None, "dilation1")])

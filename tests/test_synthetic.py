@@ -279,7 +279,7 @@ def test_unknown_names_fail_before_anything_is_written(tmp_path):
         ({"num_train": 0}, "data.synthetic.num_train"),
         ({"num_train": 2.5}, "data.synthetic.num_train"),
         ({"seed": True}, "data.synthetic.seed"),
-        ({"min_objects": 3, "max_objects": 2}, "'data.synthetic': min_objects 3 exceeds max_objects 2"),
+        ({"min_objects": 3, "max_objects": 2}, "'data.synthetic.min_objects' 3 exceeds 'data.synthetic.max_objects' 2"),
         ({"max_objects": 99}, "data.synthetic.max_objects"),
         ({"image_height": 8}, "data.synthetic.image_height"),
         ({"object_scale": [0.6, 0.2]}, "data.synthetic.object_scale"),

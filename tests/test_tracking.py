@@ -28,7 +28,7 @@ def test_stage_runs_nest_under_the_parent_from_the_environment(mlflow_db, tmp_pa
     assert sorted(r.info.run_name for r in children) == ["seeds", "train_classifier"]
     child = children[0]
     assert child.data.metrics == {"a.b": 0.5}
-    assert child.data.params["seeds.train.epochs"] == str(params["seeds"]["train"]["epochs"])
+    assert child.data.params["seeds.train.epochs"] == str(params.seeds.train.epochs)
     assert child.data.tags["wsss.params_hash"] == params_mod.section_hash(params, ["seeds.train"])
     assert child.info.status == "FINISHED"
     assert [a.path for a in client.list_artifacts(child.info.run_id)] == ["pic.png"]

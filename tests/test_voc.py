@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from wsss.data import voc as voc_module
+from wsss.core.params import DatasetParams, validate
 from wsss.data.registry import open_dataset
 from wsss.data.saliency import FolderSaliency
 from wsss.data.voc import VOC_CLASSES, VOCDataset
@@ -285,17 +286,17 @@ def test_registry_opens_voc_and_synthetic(root):
             "annotation_file": None,
             "label_dir": None,
         }
-        dataset = open_dataset(cfg, "train")
+        dataset = open_dataset(DatasetParams(**cfg), "train")
         assert isinstance(dataset, VOCDataset) and dataset.ids == ["a", "b", "c"]
         assert isinstance(dataset.saliency, FolderSaliency) and dataset.saliency.folder == root / "Saliency"
 
 
 def test_registry_errors(root, tmp_path):
-    with pytest.raises(ParamsError, match=r"dataset\.name = 'pascal'.*'voc'"):
-        open_dataset({"name": "pascal", "root": str(root)}, "train")
+    with pytest.raises(ParamsError, match=r"'dataset\.name' should be .*'voc'.*, got 'pascal'"):
+        validate({"dataset": {"name": "pascal", "root": str(root)}})
     missing = tmp_path / "nowhere"
     with pytest.raises(DataError, match=r"dataset\.root") as info:
-        open_dataset({"name": "voc", "root": str(missing)}, "train")
+        open_dataset(DatasetParams(name="voc", root=str(missing)), "train")
     assert str(missing) in str(info.value)
     with pytest.raises(ParamsError, match=r"dataset\.label_dir"):
-        open_dataset({"name": "voc", "root": str(root), "label_dir": "labels"}, "train")
+        validate({"dataset": {"name": "voc", "root": str(root), "label_dir": "labels"}})

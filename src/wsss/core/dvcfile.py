@@ -85,12 +85,23 @@ class Pipeline:
 
     def __init__(self, file: Path, raw: dict):
         self.file = file
-        self.paths = _artifact_paths(file, raw)
-        named = dataclasses.asdict(self.paths)
+        self._named = _named_paths(raw)
         stages = raw.get("stages") or {}
         if not isinstance(stages, dict):
             raise WsssError(f"{file}: 'stages' must be a mapping of stage names")
-        self.stages = {name: _stage(file, name, body or {}, named) for name, body in stages.items()}
+        self.stages = {name: _stage(file, name, body or {}, self._named) for name, body in stages.items()}
+        # the top-level plot definitions' data files (`dvc plots show`)
+        self.plots = [_fill_paths(file, "plots", next(iter(e)) if isinstance(e, dict) else e, self._named)
+                      for e in raw.get("plots") or []]
+
+    @property
+    def paths(self) -> ArtifactPaths:
+        """The artifact paths dvc.yaml names (an error naming the missing ones)."""
+        wanted = [f.name for f in dataclasses.fields(ArtifactPaths)]
+        missing = [name for name in wanted if name not in self._named]
+        if missing:
+            raise WsssError(f"{self.file}: vars '{PATHS_VAR}' names no path for {', '.join(missing)}")
+        return ArtifactPaths(**{name: self._named[name] for name in wanted})
 
     def stage(self, name: str) -> StageSpec:
         try:
@@ -188,35 +199,34 @@ def load_stage_checkpoint(path: str) -> dict:
     return load_checkpoint(path, pipeline().rerun_hint(path))
 
 
-def _artifact_paths(file: Path, raw: dict) -> ArtifactPaths:
-    named = {}
+def _named_paths(raw: dict) -> dict[str, str]:
+    """dvc.yaml's ``vars: - paths: {name: path}``."""
     for entry in raw.get("vars") or []:
         if isinstance(entry, dict) and isinstance(entry.get(PATHS_VAR), dict):
-            named = entry[PATHS_VAR]
-    wanted = [f.name for f in dataclasses.fields(ArtifactPaths)]
-    missing = [name for name in wanted if name not in named]
-    if missing:
-        raise WsssError(f"{file}: vars '{PATHS_VAR}' names no path for {', '.join(missing)}")
-    return ArtifactPaths(**{name: str(named[name]) for name in wanted})
+            return {name: str(path) for name, path in entry[PATHS_VAR].items()}
+    return {}
+
+
+def _fill_paths(file: Path, where: str, text: Any, named: dict[str, str]) -> str:
+    """``text`` with every ``${paths.<name>}`` filled in (``${<params key>}`` kept: Pipeline.deps)."""
+    def value(match: re.Match) -> str:
+        head, _, rest = match[1].partition(".")
+        if head != PATHS_VAR:
+            return match[0]
+        if rest not in named:
+            raise WsssError(f"{file}: {where}: ${{{match[1]}}} is not in vars '{PATHS_VAR}'")
+        return named[rest]
+    return _INTERPOLATION.sub(value, str(text))
 
 
 def _stage(file: Path, name: str, body: dict, named: dict[str, str]) -> StageSpec:
-    def paths_only(text: Any) -> str:
-        def value(match: re.Match) -> str:
-            head, _, rest = match[1].partition(".")
-            if head != PATHS_VAR:
-                return match[0]  # a params key: resolved against params (Pipeline.deps)
-            if rest not in named:
-                raise WsssError(f"{file}: stage {name}: ${{{match[1]}}} is not in vars '{PATHS_VAR}'")
-            return named[rest]
-        return _INTERPOLATION.sub(value, str(text))
-
     def entries(key: str) -> tuple[str, ...]:
-        return tuple(paths_only(next(iter(e)) if isinstance(e, dict) else e) for e in body.get(key) or [])
+        return tuple(_fill_paths(file, f"stage {name}", next(iter(e)) if isinstance(e, dict) else e, named)
+                     for e in body.get(key) or [])
 
     params = tuple(p for p in body.get("params") or [] if isinstance(p, str))
-    return StageSpec(name, paths_only(body.get("cmd", "")), entries("deps"), params, entries("outs"),
-                     entries("metrics"), entries("plots"))
+    return StageSpec(name, _fill_paths(file, f"stage {name}", body.get("cmd", ""), named), entries("deps"), params,
+                     entries("outs"), entries("metrics"), entries("plots"))
 
 
 def _inside(path: str, folder: str) -> bool:

@@ -65,6 +65,8 @@ SEED_METHODS = ("cam", "eps", "sipe", "ae_sipe")
 SeedMethod = Literal["cam", "eps", "sipe", "ae_sipe"]
 RefineMethod = Literal["irn", "crf", "pamr", "none"]
 PamrSigma = Literal["all_dilations", "dilation1"]  # docs/methods.md §4
+SipeInference = Literal["per_flip", "reference"]  # docs/methods.md §5
+CamBackground = Literal["labelled", "all"]
 PtreclFormula = Literal["fg_share", "fg_margin", "vote"]  # docs/methods.md §8
 BackboneName = Literal["tiny", "resnet50", "resnet101", "efficientnet_lite0"]
 BackboneSource = Literal["classifier", "pretrained"]
@@ -77,7 +79,7 @@ def _range_pair(value: list) -> list:
     return value
 
 
-def _parse_sipe_steps(value: str) -> str:
+def parse_sipe_steps(value: str) -> str:
     """SIPE's prototype / PAMR sequence, "pr_is,pamr,pr_is": tokens pr_is / pamr ending in pr_is."""
     tokens = [t.strip() for t in value.split(",")]
     if tokens == [""]:
@@ -109,7 +111,7 @@ RangePair = Annotated[list[float], Field(min_length=2, max_length=2), AfterValid
 IntRangePair = Annotated[list[int], Field(min_length=2, max_length=2), AfterValidator(_range_pair)]
 Scales = Annotated[list[PositiveFloat], Field(min_length=1)]
 Dilations = Annotated[list[PositiveInt], Field(min_length=1)]
-SipeSteps = Annotated[str, AfterValidator(_parse_sipe_steps)]
+SipeSteps = Annotated[str, AfterValidator(parse_sipe_steps)]
 
 
 # ---------------------------------------------------------------------------------------- project
@@ -277,9 +279,9 @@ class SipeParams(Section):
     pamr_iters: int = knob(10, "PAMR iterations of the affinity enhancement", ge=0, le=100)
     pamr_dilations: Dilations = _list([1, 2, 4, 8, 12, 24], "PAMR's dilations")
     pamr_sigma: PamrSigma = knob("all_dilations", "PAMR's σ over every dilation's window | dilation 1's")
-    inference: Literal["per_flip", "reference"] = knob(
+    inference: SipeInference = knob(
         "reference", "reference: flips fused at feature level (both references) | per_flip: IS-CAMs summed")
-    cam_background: Literal["labelled", "all"] = knob(
+    cam_background: CamBackground = knob(
         "labelled", "CAM background: 1 − max over the labelled classes (paper) | over every class (code)")
     gsc_warmup_epochs: int = knob(0, "epochs of L_cls alone before L_gsc joins (references: 0)", ge=0)
 

@@ -34,14 +34,16 @@ from __future__ import annotations
 
 import functools
 import warnings
-from typing import NamedTuple, Sequence
+from typing import NamedTuple, Sequence, get_args
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from wsss.core.params import PamrSigma
+
 _RING = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0))
-SIGMA_MODES = ("all_dilations", "dilation1")  # the sample σ is taken over (module docstring)
+SIGMA_MODES = get_args(PamrSigma)  # the sample σ is taken over (module docstring)
 
 
 def neighbour_index(height: int, width: int, offsets: Sequence[tuple[int, int]],

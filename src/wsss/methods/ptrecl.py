@@ -33,13 +33,15 @@ CUDA. Everything else runs on the device of its input.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Mapping, Sequence, get_args
 
 import torch
 import torch.nn.functional as F
 
+from wsss.core.params import PtreclFormula
 from wsss.data.base import IGNORE_INDEX as IGNORE
-FORMULAS = ("fg_share", "fg_margin", "vote")
+
+FORMULAS = get_args(PtreclFormula)
 GeneratorLike = torch.Generator | int | None
 
 
@@ -282,7 +284,7 @@ def build_prototypes(bank: PrototypeBank, k: int = 20, iters: int = 30, generato
 
 
 def reclassify(features: torch.Tensor, class_ids: Sequence[int] | torch.Tensor,
-               prototypes: Mapping[int, ClassPrototypes], m: int = 10, formula: str = "fg_share") -> torch.Tensor:
+               prototypes: Mapping[int, ClassPrototypes], m: int, formula: PtreclFormula) -> torch.Tensor:
     """L x H x W scores in [0, 1] of the L labelled classes (in class_ids order) for D x H x W features.
 
     Per pixel and class: cosine similarity to the class's fg + bg prototypes, the top

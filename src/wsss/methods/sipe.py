@@ -87,18 +87,18 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, get_args
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from wsss.core.params import CamBackground, SipeInference, parse_sipe_steps
 from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from wsss.models.backbones import Backbone
 from wsss.methods.pamr import PAMR
 
-STEP_TOKENS = ("pr_is", "pamr")
-INFERENCE_MODES = ("per_flip", "reference")
+INFERENCE_MODES = get_args(SipeInference)
 DEFAULT_PROJECTIONS = (128, 128, 256, 256)
 TABLE3_STEPS = {
     "baseline": "pr_is",
@@ -108,25 +108,17 @@ TABLE3_STEPS = {
     "baseline+pamr,pr_is (AE)": "pr_is,pamr,pr_is",
 }
 _EPS = 1e-5
-BACKGROUND_OVER = ("labelled", "all")
+BACKGROUND_OVER = get_args(CamBackground)
 
 
 def parse_steps(steps: str | Sequence[str]) -> tuple[str, ...]:
-    """"pr_is,pamr,pr_is" (or a sequence of tokens) -> ("pr_is", "pamr", "pr_is"); ValueError if invalid."""
-    if isinstance(steps, str):
-        tokens = tuple(t.strip() for t in steps.split(","))
-    else:
-        tokens = tuple(str(t).strip() for t in steps)
-    if not tokens or tokens == ("",):
-        raise ValueError("SIPE steps must be a non-empty comma-separated list of 'pr_is' / 'pamr', e.g. 'pr_is'")
-    bad = [t for t in tokens if t not in STEP_TOKENS]
-    if bad:
-        raise ValueError(f"SIPE steps {steps!r}: unknown token(s) {bad}; allowed: 'pr_is', 'pamr' "
-                         "(e.g. 'pr_is' for SIPE, 'pr_is,pamr,pr_is' for AE-SIPE)")
-    if tokens[-1] != "pr_is":
-        raise ValueError(f"SIPE steps {steps!r} must end with 'pr_is': the final IS-CAM comes from the "
-                         "prototypes of the final seeds")
-    return tokens
+    """"pr_is,pamr,pr_is" (or a sequence of tokens) -> ("pr_is", "pamr", "pr_is"); ValueError if
+    invalid (the grammar is params.yaml's: wsss.core.params.parse_sipe_steps)."""
+    text = steps if isinstance(steps, str) else ",".join(str(t) for t in steps)
+    try:
+        return tuple(parse_sipe_steps(text).split(","))
+    except ValueError as exc:
+        raise ValueError(f"SIPE steps {exc}") from None
 
 
 @dataclass(frozen=True)
