@@ -20,7 +20,6 @@ import pytest
 import yaml
 from PIL import Image
 
-from headless_browser import find_browser, load_page
 from test_pipeline_e2e import _run, project  # noqa: F401  (the tiny project copy fixture)
 from wsss.serve import gallery as G
 from wsss.core.dvcfile import pipeline
@@ -32,6 +31,7 @@ from wsss.stages.gallery import GallerySettings, gallery, write_page
 from wsss.core.errors import DataError
 from wsss.core.io import save_boundary_map, save_score_map, save_state_dict, write_json, write_palette_png
 from wsss.evaluation.metrics import image_iou
+from tests.helpers.browser import load_page, needs_browser
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASS_NAMES = ["background", "aeroplane", "boat", "bottle", "car", "cow", "person", "train"]
@@ -254,15 +254,10 @@ def test_wsss_gallery_command_runs_the_stage_code(fake_project, monkeypatch):
 
 
 # -- in a real browser --------------------------------------------------------------------------
-BROWSER = find_browser()
-needs_browser = pytest.mark.skipif(BROWSER is None, reason="no Chromium installed (scripts/install_browser.sh "
-                                                           "installs Debian's chromium)")
-
-
 def assert_opens_cleanly(page: Path, rows: int, columns: int) -> None:
     """The page loads in headless Chromium with every image decoded, no console error, no request
     but the page and its inline images, and a screenshot that is not one colour."""
-    report = load_page(page.resolve().as_uri(), BROWSER)
+    report = load_page(page.resolve().as_uri())
     assert report.ready_state == "complete" and report.title == "wsss gallery"
     assert report.errors == []
     assert len(report.images) == rows * columns
@@ -282,14 +277,16 @@ def test_page_opens_in_headless_chromium(fake_project):
 
 @needs_browser
 def test_the_browser_check_sees_a_broken_page(tmp_path):
-    """The check can fail: a missing file, an undecodable picture and a console error are reported."""
+    """The check can fail: a missing file, an undecodable picture, a console error and an uncaught
+    exception are reported."""
     page = tmp_path / "broken.html"
     page.write_text('<!DOCTYPE html><html><head><title>x</title></head><body><img alt="bad" '
                     'src="data:image/png;base64,AAAA"><img alt="gone" src="gone.png">'
-                    '<script>console.error("boom")</script></body></html>')
-    report = load_page(page.as_uri(), BROWSER)
+                    '<script>console.error("boom")</script><script>throw new Error("bang")</script></body></html>')
+    report = load_page(page.as_uri())
     assert [img["naturalWidth"] for img in report.images] == [0, 0]
     assert any("boom" in e for e in report.errors) and any("ERR_FILE_NOT_FOUND" in e for e in report.errors)
+    assert any(e.startswith("exception:") and "bang" in e for e in report.errors)
 
 
 @pytest.mark.slow

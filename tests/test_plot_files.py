@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from headless_browser import find_browser, load_page
 from wsss.core.dvcfile import pipeline
 from wsss.tracking import metrics_files
 from wsss.tracking import plot_files
 from wsss.sweep.ablation import TABLES, write_curve_records
+from tests.helpers.browser import load_page, needs_browser
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["background", "boat", "car"]
@@ -193,12 +193,10 @@ def test_without_the_ablation_files_the_other_plots_still_show(plots_project):
     assert_every_plot_drawn(project, env, absent=ABLATION_PLOTS)
 
 
+@needs_browser
 def test_the_plots_page_draws_every_plot_without_network(plots_project):
     """DVC's page loads Vega from a CDN; the project's page template (.dvc/plots_page.html, set in
     .dvc/config) inlines it, so a browser with no network draws every plot."""
-    browser = find_browser()
-    if browser is None:
-        pytest.skip("no Chromium to open the page (scripts/install_browser.sh installs it)")
     project, env, _ = plots_project
     write_every_plot_file(project)
     dvc_plots(project, env, output=("-o", str(project / "page")))
@@ -206,7 +204,7 @@ def test_the_plots_page_draws_every_plot_without_network(plots_project):
     assert "cdn.jsdelivr" not in page.read_text()
     count = len(plot_ids(project))
     drawn = "document.querySelectorAll('.vega-embed canvas, .vega-embed svg.marks').length"
-    report = load_page(page.as_uri(), browser, height=3000, probe=f"{drawn} >= {count} && {drawn}")
+    report = load_page(page.as_uri(), height=3000, probe=f"{drawn} >= {count} && {drawn}")
     assert report.probe == count, report.probe
     assert not report.errors, report.errors
     assert all(url.startswith(("file:", "data:")) for url in report.requests), report.requests
