@@ -80,7 +80,7 @@ def test_multiscale_cam_normalised_per_class_and_flip_consistent():
     assert torch.allclose(maps.flatten(1).max(1).values, torch.ones(2), atol=1e-3)
     mirrored = multiscale_cam(model, image.flip(-1), torch.tensor([2, 4]), scales=(1.0, 0.5), hflip=True)
     assert torch.allclose(maps, mirrored.flip(-1), atol=1e-4)
-    assert multiscale_cam(model, image, torch.tensor([], dtype=torch.long)).shape == (0, 40, 56)
+    assert multiscale_cam(model, image, torch.tensor([], dtype=torch.long), (1.0,), True).shape == (0, 40, 56)
 
 
 def test_training_learns_a_separable_toy_problem():

@@ -258,4 +258,4 @@ def test_multiscale_eps_contract():
         probs = F.softmax(model.class_maps(image[None]), dim=1)[:, 1:2]
     expected = F.interpolate(probs, size=(40, 56), mode="bilinear", align_corners=False)[0]
     assert torch.allclose(single, expected / (expected.max() + 1e-5), atol=1e-5)
-    assert multiscale_eps(model, image, torch.tensor([], dtype=torch.long)).shape == (0, 40, 56)
+    assert multiscale_eps(model, image, torch.tensor([], dtype=torch.long), (1.0,), True).shape == (0, 40, 56)

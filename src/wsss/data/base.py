@@ -38,9 +38,23 @@ class SegmentationDataset(ABC):
     def labels(self, image_id: str) -> np.ndarray:
         """Sorted int64 array of the foreground class ids (1..C) present in the image."""
 
-    def load_saliency(self, image_id: str) -> np.ndarray | None:
-        """float32 H x W in [0, 1], or None when the data set carries no saliency maps."""
-        return None
+    saliency = None  # the data set's SaliencySource (wsss.data.saliency), or None
+
+    def image_size(self, image_id: str) -> tuple[int, int]:
+        """(H, W) of the image; readers that know it without decoding the image override this."""
+        return self.load_image(image_id).shape[:2]
+
+    def load_saliency(self, image_id: str, image: np.ndarray | None = None) -> np.ndarray | None:
+        """float32 H x W in [0, 1], or None when the data set carries no saliency maps; pass
+        ``image`` when you have it (saves a decode)."""
+        if self.saliency is None:
+            return None
+        from wsss.data.saliency import load_checked
+
+        if image is None and self.saliency.needs_image:
+            image = self.load_image(image_id)
+        size = image.shape[:2] if image is not None else self.image_size(image_id)
+        return load_checked(self.saliency, image_id, image, size)
 
     def load_context(self, image_id: str) -> np.ndarray | None:
         """uint8 H x W full-scene context labels (synthetic set only), else None."""

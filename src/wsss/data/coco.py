@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from wsss.data.base import IGNORE_INDEX, SegmentationDataset
-from wsss.data.saliency import SaliencySource, load_checked
+from wsss.data.saliency import SaliencySource
 from wsss.data.voc import check_mask, labels_from_values, read_image, read_image_size, validate_dataset
 from wsss.core.errors import DataError
 from wsss.core.io import read_json, read_label_png
@@ -128,14 +128,6 @@ class COCODataset(SegmentationDataset):
         if image_id not in self._labels:
             self.load_mask(image_id)  # label_dir mode: fills the cache
         return self._labels[image_id].copy()
-
-    def load_saliency(self, image_id: str, image: np.ndarray | None = None) -> np.ndarray | None:
-        if self.saliency is None:
-            return None
-        if image is None and self.saliency.needs_image:
-            image = self.load_image(image_id)
-        size = image.shape[:2] if image is not None else self.image_size(image_id)
-        return load_checked(self.saliency, image_id, image, size)
 
     def validate(self, decode_images: bool = True) -> None:
         """Check every id of the split; one DataError listing all problems found."""

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from wsss.data.base import IGNORE_INDEX, SegmentationDataset
-from wsss.data.saliency import SaliencySource, load_checked
+from wsss.data.saliency import SaliencySource
 from wsss.core.errors import DataError
 from wsss.core.io import read_label_png, read_rgb
 
@@ -112,15 +112,6 @@ class VOCDataset(SegmentationDataset):
             else:
                 self._labels[image_id] = self._labels_from_xml(image_id)
         return self._labels[image_id].copy()
-
-    def load_saliency(self, image_id: str, image: np.ndarray | None = None) -> np.ndarray | None:
-        """Saliency map of ``image_id``; pass ``image`` when you have it (saves a decode)."""
-        if self.saliency is None:
-            return None
-        if image is None and self.saliency.needs_image:
-            image = self.load_image(image_id)
-        size = image.shape[:2] if image is not None else self.image_size(image_id)
-        return load_checked(self.saliency, image_id, image, size)
 
     def load_context(self, image_id: str) -> np.ndarray | None:
         path = self.root / "SegmentationContext" / f"{image_id}.png"

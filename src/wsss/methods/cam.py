@@ -41,8 +41,8 @@ def multiscale_cam(
     model: CAMClassifier,
     image: torch.Tensor,
     class_ids: torch.Tensor,
-    scales: Sequence[float] = (1.0, 0.5, 1.5, 2.0),
-    hflip: bool = True,
+    scales: Sequence[float],
+    hflip: bool,
 ) -> torch.Tensor:
     """CAMs of the labelled classes for one image, summed over scales and flips.
 

@@ -519,8 +519,8 @@ def multiscale_is_cam(
     model: SIPEClassifier,
     image: torch.Tensor,
     class_ids: torch.Tensor,
-    scales: Sequence[float] = (1.0, 0.5, 1.5, 2.0),
-    hflip: bool = True,
+    scales: Sequence[float],
+    hflip: bool,
 ) -> torch.Tensor:
     """Final (AE-)IS-CAMs of one image, fused over scales and flips.
 
