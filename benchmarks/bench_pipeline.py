@@ -22,23 +22,21 @@ import argparse
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from measure import copy_project, scratch_env, write_json  # noqa: E402
+from measure import Scratch, write_json  # noqa: E402
+from wsss.core.dvcfile import pipeline  # noqa: E402
 
 RESULTS = "benchmarks/results/pipeline.json"
 def stage_names(project: Path) -> list[str]:
     """dvc.yaml's stages, in the file's order (which is the pipeline's order)."""
-    return list(yaml.safe_load((project / "dvc.yaml").read_text())["stages"])
+    return list(pipeline(project).stages)
 
 
 def children_cpu() -> float:
@@ -89,43 +87,41 @@ def main() -> int:
     reference_file = ROOT / args.reference
     committed = json.loads(reference_file.read_text()) if reference_file.is_file() else {}
     reference = committed.get("stages", {})
-    scratch = Path(args.workdir or tempfile.mkdtemp(prefix="wsss-bench-pipeline-"))
-    project = scratch / "project"
-    project.mkdir(parents=True, exist_ok=False)
-    copy_project(ROOT, project)
-    env = scratch_env(project, scratch)
-    stages = stage_names(project)
-    if args.stages:
-        wanted = args.stages.split(",")
-        unknown = sorted(set(wanted) - set(stages))
-        if unknown:
-            parser.error(f"unknown stages {unknown}; dvc.yaml has {stages}")
-        stages = [s for s in stages if s in wanted]
-    times = {}
-    try:
-        with open(scratch / "dvc.log", "w") as log:
-            for stage in stages:
-                times[stage] = run_stage(stage, project, env, log)
-                print(f"{stage:24s} wall {times[stage]['wall_s']:7.1f} s  cpu {times[stage]['cpu_s']:7.1f} s",
-                      flush=True)
+    with Scratch(ROOT, args.workdir, "pipeline") as scratch:
+        stages = stage_names(scratch.project)
+        if args.stages:
+            wanted = args.stages.split(",")
+            unknown = sorted(set(wanted) - set(stages))
+            if unknown:
+                parser.error(f"unknown stages {unknown}; dvc.yaml has {stages}")
+            stages = [s for s in stages if s in wanted]
+        try:
+            times = run_stages(scratch, stages)
+        except subprocess.CalledProcessError:
+            print(f"a stage failed; its log: {scratch.folder / 'dvc.log'}", file=sys.stderr)
+            scratch.keep = True  # the scratch copy, to look at
+            return 1
         print_table(times, reference)
-        metrics = {p.stem: json.loads(p.read_text()) for p in sorted((project / "metrics").glob("*.json"))}
-        headline = {name: values.get("miou") for name, values in metrics.items()}
-        print_headline(headline, committed.get("headline", {}))
-        if args.out:
-            write_json(ROOT / args.out, {
-                "cpus": os.cpu_count(), "stages": times,
-                "total": {key: round(sum(f[key] for f in times.values()), 2) for key in ("wall_s", "cpu_s")},
-                "headline": headline,
-            })
-    except subprocess.CalledProcessError:
-        print(f"a stage failed; its log: {scratch / 'dvc.log'}", file=sys.stderr)
-        args.workdir = args.workdir or str(scratch)  # keep the scratch copy to look at
-        return 1
-    finally:
-        if args.workdir is None:
-            shutil.rmtree(scratch, ignore_errors=True)
+        metrics = {p.stem: json.loads(p.read_text()) for p in sorted((scratch.project / "metrics").glob("*.json"))}
+    headline = {name: values.get("miou") for name, values in metrics.items()}
+    print_headline(headline, committed.get("headline", {}))
+    if args.out:
+        write_json(ROOT / args.out, {
+            "cpus": os.cpu_count(), "stages": times,
+            "total": {key: round(sum(f[key] for f in times.values()), 2) for key in ("wall_s", "cpu_s")},
+            "headline": headline,
+        })
     return 0
+
+
+def run_stages(scratch: Scratch, stages: list[str]) -> dict:
+    """Each stage in turn (its log in the scratch folder); wall and CPU seconds by stage."""
+    times = {}
+    with open(scratch.folder / "dvc.log", "w") as log:
+        for stage in stages:
+            times[stage] = run_stage(stage, scratch.project, scratch.env, log)
+            print(f"{stage:24s} wall {times[stage]['wall_s']:7.1f} s  cpu {times[stage]['cpu_s']:7.1f} s", flush=True)
+    return times
 
 
 if __name__ == "__main__":

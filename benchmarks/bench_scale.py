@@ -48,6 +48,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from measure import copy_project, parse_size, scratch_env, write_json  # noqa: E402
+from wsss.core.dvcfile import pipeline  # noqa: E402
+from wsss.core.params import read_raw  # noqa: E402
 from scale_data import VOC_SIZES, VOC_TRAIN, VOC_VAL, synthetic_set  # noqa: E402
 
 RESULTS = "benchmarks/results/scale.json"
@@ -88,7 +90,7 @@ class Project:
         self.folder = folder
         folder.mkdir(parents=True)
         copy_project(ROOT, folder)
-        self.params = deep_update(yaml.safe_load((folder / "params.yaml").read_text()), params)
+        self.params = deep_update(read_raw(folder / "params.yaml"), params)
         self.env = dict(scratch_env(folder, folder), **(env or {}))
         self.log = folder / "stages.log"
 
@@ -394,11 +396,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"data: {'generated in ' + str(result['data']['seconds']) + ' s' if result['data']['generated'] else 'reused'}")
             part_start = time.monotonic()
             project = Project(scratch / "voc", voc_params(data, args.images, args.batch, args.crop, args.backbone))
-            defaults = yaml.safe_load((ROOT / "params.yaml").read_text())
+            defaults = read_raw(ROOT / "params.yaml")
             backbone = "ResNet-50 (random init, output stride 16)" if args.backbone == "resnet50" else \
                 f"{args.backbone} (random init)"
             print(f"throughput: {backbone}, {args.crop} crops, batch {args.batch}, first {args.images} images")
-            stage_names = list(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])[1:]  # not synthesize
+            stage_names = list(pipeline(ROOT).stages)[1:]  # not synthesize
             rows = measure_throughput(project, stage_names, args.images)
             plan = projection(rows, defaults, VOC_TRAIN, VOC_VAL)
             result["throughput"] = {"images": args.images, "batch": args.batch, "crop": args.crop,

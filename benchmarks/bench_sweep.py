@@ -19,17 +19,15 @@ the baseline (the issue's target: at most 0.10). --out writes the figures as JSO
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from measure import copy_project, scratch_env, write_json  # noqa: E402
+from measure import Scratch, write_json  # noqa: E402
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -40,12 +38,8 @@ def main() -> int:
     parser.add_argument("--out", nargs="?", const="benchmarks/results/sweep.json", default=None)
     args = parser.parse_args()
 
-    scratch = Path(args.workdir or tempfile.mkdtemp(prefix="wsss-bench-sweep-"))
-    project = scratch / "project"
-    project.mkdir(parents=True, exist_ok=False)
-    copy_project(ROOT, project, ("sweeps",))
-    env = scratch_env(project, scratch)
-    try:
+    with Scratch(ROOT, args.workdir, "sweep", ("sweeps",)) as scratch:
+        project, env = scratch.project, scratch.env
         start = time.monotonic()
         subprocess.run(["dvc", "repro"], cwd=project, env=env, check=True, stdout=subprocess.DEVNULL)
         baseline = time.monotonic() - start
@@ -75,9 +69,6 @@ def main() -> int:
                 "stages_ran": [t.user_attrs.get("stages_ran", []) for t in trials],
                 "params": [t.params for t in trials],
             })
-    finally:
-        if args.workdir is None:
-            shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -53,6 +55,26 @@ def write_json(path: Path, result) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     tmp.replace(path)
+
+
+class Scratch:
+    """A scratch folder holding a copy of the project (``project``) and its environment (``env``):
+    removed at the end unless a --workdir named it or ``keep`` was set (to look at a failure)."""
+
+    def __init__(self, root: Path, workdir: str | None, name: str, extra: tuple[str, ...] = ()):
+        self.folder = Path(workdir or tempfile.mkdtemp(prefix=f"wsss-bench-{name}-"))
+        self.keep = workdir is not None
+        self.project = self.folder / "project"
+        self.project.mkdir(parents=True, exist_ok=False)
+        copy_project(root, self.project, extra)
+        self.env = scratch_env(self.project, self.folder)
+
+    def __enter__(self) -> "Scratch":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self.keep:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def copy_project(root: Path, dest: Path, extra: tuple[str, ...] = ()) -> None:
