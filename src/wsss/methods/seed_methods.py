@@ -26,9 +26,9 @@ from wsss.methods.sipe import SIPEClassifier, SIPEConfig, SIPELoss, multiscale_i
 
 
 def sipe_config(section: SipeParams) -> SIPEConfig:
-    """The SIPEConfig of a `seeds.sipe` / `seeds.ae_sipe` section."""
-    # gsc_warmup_epochs is a training schedule, not a model switch (SIPELoss)
-    return SIPEConfig.from_dict(section.model_dump(exclude={"gsc_warmup_epochs"}))
+    """The SIPEConfig of a `seeds.sipe` / `seeds.ae_sipe` section (the references' other switches
+    at their defaults)."""
+    return SIPEConfig.from_dict(section.model_dump())
 
 
 def needs_saliency(seeds: SeedsParams) -> bool:

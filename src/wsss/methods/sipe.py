@@ -85,15 +85,14 @@ its normalised background channel by it; training and the re-seeding argmax are 
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-from typing import Any, Mapping, Sequence, get_args
+from typing import Annotated, Any, Literal, Mapping, Sequence, get_args
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from pydantic import Field
 
-from wsss.core.params import CamBackground, SipeInference, parse_sipe_steps
+from wsss.core.params import CamBackground, SeedsParams, SipeInference, SipeParams, parse_sipe_steps
 from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from wsss.models.backbones import Backbone
 from wsss.methods.pamr import PAMR
@@ -121,57 +120,21 @@ def parse_steps(steps: str | Sequence[str]) -> tuple[str, ...]:
         raise ValueError(f"SIPE steps {exc}") from None
 
 
-@dataclass(frozen=True)
-class SIPEConfig:
-    """Switches of SIPE / AE-SIPE; the defaults are SIPE, `SIPEConfig.ae_sipe()` the AE-SIPE paper.
+class SIPEConfig(SipeParams):
+    """SIPE / AE-SIPE's switches: params.yaml's `seeds.sipe` / `seeds.ae_sipe` section (its keys,
+    defaults and checks: wsss.core.params.SipeParams; the defaults are SIPE's, `ae_sipe()` the
+    AE-SIPE paper's), plus switches of the references' code that params.yaml does not expose:
 
-    steps: the prototype / PAMR sequence (module docstring); hierarchical_structure: structure
-    analysis on the hierarchical features instead of level 4 (in training; at inference only with
-    inference="per_flip"); is_cam_norm: "max" or "minmax";
-    bg_scale: factor on the inference background channel; bg_iou_factor: factor on the background
-    IoU of the structure analysis; seed_iou: "product" (reference) or "minmax"; seed_chunk:
-    positions per chunk of the structure analysis; pamr_*: PAMR settings; detach_side_inputs:
-    the hierarchical projections see detached backbone features (both references); inference:
-    how `multiscale_is_cam` runs the model, "reference" (`SIPEClassifier.infer`, as both references
-    infer) or "per_flip" (the training forward on each flip, the IS-CAMs summed).
+    seed_iou: "product" (reference) or "minmax"; pamr_scale: the grid PAMR works on, relative to
+    the image (None: the feature grid); pamr_denormalize: PAMR sees the RGB image, not the
+    normalised one; detach_side_inputs: the hierarchical projections see detached backbone
+    features (both references).
     """
 
-    steps: str = "pr_is"
-    hierarchical_structure: bool = False
-    is_cam_norm: str = "max"
-    bg_scale: float = 1.0
-    bg_iou_factor: float = 0.5
-    seed_iou: str = "product"
-    seed_chunk: int = 1024
-    pamr_iters: int = 10
-    pamr_dilations: tuple[int, ...] = (1, 2, 4, 8, 12, 24)
-    pamr_sigma: str = "all_dilations"
-    pamr_scale: float | None = 0.25
+    seed_iou: Literal["product", "minmax"] = "product"
+    pamr_scale: Annotated[float, Field(gt=0)] | None = 0.25
     pamr_denormalize: bool = True
     detach_side_inputs: bool = True
-    inference: str = "reference"
-    cam_background: str = "labelled"
-
-    def __post_init__(self):
-        object.__setattr__(self, "steps", ",".join(parse_steps(self.steps)))
-        object.__setattr__(self, "pamr_dilations", tuple(self.pamr_dilations))
-        if self.is_cam_norm not in ("max", "minmax"):
-            raise ValueError(f"SIPE is_cam_norm must be 'max' or 'minmax', got {self.is_cam_norm!r}")
-        if self.inference not in INFERENCE_MODES:
-            raise ValueError(f"SIPE inference must be one of {INFERENCE_MODES}, got {self.inference!r}")
-        if self.cam_background not in BACKGROUND_OVER:
-            raise ValueError(f"SIPE cam_background must be one of {BACKGROUND_OVER}, got {self.cam_background!r}")
-        if self.seed_iou not in ("product", "minmax"):
-            raise ValueError(f"SIPE seed_iou must be 'product' or 'minmax', got {self.seed_iou!r}")
-        if not isinstance(self.seed_chunk, int) or self.seed_chunk < 1:
-            raise ValueError(f"SIPE seed_chunk must be a positive integer, got {self.seed_chunk!r}")
-        if not self.bg_scale > 0:
-            raise ValueError(f"SIPE bg_scale must be > 0, got {self.bg_scale!r}")
-        if not self.bg_iou_factor > 0:
-            raise ValueError(f"SIPE bg_iou_factor must be > 0, got {self.bg_iou_factor!r}")
-        if self.pamr_scale is not None and not self.pamr_scale > 0:
-            raise ValueError(f"SIPE pamr_scale must be > 0 or None, got {self.pamr_scale!r}")
-        PAMR(self.pamr_iters, self.pamr_dilations, self.pamr_sigma)  # validates the PAMR settings
 
     @property
     def step_tokens(self) -> tuple[str, ...]:
@@ -180,18 +143,13 @@ class SIPEConfig:
     @classmethod
     def ae_sipe(cls, **overrides: Any) -> "SIPEConfig":
         """The AE-SIPE paper: PAMR-enhanced prototypes, hierarchical structure analysis, min-max
-        IS-CAM normalisation, background ×0.8."""
-        values = dict(steps="pr_is,pamr,pr_is", hierarchical_structure=True, is_cam_norm="minmax", bg_scale=0.8)
-        return cls(**(values | overrides))
+        IS-CAM normalisation, background ×0.8 (params.yaml's `seeds.ae_sipe` defaults)."""
+        return cls(**(SeedsParams().ae_sipe.model_dump() | overrides))
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "SIPEConfig":
         """From a mapping (e.g. a params.yaml section); unknown keys raise ValueError."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"SIPE config: unknown key(s) {unknown}; known: {sorted(names)}")
-        return cls(**dict(values))
+        return cls.model_validate(dict(values))
 
 
 # --------------------------------------------------------------------------- building blocks
