@@ -1,6 +1,6 @@
 """The visual gallery: chosen images beside every stage's label map, as one self-contained HTML
 page and as one picture (for MLflow). Pure: arrays in, HTML text / RGB arrays / PNG bytes out;
-what reads the artifacts is pipeline/gallery.py.
+what reads the artifacts is the stage, wsss.stages.gallery.
 
 Rows are chosen by `choose`: the worst and best images by the per-image IoU of the final pseudo
 masks, and a sample drawn with a fixed seed from every image with a ground truth, so that two

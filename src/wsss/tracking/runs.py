@@ -413,7 +413,7 @@ def stage_run(stage: str, params: Params, sections: list[str], project_dir: str 
     try:
         yield handle
         status = "FINISHED"
-    except (KeyboardInterrupt, SystemExit):  # a signal (stage.run_main turns SIGTERM into SystemExit)
+    except (KeyboardInterrupt, SystemExit):  # a signal (wsss.stages.common.run_main turns SIGTERM into SystemExit)
         status = "KILLED"
         raise
     finally:

@@ -205,7 +205,7 @@ def _shard_main(make_worker: MakeWorker, config, device: torch.device, dataset, 
         for image_id in ids:
             worker(image_id, folders)
             counter.value += 1
-    except WsssError as exc:  # the message without a traceback, as stage.run_main prints it
+    except WsssError as exc:  # the message without a traceback, as wsss.stages.common.run_main prints it
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
 
