@@ -1,14 +1,19 @@
-"""Shared fixtures: a real MLflow sqlite database made once per session and copied per test."""
+"""Shared fixtures: a real MLflow sqlite database made once per session and copied per test, and
+the tiny project of the end-to-end tests: fresh copies, and copies of the one `wsss repro` of it
+run per session (tests/helpers/project.py has the plain functions they use)."""
 
 import shutil
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the `pipeline` package lives at the project root
+
+from tests.helpers.project import Project, copy_project, make_project, run  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +34,51 @@ def mlflow_db(tmp_path, _mlflow_db_template, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.delenv("WSSS_PARENT_RUN_ID", raising=False)
     return uri
+
+
+@pytest.fixture
+def _own_store(monkeypatch):
+    """No MLFLOW_TRACKING_URI nor parent run in this process: a project's runs go to its own store."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("WSSS_PARENT_RUN_ID", raising=False)
+
+
+@pytest.fixture
+def tiny_project(tmp_path, _mlflow_db_template, _own_store) -> Project:
+    """A fresh copy of the project with the tiny params in its own git repo; nothing run yet. Its
+    runs go to its own store, ``tiny_project.uri`` (an empty one there already)."""
+    return make_project(tmp_path / "project", store=_mlflow_db_template)
+
+
+class TinyRun(NamedTuple):
+    """The session's one `wsss repro` of the tiny project: its folder (never changed: tests copy
+    it) and what the run printed."""
+
+    path: Path
+    stdout: str
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, _mlflow_db_template) -> TinyRun:
+    """`wsss repro` of the tiny project from scratch, once per session: every stage run, its
+    outputs, dvc.lock, DVC's cache and run-cache, and the MLflow runs in the project's own store
+    (one pipeline run, a registered model). Tests use a copy (finished_project)."""
+    project = make_project(tmp_path_factory.mktemp("tiny-run") / "project", store=_mlflow_db_template)
+    done = run(["wsss", "repro"], project.path, project.env, timeout=1800)
+    return TinyRun(project.path, done.stdout)
+
+
+@pytest.fixture
+def finished_project(tiny_run, tmp_path, _own_store) -> Project:
+    """A copy of the session's finished tiny project (tiny_run), its own to change: outputs, git,
+    DVC cache and run-cache, and its MLflow store (artifact paths moved to the copy)."""
+    return copy_project(tiny_run.path, tmp_path / "project")
+
+
+@pytest.fixture
+def synthesized_project(tiny_run, tiny_project) -> Project:
+    """A fresh tiny project (nothing in dvc.lock, no MLflow run) holding the synthetic data set
+    its `synthesize` stage writes, taken from the session's run."""
+    synthetic = "data/synthetic"
+    shutil.copytree(tiny_run.path / synthetic, tiny_project.path / synthetic)
+    return tiny_project

@@ -21,7 +21,7 @@ import yaml
 from PIL import Image
 
 from headless_browser import find_browser, load_page
-from test_pipeline_e2e import _run, project  # noqa: F401  (the tiny project copy fixture)
+from tests.helpers.project import SYNTHETIC_ROOT, run
 from wsss.serve import gallery as G
 from wsss.core.dvcfile import pipeline
 from wsss.core.params import SyntheticParams
@@ -294,17 +294,18 @@ def test_the_browser_check_sees_a_broken_page(tmp_path):
 
 @pytest.mark.slow
 @needs_browser
-def test_gallery_at_the_end_of_the_tiny_pipeline(project):
-    """`wsss repro` on the tiny pipeline ends with the gallery stage: its page (all eight columns,
-    4 + 4 + 4 rows of 24 images) opens cleanly in Chromium, and `wsss gallery --ids` writes another."""
-    cwd, env = project
-    _run(["wsss", "repro", "gallery"], cwd, env)
+def test_gallery_at_the_end_of_the_tiny_pipeline(finished_project):
+    """`wsss repro` of the tiny pipeline (the session's, copied) ends with the gallery stage: its
+    page (all eight columns, 4 + 4 + 4 rows of 24 images) opens cleanly in Chromium, and
+    `wsss gallery --ids` writes another."""
+    cwd, env = finished_project
+    assert "up to date" in run(["dvc", "status", "gallery"], cwd, env).stdout  # the page is the stage's output
     page = cwd / "results/gallery/index.html"
     captions = _captions(page.read_text())
     assert sum(c.startswith("worst") for c in captions) == 4 and sum(c.startswith("best") for c in captions) == 4
     assert_opens_cleanly(page, rows=len(captions), columns=8)
-    ids = (cwd / "data/synthetic/VOCdevkit/VOC2012/ImageSets/Segmentation/train.txt").read_text().split()[:2]
-    out = _run(["wsss", "gallery", "--ids", *ids, "--out", "two.html"], cwd, env)
+    ids = (cwd / SYNTHETIC_ROOT / "ImageSets/Segmentation/train.txt").read_text().split()[:2]
+    out = run(["wsss", "gallery", "--ids", *ids, "--out", "two.html"], cwd, env)
     assert "2 rows in two.html" in out.stdout
     assert_opens_cleanly(cwd / "two.html", rows=2, columns=8)
-    assert "up to date" in _run(["dvc", "status", "gallery"], cwd, env).stdout  # the stage's page untouched
+    assert "up to date" in run(["dvc", "status", "gallery"], cwd, env).stdout  # the stage's page untouched

@@ -123,11 +123,15 @@ def project_env(project_dir: Path, **extra: str) -> dict:
     return env
 
 
-def make_project(dest: Path, params: dict | None = None) -> Project:
+def make_project(dest: Path, params: dict | None = None, store: Path | None = None) -> Project:
     """A copy of this project's pipeline (wsss.core.project.copy_pipeline) with the tiny params
-    (and ``params`` over them), committed in a git repo of its own; nothing run yet."""
+    (and ``params`` over them), committed in a git repo of its own; nothing run yet. ``store``:
+    an empty, migrated MLflow database to start the project's own store from (creating one takes
+    seconds, and a test that reads the store while a stage creates it would race the stage)."""
     dest.mkdir(parents=True, exist_ok=True)
     copy_pipeline(ROOT, dest, extra=(".gitignore",))
+    if store is not None:
+        shutil.copy(store, dest / "mlflow.db")
     update_params(dest, TINY)
     if params:
         update_params(dest, params)
