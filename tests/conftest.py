@@ -27,11 +27,14 @@ def _mlflow_db_template(tmp_path_factory):
 
 @pytest.fixture
 def mlflow_db(tmp_path, _mlflow_db_template, monkeypatch):
-    """A fresh, migrated sqlite tracking database in tmp_path; MLFLOW_TRACKING_URI points at it."""
+    """A fresh, migrated sqlite tracking database in tmp_path; MLFLOW_TRACKING_URI points at it
+    (in this process too: a URI an earlier test's in-process `wsss` command set with
+    mlflow.set_tracking_uri, which outranks the variable, is cleared for the test)."""
     path = tmp_path / "mlflow.db"
     shutil.copy(_mlflow_db_template, path)
     uri = f"sqlite:///{path}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setattr("mlflow.tracking._tracking_service.utils._tracking_uri", None)
     monkeypatch.delenv("WSSS_PARENT_RUN_ID", raising=False)
     return uri
 

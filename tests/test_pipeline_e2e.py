@@ -26,7 +26,8 @@ from PIL import Image
 from tests.helpers.mlflow_runs import all_runs, model_versions, pipeline_runs
 from tests.helpers.plots import ABLATION_PLOTS, assert_every_plot_drawn
 from tests.helpers.project import (AFTER_PTRECL, AFTER_REFINE, AFTER_SEEDS, ROOT, STAGES, SYNTHETIC_ROOT, TINY,
-                                   TINY_STEPS, TINY_TRAIN_IMAGES, commit, make_project, run, set_param, stages_run)
+                                   TINY_STEPS, TINY_TRAIN_IMAGES, commit, make_project, run, set_param, stages_run,
+                                   update_params)
 from wsss import cli
 
 OVERLAYS = {"synthesize": "examples.png", "seeds": "cams.png", "evaluate_seeds": "overlays.png",
@@ -105,7 +106,7 @@ def test_the_tiny_pipeline_logs_nested_runs_registers_and_serves_its_network(tin
     assert parent.data.metrics["segment.val_miou"] == pytest.approx(segment["miou"])
     weights = torch.load(cwd / "artifacts/segment/deeplab.pt", weights_only=True)
     assert any(key.startswith("head.") for key in weights)  # a plain state dict
-    assert [v.version for v in model_versions(uri)] == ["1"]
+    assert [str(v.version) for v in model_versions(uri)] == ["1"]
     _assert_registered(cwd, uri, "1", segment)
     _assert_predict_reproduces_evaluation(cwd, env)
     _assert_served_model_answers_as_predict(cwd, dict(env, MLFLOW_TRACKING_URI=uri))
@@ -303,12 +304,19 @@ def test_unknown_params_key_fails_before_any_stage(tmp_path, mlflow_db, capsys):
     assert all_runs(mlflow_db) == []  # not even the parent run
 
 
+# What a test needs of the classifier's stages when it retrains them anyway (every stage from
+# train_classifier on depends on `dataset`): the first 8 images, 2 epochs of one step, one scale.
+QUICK_SEEDS = {"dataset": {"max_images": 8}, "seeds": {"train": {"epochs": 2}, "infer": {"scales": [1.0]}}}
+QUICK_STEPS = 2 * (8 // TINY["seeds"]["train"]["batch_size"])
+
+
 @pytest.mark.slow
 def test_seed_methods_log_their_losses_and_feed_refinement(finished_project):
     """EPS trains on saliency and logs each loss term per step; AE-SIPE stores its own background
     map, which the headline seeds score, the +CRF column and the crf refinement all use."""
     cwd, env = finished_project
     uri = finished_project.uri
+    update_params(cwd, QUICK_SEEDS)
     set_param(cwd, "seeds.method", "eps")
     assert stages_run(run(["dvc", "repro", "evaluate_seeds"], cwd, env).stdout) == [
         "train_classifier", "seeds", "evaluate_seeds"]
@@ -318,7 +326,7 @@ def test_seed_methods_log_their_losses_and_feed_refinement(finished_project):
     train = next(r for r in children[parents[-1].info.run_id] if r.info.run_name == "train_classifier")
     assert train.data.tags["wsss.seed_method"] == "eps" and train.data.params["seeds.eps.tau"] == "0.4"
     for key in ("train.loss", "train.cls", "train.sal"):
-        assert len(client.get_metric_history(train.info.run_id, key)) == TINY_STEPS
+        assert len(client.get_metric_history(train.info.run_id, key)) == QUICK_STEPS
 
     set_param(cwd, "seeds.method", "ae_sipe")
     set_param(cwd, "refine.method", "crf")
@@ -339,6 +347,8 @@ def test_seed_methods_log_their_losses_and_feed_refinement(finished_project):
 @pytest.mark.slow
 def test_ablate_runs_each_row_as_an_experiment_with_one_mlflow_run(finished_project):
     cwd, env = finished_project
+    update_params(cwd, QUICK_SEEDS)
+    commit(cwd, env, "quick seeds")  # the experiments' baseline
     done = run(["wsss", "ablate", "eps-tau"], cwd, env)
     table = (cwd / "results/ablations/eps-tau.md").read_text()
     assert table.strip() in done.stdout

@@ -6,6 +6,7 @@ import shutil
 
 import mlflow
 import pytest
+import yaml
 
 from tests.helpers.mlflow_runs import all_runs
 from tests.helpers.project import GIT, ROOT, STAGES, project_env, run
@@ -52,7 +53,8 @@ def test_repro_records_a_stage_dvc_skipped_with_its_figures(tmp_path, mlflow_db)
     """A stage already up to date (committed metrics, as in a fresh clone) gets a restored run."""
     project = tmp_path / "project"  # beside, not inside, the MLflow database
     project.mkdir()
-    (project / "dvc.yaml").write_text(PIPELINE)
+    paths = [entry for entry in yaml.safe_load((ROOT / "dvc.yaml").read_text())["vars"] if "paths" in entry]
+    (project / "dvc.yaml").write_text(yaml.safe_dump({"vars": paths}) + PIPELINE)  # wsss reads the named paths
     (project / "params.yaml").write_text("seeds: {method: cam}\nevaluate: {boundary_tolerance: 2}\n")
     (project / "result.json").write_text(json.dumps(RESULT))
     env = project_env(ROOT, MLFLOW_TRACKING_URI=mlflow_db)  # this checkout's sources: the copy has none

@@ -1,18 +1,18 @@
-"""End to end: `wsss sweep` (Optuna and Ray Tune) on a tiny pipeline whose DVC cache is
-already filled.
+"""End to end: `wsss sweep` (Optuna and Ray Tune) on the tiny pipeline, its DVC cache filled by
+the session's run of it (conftest: tiny_run, copied as finished_project).
 
 Trials must reuse the cached upstream stages (only PtReCl runs), nest under one sweep run in
 MLflow, resume after a SIGKILL without losing or duplicating trials (Optuna), and two concurrent
 trials must leave every shared cache object intact; the Ray engine runs the same sweep on a
 local Ray bound to the loopback and retries and reports a failed trial, and through
-`--address` of a Ray head with two logical GPUs gives each trial its GPU. Slow (a few minutes on
-2 cores): marked `slow`.
+`--address` of a Ray head with two logical GPUs gives each trial its GPU. The sweeps log to a
+store of their own (MLFLOW_TRACKING_URI, the mlflow_db fixture), apart from the pipeline's
+runs in the copy's store. Slow (a few minutes on 2 cores): marked `slow`.
 """
 
 import hashlib
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,60 +24,28 @@ import optuna
 import pytest
 import yaml
 
-from test_pipeline_e2e import TINY, _deep_update, _run
+from tests.helpers.project import project_env, run as _run
+from tests.helpers.ray_head import LOGICAL_GPUS, ray_head
 from wsss.cli import main
 from wsss.core import params as params_mod
 from wsss.core.dvcfile import pipeline
 from wsss.sweep.space import SweepError, load_spec
 from wsss.sweep.workspace import TrialError, run_trial, state_dir
 
-ROOT = Path(__file__).resolve().parents[1]
 TRAINING = {"train_classifier", "train_irn", "train_recovery"}
 PTRECL = {"ptrecl", "evaluate_ptrecl"}
 OBJECTIVE = {"metric": "metrics/ptrecl.json:miou", "direction": "maximize"}
-# The end-to-end tests' tiny params, on 8 images: a PtReCl trial costs its stage's start-up
-# more than its images, and what is tested (reuse, resume, nesting) needs no more.
-SWEEP_TINY = {"dataset": {"max_images": 8}}
 
 
 def _env(project: Path, uri: str) -> dict:
-    env = dict(os.environ, MLFLOW_TRACKING_URI=uri, PYTHONPATH=f"{project / 'src'}{os.pathsep}{project}",
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    env.pop("WSSS_PARENT_RUN_ID", None)
-    return env
-
-
-@pytest.fixture(scope="module")
-def filled_project(tmp_path_factory, _mlflow_db_template):
-    """The project with the tiny params, `dvc repro evaluate_ptrecl` run once: its cache and
-    run-cache hold every stage a PtReCl trial needs upstream."""
-    base = tmp_path_factory.mktemp("sweep")
-    dest = base / "project"
-    dest.mkdir()
-    for name in ["dvc.yaml", "params.yaml", "pipeline", "src", ".dvc", ".dvcignore", ".gitignore"]:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache", "*.egg-info"))
-        elif source.exists():
-            shutil.copy(source, dest / name)
-    params = yaml.safe_load((dest / "params.yaml").read_text())
-    _deep_update(params, TINY)
-    _deep_update(params, SWEEP_TINY)
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    shutil.copy(_mlflow_db_template, base / "mlflow.db")
-    env = _env(dest, f"sqlite:///{base / 'mlflow.db'}")
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"],
-                ["dvc", "repro", "evaluate_ptrecl"]):
-        _run(cmd, dest, env)
-    return dest
+    return project_env(project, MLFLOW_TRACKING_URI=uri)
 
 
 @pytest.fixture
-def project(filled_project, tmp_path, mlflow_db):
-    dest = tmp_path / "project"
-    shutil.copytree(filled_project, dest, symlinks=True)
-    return dest
+def project(finished_project, mlflow_db, monkeypatch):
+    """A copy of the finished tiny project; MLFLOW_TRACKING_URI names the sweeps' own store."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_db)
+    return finished_project.path
 
 
 def _spec(project: Path, name: str, space: dict, budget: int, **extra) -> Path:
@@ -296,6 +264,40 @@ def test_ray_engine_runs_the_sweep_locally_and_reports_failed_trials(project, ml
     assert "FAIL" in failed.err and "no trial finished" in failed.err and bad.info.status == "FAILED"
 
 
+def test_a_trial_ray_stops_inside_its_report_is_pruned_not_failed(monkeypatch):
+    """ASHA stops a trial inside `tune.report` (Ray's session ends the trial's thread with
+    sys.exit(0)): the trial's MLflow run is closed PRUNED, as Tune counts it, not FAIL."""
+    from types import SimpleNamespace
+
+    from ray import tune
+
+    from wsss.sweep import ray_engine
+    from wsss.sweep.space import Dimension, Metric, SweepSpec
+    from wsss.sweep.workspace import Placement
+
+    closed = []
+    monkeypatch.setattr(tune, "get_context", lambda: SimpleNamespace(get_trial_id=lambda: "t1"))
+    monkeypatch.setattr(tune, "report", lambda metrics: sys.exit(0))
+    monkeypatch.setattr(ray_engine, "trial_placement", lambda gpus: Placement(gpus=()))
+    monkeypatch.setattr(ray_engine.sweep_tracking, "start_trial_run", lambda *args, **kwargs: "run-1")
+    monkeypatch.setattr(ray_engine.sweep_tracking, "log_intermediate", lambda *args, **kwargs: None)
+    monkeypatch.setattr(ray_engine.sweep_tracking, "finish_trial_run",
+                        lambda project, run_id, state, sweep, outcome=None, error=None:
+                        closed.append((run_id, state, error)))
+    monkeypatch.setattr(ray_engine, "run_trial", lambda sweep, project, overrides, report, *args, **kwargs:
+                        report(0, 0.5))
+    spec = SweepSpec("s", Path("sweeps/s.yaml"), Metric("metrics/ptrecl.json", "miou", "evaluate_ptrecl"),
+                     "maximize", 2, (Dimension("ptrecl.reclassify.top_m", "int", 2, 6),))
+    trainable = ray_engine._trainable(spec, Path("."), "sweep-run", 0, None)
+    with pytest.raises(SystemExit):
+        trainable({"ptrecl.reclassify.top_m": 3})
+    assert closed == [("run-1", "PRUNED", None)]
+    monkeypatch.setattr(ray_engine, "run_trial", lambda *args, **kwargs: 1 / 0)  # a failure stays one
+    with pytest.raises(ZeroDivisionError):
+        trainable({"ptrecl.reclassify.top_m": 3})
+    assert closed[-1][1:] == ("FAIL", "division by zero")
+
+
 def _exp_show(project: Path, env: dict) -> list[dict]:
     """The experiments of the workspace's baseline: [{name, params, metrics}], newest first."""
     import json
@@ -347,8 +349,6 @@ def test_ray_sweep_on_a_cluster_gives_each_trial_its_gpu(project, mlflow_db):
     runs with its GPU visible and one process per stage, its MLflow run (in the driver's store,
     which the head's workers did not have) says which GPU, and the GPU changes no cache key:
     every stage is restored."""
-    from test_sweep_gpus import LOGICAL_GPUS, ray_head
-
     top_m = yaml.safe_load((project / "params.yaml").read_text())["ptrecl"]["reclassify"]["top_m"]
     spec = _spec(project, "ray-gpus", {"ptrecl.reclassify.top_m": {"type": "categorical", "choices": [top_m]}}, 2)
     with ray_head() as address:

@@ -115,6 +115,11 @@ def _trainable(sweep: SweepSpec, project: Path, sweep_run_id: str, gpus_per_tria
         try:
             outcome = run_trial(sweep, project, overrides, report, run_id, label=f"ray-{trial_id}",
                                 placement=placement)
+        except SystemExit:
+            # Tune stopped the trial inside tune.report (ASHA pruned it: Ray's session ends the
+            # trial's thread with sys.exit(0)); Tune counts it as stopped, not failed
+            sweep_tracking.finish_trial_run(project, run_id, "PRUNED", sweep)
+            raise
         except BaseException as exc:
             sweep_tracking.finish_trial_run(project, run_id, "FAIL", sweep, error=str(exc))
             raise
