@@ -1,11 +1,12 @@
 """Shared fixtures: a real MLflow sqlite database made once per session and copied per test, and
 the tiny project of the end-to-end tests: fresh copies, and copies of the one `wsss repro` of it
-run per session (tests/helpers/project.py has the plain functions they use)."""
+run per session, started in the background as soon as a selected test needs it
+(tests/helpers/ has the plain functions they use)."""
 
 import shutil
 import sys
+import tempfile
 from pathlib import Path
-from typing import NamedTuple
 
 import pytest
 
@@ -13,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the `pipeline` package lives at the project root
 
-from tests.helpers.project import Project, copy_project, make_project, run  # noqa: E402
+from tests.helpers.background import BackgroundRun, TinyRun  # noqa: E402
+from tests.helpers.project import Project, copy_project, make_project  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -53,22 +55,47 @@ def tiny_project(tmp_path, _mlflow_db_template, _own_store) -> Project:
     return make_project(tmp_path / "project", store=_mlflow_db_template)
 
 
-class TinyRun(NamedTuple):
-    """The session's one `wsss repro` of the tiny project: its folder (never changed: tests copy
-    it) and what the run printed."""
+# The session's shared runs of the whole tiny pipeline, by fixture name: started in the background
+# once the tests are collected, if a selected test needs them, so the tests before it run meanwhile.
+SHARED_RUNS = ("tiny_run", "second_tiny_run")
+_RUNS = pytest.StashKey[dict]()
 
-    path: Path
-    stdout: str
+
+def _start_shared_run(config, name: str) -> BackgroundRun:
+    runs = config.stash.setdefault(_RUNS, {})
+    if name not in runs:
+        factory = getattr(config, "_tmp_path_factory", None)  # pytest's tmp_path_factory (its folders)
+        base = factory.mktemp(name.replace("_", "-")) if factory else Path(tempfile.mkdtemp(prefix=f"wsss-{name}-"))
+        runs[name] = BackgroundRun(base / "project")
+    return runs[name]
+
+
+def pytest_collection_finish(session):
+    if session.config.option.collectonly:
+        return
+    for name in SHARED_RUNS:
+        if any(name in getattr(item, "fixturenames", ()) for item in session.items):
+            _start_shared_run(session.config, name)
+
+
+def pytest_sessionfinish(session):
+    for background in session.config.stash.get(_RUNS, {}).values():
+        background.stop()
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory, _mlflow_db_template) -> TinyRun:
+def tiny_run(request) -> TinyRun:
     """`wsss repro` of the tiny project from scratch, once per session: every stage run, its
     outputs, dvc.lock, DVC's cache and run-cache, and the MLflow runs in the project's own store
-    (one pipeline run, a registered model). Tests use a copy (finished_project)."""
-    project = make_project(tmp_path_factory.mktemp("tiny-run") / "project", store=_mlflow_db_template)
-    done = run(["wsss", "repro"], project.path, project.env, timeout=1800)
-    return TinyRun(project.path, done.stdout)
+    (one pipeline run, a registered model). Never changed: tests use a copy (finished_project)."""
+    return _start_shared_run(request.config, "tiny_run").result()
+
+
+@pytest.fixture(scope="session")
+def second_tiny_run(request) -> TinyRun:
+    """Another `wsss repro` of the tiny project from scratch, in another copy (no outputs, no DVC
+    cache: every stage runs), at the same time as tiny_run (test_reproducible compares them)."""
+    return _start_shared_run(request.config, "second_tiny_run").result()
 
 
 @pytest.fixture

@@ -26,8 +26,8 @@ from PIL import Image
 from tests.helpers.mlflow_runs import all_runs, model_versions, pipeline_runs
 from tests.helpers.plots import ABLATION_PLOTS, assert_every_plot_drawn
 from tests.helpers.project import (AFTER_PTRECL, AFTER_REFINE, AFTER_SEEDS, ROOT, STAGES, SYNTHETIC_ROOT, TINY,
-                                   TINY_STEPS, TINY_TRAIN_IMAGES, commit, make_project, run, set_param, stages_run,
-                                   update_params)
+                                   TINY_STEPS, TINY_TRAIN_IMAGES, commit, copy_project, make_project, run, run_at_once,
+                                   set_param, stages_run, update_params)
 from wsss import cli
 
 OVERLAYS = {"synthesize": "examples.png", "seeds": "cams.png", "evaluate_seeds": "overlays.png",
@@ -113,11 +113,12 @@ def test_the_tiny_pipeline_logs_nested_runs_registers_and_serves_its_network(tin
 
 
 @pytest.mark.slow
-def test_repro_reruns_only_what_changed_and_records_the_rest(finished_project):
+def test_repro_reruns_only_what_changed_and_records_the_rest(finished_project, tmp_path):
     """From the finished tiny pipeline: nothing changed, no stage runs and every stage gets a
     restored run; each params change re-runs its stage and what follows it, nothing upstream,
     grouped under one parent run also with a plain `dvc repro`; each retrained network is a
-    new registered version with its lineage."""
+    new registered version with its lineage. The changes to PtReCl then seeds, and to the
+    refinement, start from the same committed state in two copies, run at the same time."""
     cwd, env = finished_project
     uri = finished_project.uri
     [first_version] = model_versions(uri)
@@ -136,41 +137,52 @@ def test_repro_reruns_only_what_changed_and_records_the_rest(finished_project):
     losses = (cwd / "plots/train/train_classifier.tsv").read_text().splitlines()
     assert losses[0] == "step\tepoch\tloss" and len(losses) == 1 + TINY_STEPS
     commit(cwd, env, "run")
+    other = copy_project(cwd, tmp_path / "other")
 
-    # A reclassification parameter re-runs PtReCl and what learns from it, not its recovery network
-    # nor its prototypes; plain `dvc repro` (no wsss wrapper) still groups its stages under one
-    # parent run.
-    set_param(cwd, "ptrecl.reclassify.top_m", 3)
-    assert sorted(stages_run(run(["dvc", "repro"], cwd, env).stdout)) == sorted(AFTER_PTRECL)
-    _, parents, children = pipeline_runs(uri)
-    assert len(parents) == 3
-    assert sorted(r.info.run_name for r in children[parents[-1].info.run_id]) == sorted(AFTER_PTRECL)
+    def ptrecl_then_seeds():
+        # A reclassification parameter re-runs PtReCl and what learns from it, not its recovery
+        # network nor its prototypes (plain `dvc repro`, no wsss wrapper) ...
+        set_param(cwd, "ptrecl.reclassify.top_m", 3)
+        ptrecl = run(["dvc", "repro"], cwd, env)
+        # ... and a seeds-stage parameter re-runs that stage and what follows, not the classifier
+        # (up to evaluate_seeds: the refinement's change covers the stages after it).
+        set_param(cwd, "seeds.infer.scales", [1.0])
+        return ptrecl, run(["dvc", "repro", "evaluate_seeds"], cwd, env)
+
+    def refinement():
+        # Switching the refinement method re-runs refine and what follows it, not the IRN training.
+        set_param(other.path, "refine.method", "crf")
+        return run(["dvc", "repro"], other.path, other.env)
+
+    (ptrecl, seeds), refined_run = run_at_once(ptrecl_then_seeds, refinement)
+
+    assert sorted(stages_run(ptrecl.stdout)) == sorted(AFTER_PTRECL)
+    ran = stages_run(seeds.stdout)
+    assert ran[:2] == ["seeds", "evaluate_seeds"] and set(ran) <= set(AFTER_SEEDS)
+    _, parents, children = pipeline_runs(uri)  # plain `dvc repro` still groups its stages under one parent run
+    assert len(parents) == 4
+    assert sorted(r.info.run_name for r in children[parents[2].info.run_id]) == sorted(AFTER_PTRECL)
+    assert sorted(r.info.run_name for r in children[parents[3].info.run_id]) == sorted(ran)
     assert_every_plot_drawn(cwd, env, "HEAD", absent=ABLATION_PLOTS)  # the committed run against this one
-
-    # Switching the refinement method re-runs refine and what follows it, not the IRN training.
-    set_param(cwd, "refine.method", "crf")
-    fourth = run(["dvc", "repro"], cwd, env)
-    assert sorted(stages_run(fourth.stdout)) == sorted(AFTER_REFINE)
-    refined = json.loads((cwd / "metrics/refine.json").read_text())
-    assert refined["method"] == "cam+crf" and 0.0 <= refined["miou"] <= 1.0
-    # every retrained network was registered; the newest's lineage names the new pseudo masks
     versions = model_versions(uri)
+    assert len({v.tags["wsss.weights_md5"] for v in versions}) == len(versions) == 2  # one version per network
+    assert versions[-1].tags["wsss.pseudo_masks_md5"] != first_version.tags["wsss.pseudo_masks_md5"]
+
+    assert sorted(stages_run(refined_run.stdout)) == sorted(AFTER_REFINE)
+    refined = json.loads((other.path / "metrics/refine.json").read_text())
+    assert refined["method"] == "cam+crf" and 0.0 <= refined["miou"] <= 1.0
+    _, parents, children = pipeline_runs(other.uri)
+    assert len(parents) == 3 and sorted(r.info.run_name for r in children[parents[-1].info.run_id]) == sorted(
+        AFTER_REFINE)
+    # every retrained network was registered; the newest's lineage names the new pseudo masks
+    versions = model_versions(other.uri)
     newest = versions[-1]
-    assert len({v.tags["wsss.weights_md5"] for v in versions}) == len(versions) == 3  # one version per network
-    _assert_registered(cwd, uri, newest.version, json.loads((cwd / "metrics/segment.json").read_text()))
+    assert len({v.tags["wsss.weights_md5"] for v in versions}) == len(versions) == 2  # one version per network
+    _assert_registered(other.path, other.uri, newest.version,
+                       json.loads((other.path / "metrics/segment.json").read_text()))
     assert newest.tags["wsss.refine_method"] == "crf" and first_version.tags["wsss.refine_method"] == "irn"
     assert newest.tags["wsss.pseudo_masks_md5"] != first_version.tags["wsss.pseudo_masks_md5"]
     assert newest.tags["wsss.weights_md5"] != first_version.tags["wsss.weights_md5"]
-
-    # A seeds-stage parameter re-runs that stage and what follows, not the classifier (up to
-    # evaluate_seeds: the stages after it are those the two changes above re-ran).
-    set_param(cwd, "seeds.infer.scales", [1.0])
-    third = run(["dvc", "repro", "evaluate_seeds"], cwd, env)
-    ran = stages_run(third.stdout)
-    assert ran[:2] == ["seeds", "evaluate_seeds"] and set(ran) <= set(AFTER_SEEDS)
-    _, parents, children = pipeline_runs(uri)
-    assert len(parents) == 5
-    assert sorted(r.info.run_name for r in children[parents[-1].info.run_id]) == sorted(ran)
 
 
 def _assert_registered(cwd: Path, uri: str, version: str, segment: dict):
@@ -311,35 +323,36 @@ QUICK_STEPS = 2 * (8 // TINY["seeds"]["train"]["batch_size"])
 
 
 @pytest.mark.slow
-def test_seed_methods_log_their_losses_and_feed_refinement(finished_project):
+def test_seed_methods_log_their_losses_and_feed_refinement(finished_project, tmp_path):
     """EPS trains on saliency and logs each loss term per step; AE-SIPE stores its own background
-    map, which the headline seeds score, the +CRF column and the crf refinement all use."""
-    cwd, env = finished_project
-    uri = finished_project.uri
-    update_params(cwd, QUICK_SEEDS)
-    set_param(cwd, "seeds.method", "eps")
-    assert stages_run(run(["dvc", "repro", "evaluate_seeds"], cwd, env).stdout) == [
-        "train_classifier", "seeds", "evaluate_seeds"]
-    metrics = json.loads((cwd / "metrics/seeds.json").read_text())
+    map, which the headline seeds score, the +CRF column and the crf refinement all use. The two
+    methods run at the same time, each in its own copy of the finished tiny project."""
+    update_params(finished_project.path, QUICK_SEEDS)
+    eps, sipe = finished_project, copy_project(finished_project.path, tmp_path / "ae_sipe")
+    set_param(eps.path, "seeds.method", "eps")
+    set_param(sipe.path, "seeds.method", "ae_sipe")
+    set_param(sipe.path, "refine.method", "crf")
+    set_param(sipe.path, "evaluate.seeds_crf", True)
+    eps_run, _ = run_at_once(lambda: run(["dvc", "repro", "evaluate_seeds"], eps.path, eps.env),
+                             lambda: run(["dvc", "repro", "evaluate_seeds", "evaluate_refine"], sipe.path, sipe.env))
+
+    assert stages_run(eps_run.stdout) == ["train_classifier", "seeds", "evaluate_seeds"]
+    metrics = json.loads((eps.path / "metrics/seeds.json").read_text())
     assert metrics["method"] == "eps" and metrics["background"] == "threshold" and "crf" not in metrics
-    client, parents, children = pipeline_runs(uri)
+    client, parents, children = pipeline_runs(eps.uri)
     train = next(r for r in children[parents[-1].info.run_id] if r.info.run_name == "train_classifier")
     assert train.data.tags["wsss.seed_method"] == "eps" and train.data.params["seeds.eps.tau"] == "0.4"
     for key in ("train.loss", "train.cls", "train.sal"):
         assert len(client.get_metric_history(train.info.run_id, key)) == QUICK_STEPS
 
-    set_param(cwd, "seeds.method", "ae_sipe")
-    set_param(cwd, "refine.method", "crf")
-    set_param(cwd, "evaluate.seeds_crf", True)
-    run(["dvc", "repro", "evaluate_seeds", "evaluate_refine"], cwd, env)
-    with np.load(sorted((cwd / "artifacts/seeds/maps").glob("*.npz"))[0]) as data:
+    with np.load(sorted((sipe.path / "artifacts/seeds/maps").glob("*.npz"))[0]) as data:
         assert data["background"].shape == data["scores"].shape[1:]
-    metrics = json.loads((cwd / "metrics/seeds.json").read_text())
+    metrics = json.loads((sipe.path / "metrics/seeds.json").read_text())
     assert metrics["method"] == "ae_sipe" and metrics["background"] == "map"
     assert 0.0 <= metrics["crf"]["miou"] <= 1.0
-    refined = json.loads((cwd / "metrics/refine.json").read_text())
+    refined = json.loads((sipe.path / "metrics/refine.json").read_text())
     assert refined["method"] == "ae_sipe+crf"
-    client, parents, children = pipeline_runs(uri)
+    client, parents, children = pipeline_runs(sipe.uri)
     train = next(r for r in children[parents[-1].info.run_id] if r.info.run_name == "train_classifier")
     assert client.get_metric_history(train.info.run_id, "train.gsc")
 

@@ -325,13 +325,13 @@ def test_dvc_exp_route_single_change_and_queued_grid(project, mlflow_db):
     assert set(re.findall(r"Running stage '([^']+)'", single.stdout)) == PTRECL
 
     _run(["dvc", "exp", "run", "--queue", "-S", "ptrecl.reclassify.top_m=4,5", "evaluate_ptrecl"], project, env)
-    _run(["dvc", "queue", "start", "-j", "1"], project, env)
+    _run(["dvc", "queue", "start", "-j", "2"], project, env)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         status = _run(["dvc", "queue", "status"], project, env).stdout
         if not re.search(r"\b(Queued|Running)\b", status):
             break
-        time.sleep(3)
+        time.sleep(1)
     assert "Failed" not in status and status.count("Success") == 2, status
     experiments = _exp_show(project, env)
     by_m = {e["params"]["ptrecl"]["reclassify"]["top_m"]: e for e in experiments}

@@ -13,8 +13,9 @@ import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple, TypeVar
 
 import yaml
 
@@ -45,6 +46,7 @@ TINY_TRAIN_IMAGES = TINY["data"]["synthetic"]["num_train"]
 TINY_STEPS = TINY["seeds"]["train"]["epochs"] * (TINY_TRAIN_IMAGES // TINY["seeds"]["train"]["batch_size"])
 SYNTHETIC_ROOT = "data/synthetic/VOCdevkit/VOC2012"
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+T = TypeVar("T")
 
 
 class Project(NamedTuple):
@@ -94,6 +96,15 @@ def run(cmd, cwd: Path, env: dict, check: bool = True, timeout: float = 900) -> 
     if check and result.returncode != 0:
         raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}")
     return result
+
+
+def run_at_once(*jobs: Callable[[], T]) -> list[T]:
+    """Call the jobs at the same time, each in a thread of its own (each running commands in its
+    own project copy: a run of stages keeps about one of two cores busy); their results in
+    order, the first job's exception raised."""
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        futures = [pool.submit(job) for job in jobs]
+        return [future.result() for future in futures]
 
 
 def run_stage(cwd: Path, env: dict, stage: str, check: bool = True) -> subprocess.CompletedProcess:
