@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the `pipeline` package lives at the project root
 
-from tests.helpers.background import BackgroundRun, TinyRun  # noqa: E402
+from tests.helpers.background import BackgroundScaleBenchmark, BackgroundTinyRun, TinyRun  # noqa: E402
 from tests.helpers.project import Project, copy_project, make_project  # noqa: E402
 
 
@@ -55,31 +55,40 @@ def tiny_project(tmp_path, _mlflow_db_template, _own_store) -> Project:
     return make_project(tmp_path / "project", store=_mlflow_db_template)
 
 
-# The session's shared runs of the whole tiny pipeline, by fixture name: started in the background
-# once the tests are collected, if a selected test needs them, so the tests before it run meanwhile.
-SHARED_RUNS = ("tiny_run", "second_tiny_run")
-_RUNS = pytest.StashKey[dict]()
+# Long runs shared by the tests, by the name of the fixture that gives their result: started in
+# the background once the tests are collected, if a selected test needs them, so that the tests
+# before it run meanwhile (each run keeps about one of two cores busy). Tests waiting for a run
+# in LATE go last.
+BACKGROUND = {"tiny_run": BackgroundTinyRun, "second_tiny_run": BackgroundTinyRun,
+              "scale_benchmark": BackgroundScaleBenchmark}
+LATE = ("scale_benchmark",)
+_STARTED = pytest.StashKey[dict]()
 
 
-def _start_shared_run(config, name: str) -> BackgroundRun:
-    runs = config.stash.setdefault(_RUNS, {})
-    if name not in runs:
-        factory = getattr(config, "_tmp_path_factory", None)  # pytest's tmp_path_factory (its folders)
-        base = factory.mktemp(name.replace("_", "-")) if factory else Path(tempfile.mkdtemp(prefix=f"wsss-{name}-"))
-        runs[name] = BackgroundRun(base / "project")
-    return runs[name]
+def _background(config, name: str):
+    started = config.stash.setdefault(_STARTED, {})
+    if name not in started:
+        factory = getattr(config, "_tmp_path_factory", None)  # tmp_path_factory's (its folders, kept as theirs)
+        folder = factory.mktemp(name.replace("_", "-")) if factory else Path(tempfile.mkdtemp(prefix=f"wsss-{name}-"))
+        started[name] = BACKGROUND[name](folder)
+    return started[name]
+
+
+def pytest_collection_modifyitems(items):
+    late = [item for item in items if any(name in getattr(item, "fixturenames", ()) for name in LATE)]
+    items[:] = [item for item in items if item not in late] + late
 
 
 def pytest_collection_finish(session):
     if session.config.option.collectonly:
         return
-    for name in SHARED_RUNS:
+    for name in BACKGROUND:
         if any(name in getattr(item, "fixturenames", ()) for item in session.items):
-            _start_shared_run(session.config, name)
+            _background(session.config, name)
 
 
 def pytest_sessionfinish(session):
-    for background in session.config.stash.get(_RUNS, {}).values():
+    for background in session.config.stash.get(_STARTED, {}).values():
         background.stop()
 
 
@@ -88,14 +97,21 @@ def tiny_run(request) -> TinyRun:
     """`wsss repro` of the tiny project from scratch, once per session: every stage run, its
     outputs, dvc.lock, DVC's cache and run-cache, and the MLflow runs in the project's own store
     (one pipeline run, a registered model). Never changed: tests use a copy (finished_project)."""
-    return _start_shared_run(request.config, "tiny_run").result()
+    return _background(request.config, "tiny_run").result()
 
 
 @pytest.fixture(scope="session")
 def second_tiny_run(request) -> TinyRun:
     """Another `wsss repro` of the tiny project from scratch, in another copy (no outputs, no DVC
     cache: every stage runs), at the same time as tiny_run (test_reproducible compares them)."""
-    return _start_shared_run(request.config, "second_tiny_run").result()
+    return _background(request.config, "second_tiny_run").result()
+
+
+@pytest.fixture(scope="session")
+def scale_benchmark(request) -> dict:
+    """`python benchmarks/bench_scale.py` on tiny settings (helpers.background.SCALE_BENCHMARK_PARTS),
+    its two parts at once: {part: the JSON it wrote}."""
+    return _background(request.config, "scale_benchmark").result()
 
 
 @pytest.fixture

@@ -1,9 +1,6 @@
 """benchmarks/bench_scale.py: its machinery on a tiny setting (a stage run for real, its rate and
 peak memory, the tables and the projection); the whole benchmark on a tiny set is a slow test."""
 
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -59,34 +56,11 @@ def test_tables_and_projection():
 
 
 @pytest.mark.slow
-def test_the_whole_benchmark_on_a_tiny_set(tmp_path):
-    """`python benchmarks/bench_scale.py` on tiny settings: its two parts (throughput, bounded
-    memory) as two processes at once, each one stage after another (about one core busy each);
-    together they hold what one run of both writes."""
-    parts = {
-        "throughput": ["--sizes", "48x64,64x48", "--num-train", "8", "--num-val", "4", "--images", "4", "--batch",
-                       "2", "--crop", "48", "--backbone", "tiny", "--mem-counts", ""],
-        "memory": ["--skip-throughput", "--mem-counts", "4,8", "--mem-size", "40x52", "--mem-train", "4"],
-    }
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    running = {}
-    for part, args in parts.items():
-        log = open(tmp_path / f"{part}.log", "wb")
-        running[part] = (subprocess.Popen([sys.executable, str(ROOT / "benchmarks/bench_scale.py"), "--data-dir",
-                                           str(tmp_path / "data"), *args, "--out", str(tmp_path / f"{part}.json")],
-                                          cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT), log)
-    try:
-        codes = {part: process.wait(timeout=1200) for part, (process, _) in running.items()}
-    finally:
-        for process, log in running.values():
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            log.close()
-    for part, code in codes.items():
-        assert code == 0, (tmp_path / f"{part}.log").read_text()[-5000:]
-    first, second = (json.loads((tmp_path / f"{part}.json").read_text()) for part in parts)
+def test_the_whole_benchmark_on_a_tiny_set(scale_benchmark):
+    """`python benchmarks/bench_scale.py` on tiny settings (tests/helpers/background.py): its two
+    parts, throughput and bounded memory, run as two processes from the session's start
+    (conftest: scale_benchmark); together they hold what one run of both writes."""
+    first, second = scale_benchmark["throughput"], scale_benchmark["memory"]
     assert "memory" not in first and "throughput" not in second
     result = {**first, **second}
     rows = result["throughput"]["rows"]

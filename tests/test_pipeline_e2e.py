@@ -46,7 +46,7 @@ def test_the_tiny_pipeline_logs_nested_runs_registers_and_serves_its_network(tin
     checks read a copy of it); its registered network predicts and serves."""
     cwd, env = finished_project
     uri = finished_project.uri
-    first = tiny_run.stdout
+    first = tiny_run.output
     assert "| stage" in first and "seeds" in first and "all background" in first
     _assert_mixed_sizes(cwd / SYNTHETIC_ROOT)
 

@@ -88,7 +88,7 @@ def test_two_fresh_runs_of_the_tiny_pipeline_give_the_same_dvc_lock(tiny_run, se
     other = _outs(second_tiny_run.path / "dvc.lock")
     assert {p: (m, other.get(p)) for p, m in outs.items() if other.get(p) != m} == {}
     assert set(other) == set(outs)
-    assert tiny_run.path != second_tiny_run.path and "Running stage 'ptrecl_prototypes'" in second_tiny_run.stdout
+    assert tiny_run.path != second_tiny_run.path and "Running stage 'ptrecl_prototypes'" in second_tiny_run.output
 
     # The prototypes stage again with one thread: the same bytes as dvc.lock records.
     second, env = copy_project(second_tiny_run.path, tmp_path / "project")

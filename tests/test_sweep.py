@@ -154,12 +154,14 @@ def test_a_killed_sweep_resumes_from_its_stored_trials(project, mlflow_db):
     spec = _spec(project, "resume", {"ptrecl.walk_bg_score": {"type": "float", "low": 0.5, "high": 0.9}}, 2)
     command = [sys.executable, "-m", "wsss.cli", "--project", str(project), "sweep", str(spec)]
     env = _env(project, mlflow_db)
-    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
+    log = project.parent / "first.log"
+    with open(log, "wb") as out:
+        first = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 600
     try:
-        while time.monotonic() < deadline and first.poll() is None:
+        while time.monotonic() < deadline:
             time.sleep(1.0)
+            assert first.poll() is None, f"the sweep ended before it was killed:\n{log.read_text()[-5000:]}"
             try:
                 trials = _study(project, "resume").trials
             except Exception:  # no study yet
@@ -168,7 +170,8 @@ def test_a_killed_sweep_resumes_from_its_stored_trials(project, mlflow_db):
                     t.state.name == "RUNNING" and t.params for t in trials):
                 break
     finally:
-        os.killpg(first.pid, signal.SIGKILL)  # the sweep, its dvc and the stage it runs
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)  # the sweep, its dvc and the stage it runs
         first.wait()
     before = _study(project, "resume").trials
     done = [t for t in before if t.state.name == "COMPLETE"]
