@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the `pipeline` package lives at the project root
 
-from tests.helpers.background import BackgroundScaleBenchmark, BackgroundTinyRun, TinyRun  # noqa: E402
+from tests.helpers.background import (  # noqa: E402
+    Background, BackgroundScaleBenchmark, BackgroundTinyRun, TinyRun)
 from tests.helpers.project import Project, copy_project, make_project  # noqa: E402
 
 
@@ -55,28 +56,37 @@ def tiny_project(tmp_path, _mlflow_db_template, _own_store) -> Project:
     return make_project(tmp_path / "project", store=_mlflow_db_template)
 
 
-# Long runs shared by the tests, by the name of the fixture that gives their result: started in
-# the background once the tests are collected, if a selected test needs them, so that the tests
-# before it run meanwhile (each run keeps about one of two cores busy). Tests waiting for a run
-# in LATE go last.
+# Long runs shared by the tests, by the name of the fixture that gives their result, in the order
+# they start: queued once the tests are collected, if a selected test needs them, and run in the
+# background two at a time (each keeps about one of two cores busy). The tests that need none run
+# first, meanwhile; the others follow in the same order as the runs.
 BACKGROUND = {"tiny_run": BackgroundTinyRun, "second_tiny_run": BackgroundTinyRun,
               "scale_benchmark": BackgroundScaleBenchmark}
-LATE = ("scale_benchmark",)
-_STARTED = pytest.StashKey[dict]()
+_JOBS = pytest.StashKey[Background]()
 
 
-def _background(config, name: str):
-    started = config.stash.setdefault(_STARTED, {})
-    if name not in started:
+def _jobs(config) -> Background:
+    if _JOBS not in config.stash:
+        config.stash[_JOBS] = Background(slots=2)
+    return config.stash[_JOBS]
+
+
+def _starter(config, name: str):
+    def start():
         factory = getattr(config, "_tmp_path_factory", None)  # tmp_path_factory's (its folders, kept as theirs)
         folder = factory.mktemp(name.replace("_", "-")) if factory else Path(tempfile.mkdtemp(prefix=f"wsss-{name}-"))
-        started[name] = BACKGROUND[name](folder)
-    return started[name]
+        return BACKGROUND[name](folder)
+    return start
+
+
+def _needs(item) -> int:
+    """1 + the index in BACKGROUND of the last run the test needs; 0 for none."""
+    names = list(BACKGROUND)
+    return max((1 + names.index(n) for n in getattr(item, "fixturenames", ()) if n in BACKGROUND), default=0)
 
 
 def pytest_collection_modifyitems(items):
-    late = [item for item in items if any(name in getattr(item, "fixturenames", ()) for name in LATE)]
-    items[:] = [item for item in items if item not in late] + late
+    items.sort(key=_needs)  # stable: in file order within each group
 
 
 def pytest_collection_finish(session):
@@ -84,12 +94,16 @@ def pytest_collection_finish(session):
         return
     for name in BACKGROUND:
         if any(name in getattr(item, "fixturenames", ()) for item in session.items):
-            _background(session.config, name)
+            _jobs(session.config).add(name, _starter(session.config, name))
 
 
 def pytest_sessionfinish(session):
-    for background in session.config.stash.get(_STARTED, {}).values():
-        background.stop()
+    if _JOBS in session.config.stash:
+        session.config.stash[_JOBS].stop()
+
+
+def _result(request, name: str):
+    return _jobs(request.config).result(name, _starter(request.config, name))
 
 
 @pytest.fixture(scope="session")
@@ -97,21 +111,21 @@ def tiny_run(request) -> TinyRun:
     """`wsss repro` of the tiny project from scratch, once per session: every stage run, its
     outputs, dvc.lock, DVC's cache and run-cache, and the MLflow runs in the project's own store
     (one pipeline run, a registered model). Never changed: tests use a copy (finished_project)."""
-    return _background(request.config, "tiny_run").result()
+    return _result(request, "tiny_run")
 
 
 @pytest.fixture(scope="session")
 def second_tiny_run(request) -> TinyRun:
     """Another `wsss repro` of the tiny project from scratch, in another copy (no outputs, no DVC
     cache: every stage runs), at the same time as tiny_run (test_reproducible compares them)."""
-    return _background(request.config, "second_tiny_run").result()
+    return _result(request, "second_tiny_run")
 
 
 @pytest.fixture(scope="session")
 def scale_benchmark(request) -> dict:
-    """`python benchmarks/bench_scale.py` on tiny settings (helpers.background.SCALE_BENCHMARK_PARTS),
-    its two parts at once: {part: the JSON it wrote}."""
-    return _background(request.config, "scale_benchmark").result()
+    """`python benchmarks/bench_scale.py` on tiny settings (helpers.background.SCALE_BENCHMARK_ARGS),
+    started after the tiny runs: what it wrote to its --out file."""
+    return _result(request, "scale_benchmark")
 
 
 @pytest.fixture

@@ -1,9 +1,9 @@
 """Long runs the session starts in the background: `wsss repro` of a fresh tiny project, and the
-scale benchmark's two parts.
+scale benchmark.
 
-Each keeps about one of two cores busy (most of a stage's time goes to starting its process), so
-the session starts them as soon as it knows a selected test needs them (tests/conftest.py) and
-goes on with the other tests meanwhile.
+Each keeps about one of two cores busy (most of a stage's time goes to starting its processes),
+so the session queues them as soon as it knows a selected test needs them (tests/conftest.py),
+two at a time, and goes on with the other tests meanwhile.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from tests.helpers.project import ROOT, Project, make_project
 
@@ -40,6 +41,9 @@ class Commands:
 
     def log(self, name: str) -> Path:
         return self.folder / f"{name}.log"
+
+    def finished(self) -> bool:
+        return all(process.poll() is not None for process in self.processes.values())
 
     def wait(self, timeout: float) -> None:
         """Every command's end; an AssertionError with its output for one that failed."""
@@ -77,40 +81,88 @@ class BackgroundTinyRun:
             self._result = TinyRun(self.project.path, self.commands.log("wsss-repro").read_text())
         return self._result
 
-    def stop(self) -> None:
-        self.commands.stop()
 
-
-# `python benchmarks/bench_scale.py` on tiny settings, one process per part (throughput, bounded
-# memory): what test_bench_scale checks.
-SCALE_BENCHMARK_PARTS = {
-    "throughput": ["--sizes", "48x64,64x48", "--num-train", "8", "--num-val", "4", "--images", "4", "--batch", "2",
-                   "--crop", "48", "--backbone", "tiny", "--mem-counts", ""],
-    "memory": ["--skip-throughput", "--mem-counts", "4,8", "--mem-size", "40x52", "--mem-train", "4"],
-}
+# `python benchmarks/bench_scale.py` on tiny settings, both its parts (throughput, bounded memory):
+# what test_bench_scale checks.
+SCALE_BENCHMARK_ARGS = ["--sizes", "48x64,64x48", "--num-train", "8", "--num-val", "4", "--images", "4", "--batch",
+                        "2", "--crop", "48", "--backbone", "tiny", "--mem-counts", "4,8", "--mem-size", "40x52",
+                        "--mem-train", "4"]
 
 
 class BackgroundScaleBenchmark:
-    """The scale benchmark's two parts started now in ``folder``, at the same time."""
+    """The scale benchmark started now in ``folder``."""
 
     def __init__(self, folder: Path):
-        self.folder = folder
+        self.out = folder / "scale.json"
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
                    PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-        script = str(ROOT / "benchmarks" / "bench_scale.py")
-        self.commands = Commands(folder, {
-            part: ([sys.executable, script, "--data-dir", str(folder / "data"), *args, "--out",
-                    str(folder / f"{part}.json")], ROOT, env)
-            for part, args in SCALE_BENCHMARK_PARTS.items()})
+        command = [sys.executable, str(ROOT / "benchmarks" / "bench_scale.py"), "--data-dir", str(folder / "data"),
+                   *SCALE_BENCHMARK_ARGS, "--out", str(self.out)]
+        self.commands = Commands(folder, {"bench_scale": (command, ROOT, env)})
         self._result: dict | None = None
 
     def result(self, timeout: float = 1800) -> dict:
-        """{part: what it wrote to its --out file}."""
+        """What it wrote to its --out file."""
         if self._result is None:
             self.commands.wait(timeout)
-            self._result = {part: json.loads((self.folder / f"{part}.json").read_text())
-                            for part in SCALE_BENCHMARK_PARTS}
+            self._result = json.loads(self.out.read_text())
         return self._result
 
+
+class Background:
+    """Jobs started in the order they are added, at most ``slots`` at a time (each keeps about a
+    core busy), by a thread of the test process; ``result(name)`` waits for a job's end."""
+
+    def __init__(self, slots: int = 2):
+        self.slots = slots
+        self.queued: list[tuple[str, Callable[[], object]]] = []
+        self.started: dict[str, object] = {}
+        self.errors: dict[str, BaseException] = {}
+        self._stopping = threading.Event()
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, name: str, start: Callable[[], object]) -> None:
+        """Queue ``start`` (it starts the job and returns it: an object with ``commands``, a
+        Commands, and ``result()``)."""
+        with self._changed:
+            if name not in self.started and name not in (n for n, _ in self.queued):
+                self.queued.append((name, start))
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._schedule, name="background-jobs", daemon=True)
+            self._thread.start()
+
+    def _schedule(self) -> None:
+        while not self._stopping.is_set():
+            with self._changed:
+                running = [job for job in self.started.values() if not job.commands.finished()]
+                while self.queued and len(running) < self.slots:
+                    name, start = self.queued.pop(0)
+                    try:
+                        self.started[name] = job = start()
+                        running.append(job)
+                    except BaseException as exc:  # handed to whoever waits for the job
+                        self.errors[name] = exc
+                    self._changed.notify_all()
+                if not self.queued:
+                    return
+            self._stopping.wait(0.5)
+
+    def result(self, name: str, start: Callable[[], object], timeout: float = 3600):
+        """The job's result, the job queued first if it was not."""
+        self.add(name, start)
+        with self._changed:
+            if not self._changed.wait_for(lambda: name in self.started or name in self.errors, timeout):
+                raise AssertionError(f"background job {name} did not start within {timeout} s")
+        if name in self.errors:
+            raise self.errors[name]
+        return self.started[name].result()
+
     def stop(self) -> None:
-        self.commands.stop()
+        """Start nothing more; end what runs."""
+        self._stopping.set()
+        with self._changed:
+            self.queued.clear()
+            jobs = list(self.started.values())
+        for job in jobs:
+            job.commands.stop()
