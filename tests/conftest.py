@@ -5,8 +5,8 @@ run per session, started in the background as soon as a selected test needs it
 
 import shutil
 import sys
-import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -14,8 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the `pipeline` package lives at the project root
 
-from tests.helpers.background import (  # noqa: E402
-    Background, BackgroundScaleBenchmark, BackgroundTinyRun, TinyRun)
+from tests.helpers.background import background_job, job_rank, jobs_needed, scheduler  # noqa: E402
 from tests.helpers.project import Project, copy_project, make_project  # noqa: E402
 
 
@@ -56,76 +55,51 @@ def tiny_project(tmp_path, _mlflow_db_template, _own_store) -> Project:
     return make_project(tmp_path / "project", store=_mlflow_db_template)
 
 
-# Long runs shared by the tests, by the name of the fixture that gives their result, in the order
-# they start: queued once the tests are collected, if a selected test needs them, and run in the
-# background two at a time (each keeps about one of two cores busy). The tests that need none run
-# first, meanwhile; the others follow in the same order as the runs.
-BACKGROUND = {"tiny_run": BackgroundTinyRun, "second_tiny_run": BackgroundTinyRun,
-              "scale_benchmark": BackgroundScaleBenchmark}
-_JOBS = pytest.StashKey[Background]()
+class TinyRun(NamedTuple):
+    """A finished `wsss repro` of the tiny project from scratch: its folder and what it printed."""
+
+    path: Path
+    output: str  # stdout and stderr
 
 
-def _jobs(config) -> Background:
-    if _JOBS not in config.stash:
-        config.stash[_JOBS] = Background(slots=2)
-    return config.stash[_JOBS]
+def _tiny_run(job) -> TinyRun:
+    project = make_project(job.folder / "project", environ=job.environ)
+    done = job.run(["wsss", "repro"], project.path, project.env)
+    return TinyRun(project.path, done.stdout + done.stderr)
 
 
-def _starter(config, name: str):
-    def start():
-        factory = getattr(config, "_tmp_path_factory", None)  # tmp_path_factory's (its folders, kept as theirs)
-        folder = factory.mktemp(name.replace("_", "-")) if factory else Path(tempfile.mkdtemp(prefix=f"wsss-{name}-"))
-        return BACKGROUND[name](folder)
-    return start
+@background_job(rank=0)
+def tiny_run(job) -> TinyRun:
+    """`wsss repro` of the tiny project from scratch, once per session (in the background): every
+    stage run, its outputs, dvc.lock, DVC's cache and run-cache, and the MLflow runs in the
+    project's own store (one pipeline run, a registered model). Never changed: tests use a copy
+    (finished_project)."""
+    return _tiny_run(job)
 
 
-def _needs(item) -> int:
-    """1 + the index in BACKGROUND of the last run the test needs; 0 for none."""
-    names = list(BACKGROUND)
-    return max((1 + names.index(n) for n in getattr(item, "fixturenames", ()) if n in BACKGROUND), default=0)
+@background_job(rank=0)
+def second_tiny_run(job) -> TinyRun:
+    """Another `wsss repro` of the tiny project from scratch, in another copy (no outputs, no DVC
+    cache: every stage runs), at the same time as tiny_run (test_reproducible compares them)."""
+    return _tiny_run(job)
 
 
 def pytest_collection_modifyitems(items):
-    items.sort(key=_needs)  # stable: in file order within each group
+    """The tests that need no background job first, then by the ranks of the jobs they need (in
+    file order within each group): the jobs run while the tests before theirs do."""
+    items.sort(key=job_rank)
 
 
 def pytest_collection_finish(session):
     if session.config.option.collectonly:
         return
-    for name in BACKGROUND:
-        if any(name in getattr(item, "fixturenames", ()) for item in session.items):
-            _jobs(session.config).add(name, _starter(session.config, name))
+    needed = {name for item in session.items for name in jobs_needed(item)}
+    if needed:
+        scheduler(session.config).queue(needed)
 
 
 def pytest_sessionfinish(session):
-    if _JOBS in session.config.stash:
-        session.config.stash[_JOBS].stop()
-
-
-def _result(request, name: str):
-    return _jobs(request.config).result(name, _starter(request.config, name))
-
-
-@pytest.fixture(scope="session")
-def tiny_run(request) -> TinyRun:
-    """`wsss repro` of the tiny project from scratch, once per session: every stage run, its
-    outputs, dvc.lock, DVC's cache and run-cache, and the MLflow runs in the project's own store
-    (one pipeline run, a registered model). Never changed: tests use a copy (finished_project)."""
-    return _result(request, "tiny_run")
-
-
-@pytest.fixture(scope="session")
-def second_tiny_run(request) -> TinyRun:
-    """Another `wsss repro` of the tiny project from scratch, in another copy (no outputs, no DVC
-    cache: every stage runs), at the same time as tiny_run (test_reproducible compares them)."""
-    return _result(request, "second_tiny_run")
-
-
-@pytest.fixture(scope="session")
-def scale_benchmark(request) -> dict:
-    """`python benchmarks/bench_scale.py` on tiny settings (helpers.background.SCALE_BENCHMARK_ARGS),
-    started after the tiny runs: what it wrote to its --out file."""
-    return _result(request, "scale_benchmark")
+    scheduler(session.config).stop()
 
 
 @pytest.fixture

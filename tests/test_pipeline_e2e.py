@@ -23,10 +23,11 @@ import torch
 import yaml
 from PIL import Image
 
+from tests.helpers.background import background_job
 from tests.helpers.mlflow_runs import all_runs, model_versions, pipeline_runs
 from tests.helpers.plots import ABLATION_PLOTS, assert_every_plot_drawn
 from tests.helpers.project import (AFTER_PTRECL, AFTER_REFINE, AFTER_SEEDS, ROOT, STAGES, SYNTHETIC_ROOT, TINY,
-                                   TINY_STEPS, TINY_TRAIN_IMAGES, commit, copy_project, make_project, run, run_at_once,
+                                   TINY_STEPS, TINY_TRAIN_IMAGES, Project, commit, copy_project, make_project, run,
                                    set_param, stages_run, update_params)
 from wsss import cli
 
@@ -113,12 +114,11 @@ def test_the_tiny_pipeline_logs_nested_runs_registers_and_serves_its_network(tin
 
 
 @pytest.mark.slow
-def test_repro_reruns_only_what_changed_and_records_the_rest(finished_project, tmp_path):
+def test_repro_reruns_only_what_changed_and_records_the_rest(finished_project):
     """From the finished tiny pipeline: nothing changed, no stage runs and every stage gets a
-    restored run; each params change re-runs its stage and what follows it, nothing upstream,
-    grouped under one parent run also with a plain `dvc repro`; each retrained network is a
-    new registered version with its lineage. The changes to PtReCl then seeds, and to the
-    refinement, start from the same committed state in two copies, run at the same time."""
+    restored run; a params change re-runs its stage and what follows it, nothing upstream,
+    grouped under one parent run also with a plain `dvc repro`, and a retrained network is a new
+    registered version."""
     cwd, env = finished_project
     uri = finished_project.uri
     [first_version] = model_versions(uri)
@@ -137,49 +137,56 @@ def test_repro_reruns_only_what_changed_and_records_the_rest(finished_project, t
     losses = (cwd / "plots/train/train_classifier.tsv").read_text().splitlines()
     assert losses[0] == "step\tepoch\tloss" and len(losses) == 1 + TINY_STEPS
     commit(cwd, env, "run")
-    other = copy_project(cwd, tmp_path / "other")
 
-    def ptrecl_then_seeds():
-        # A reclassification parameter re-runs PtReCl and what learns from it, not its recovery
-        # network nor its prototypes (plain `dvc repro`, no wsss wrapper) ...
-        set_param(cwd, "ptrecl.reclassify.top_m", 3)
-        ptrecl = run(["dvc", "repro"], cwd, env)
-        # ... and a seeds-stage parameter re-runs that stage and what follows, not the classifier
-        # (up to evaluate_seeds: the refinement's change covers the stages after it).
-        set_param(cwd, "seeds.infer.scales", [1.0])
-        return ptrecl, run(["dvc", "repro", "evaluate_seeds"], cwd, env)
-
-    def refinement():
-        # Switching the refinement method re-runs refine and what follows it, not the IRN training.
-        set_param(other.path, "refine.method", "crf")
-        return run(["dvc", "repro"], other.path, other.env)
-
-    (ptrecl, seeds), refined_run = run_at_once(ptrecl_then_seeds, refinement)
-
-    assert sorted(stages_run(ptrecl.stdout)) == sorted(AFTER_PTRECL)
-    ran = stages_run(seeds.stdout)
-    assert ran[:2] == ["seeds", "evaluate_seeds"] and set(ran) <= set(AFTER_SEEDS)
-    _, parents, children = pipeline_runs(uri)  # plain `dvc repro` still groups its stages under one parent run
-    assert len(parents) == 4
-    assert sorted(r.info.run_name for r in children[parents[2].info.run_id]) == sorted(AFTER_PTRECL)
-    assert sorted(r.info.run_name for r in children[parents[3].info.run_id]) == sorted(ran)
+    # A reclassification parameter re-runs PtReCl and what learns from it, not its recovery network
+    # nor its prototypes; plain `dvc repro` (no wsss wrapper) still groups its stages under one
+    # parent run.
+    set_param(cwd, "ptrecl.reclassify.top_m", 3)
+    assert sorted(stages_run(run(["dvc", "repro"], cwd, env).stdout)) == sorted(AFTER_PTRECL)
+    _, parents, children = pipeline_runs(uri)
+    assert len(parents) == 3
+    assert sorted(r.info.run_name for r in children[parents[-1].info.run_id]) == sorted(AFTER_PTRECL)
     assert_every_plot_drawn(cwd, env, "HEAD", absent=ABLATION_PLOTS)  # the committed run against this one
     versions = model_versions(uri)
     assert len({v.tags["wsss.weights_md5"] for v in versions}) == len(versions) == 2  # one version per network
     assert versions[-1].tags["wsss.pseudo_masks_md5"] != first_version.tags["wsss.pseudo_masks_md5"]
 
-    assert sorted(stages_run(refined_run.stdout)) == sorted(AFTER_REFINE)
-    refined = json.loads((other.path / "metrics/refine.json").read_text())
+    # A seeds-stage parameter re-runs that stage and what follows, not the classifier (up to
+    # evaluate_seeds: the changes above and in the test below cover the stages after it).
+    set_param(cwd, "seeds.infer.scales", [1.0])
+    ran = stages_run(run(["dvc", "repro", "evaluate_seeds"], cwd, env).stdout)
+    assert ran[:2] == ["seeds", "evaluate_seeds"] and set(ran) <= set(AFTER_SEEDS)
+    _, parents, children = pipeline_runs(uri)
+    assert len(parents) == 4
+    assert sorted(r.info.run_name for r in children[parents[-1].info.run_id]) == sorted(ran)
+
+
+@background_job(after=("tiny_run",))
+def crf_refinement(job) -> tuple[Project, subprocess.CompletedProcess]:
+    """A copy of the session's finished tiny project, committed, in which `dvc repro` ran after
+    refine.method was switched to crf (in the background)."""
+    project = copy_project(job.result("tiny_run").path, job.folder / "project", job.environ)
+    commit(project.path, project.env, "run")
+    set_param(project.path, "refine.method", "crf")
+    return project, job.run(["dvc", "repro"], project.path, project.env)
+
+
+@pytest.mark.slow
+def test_switching_the_refinement_reruns_refine_and_registers_the_new_lineage(crf_refinement):
+    """Switching the refinement method re-runs refine and what follows it, not the IRN training;
+    the retrained network is registered, its lineage naming the new refinement and pseudo masks."""
+    project, done = crf_refinement
+    assert sorted(stages_run(done.stdout)) == sorted(AFTER_REFINE)
+    refined = json.loads((project.path / "metrics/refine.json").read_text())
     assert refined["method"] == "cam+crf" and 0.0 <= refined["miou"] <= 1.0
-    _, parents, children = pipeline_runs(other.uri)
-    assert len(parents) == 3 and sorted(r.info.run_name for r in children[parents[-1].info.run_id]) == sorted(
+    _, parents, children = pipeline_runs(project.uri)
+    assert len(parents) == 2 and sorted(r.info.run_name for r in children[parents[-1].info.run_id]) == sorted(
         AFTER_REFINE)
-    # every retrained network was registered; the newest's lineage names the new pseudo masks
-    versions = model_versions(other.uri)
-    newest = versions[-1]
+    versions = model_versions(project.uri)
+    first_version, newest = versions[0], versions[-1]
     assert len({v.tags["wsss.weights_md5"] for v in versions}) == len(versions) == 2  # one version per network
-    _assert_registered(other.path, other.uri, newest.version,
-                       json.loads((other.path / "metrics/segment.json").read_text()))
+    _assert_registered(project.path, project.uri, newest.version,
+                       json.loads((project.path / "metrics/segment.json").read_text()))
     assert newest.tags["wsss.refine_method"] == "crf" and first_version.tags["wsss.refine_method"] == "irn"
     assert newest.tags["wsss.pseudo_masks_md5"] != first_version.tags["wsss.pseudo_masks_md5"]
     assert newest.tags["wsss.weights_md5"] != first_version.tags["wsss.weights_md5"]
@@ -288,6 +295,7 @@ def test_failed_stage_names_the_culprit_and_repro_resumes(tiny_project):
     half-written output; once the image is fixed, `dvc repro` carries on (up to evaluate_seeds:
     the stages after it read the image as the classifier did)."""
     cwd, env = tiny_project
+    update_params(cwd, {"seeds": {"train": {"epochs": 1}, "infer": {"scales": [1.0]}}})  # what resumes: quickly
     run(["dvc", "repro", "synthesize"], cwd, env)
     external = cwd / "data/external/VOC2012"
     shutil.copytree(cwd / SYNTHETIC_ROOT, external)
@@ -322,20 +330,32 @@ QUICK_SEEDS = {"dataset": {"max_images": 8}, "seeds": {"train": {"epochs": 2}, "
 QUICK_STEPS = 2 * (8 // TINY["seeds"]["train"]["batch_size"])
 
 
-@pytest.mark.slow
-def test_seed_methods_log_their_losses_and_feed_refinement(finished_project, tmp_path):
-    """EPS trains on saliency and logs each loss term per step; AE-SIPE stores its own background
-    map, which the headline seeds score, the +CRF column and the crf refinement all use. The two
-    methods run at the same time, each in its own copy of the finished tiny project."""
-    update_params(finished_project.path, QUICK_SEEDS)
-    eps, sipe = finished_project, copy_project(finished_project.path, tmp_path / "ae_sipe")
-    set_param(eps.path, "seeds.method", "eps")
-    set_param(sipe.path, "seeds.method", "ae_sipe")
-    set_param(sipe.path, "refine.method", "crf")
-    set_param(sipe.path, "evaluate.seeds_crf", True)
-    eps_run, _ = run_at_once(lambda: run(["dvc", "repro", "evaluate_seeds"], eps.path, eps.env),
-                             lambda: run(["dvc", "repro", "evaluate_seeds", "evaluate_refine"], sipe.path, sipe.env))
+def _seeds_run(job, params: dict, targets: list[str]) -> tuple[Project, subprocess.CompletedProcess]:
+    project = copy_project(job.result("tiny_run").path, job.folder / "project", job.environ)
+    update_params(project.path, QUICK_SEEDS)
+    update_params(project.path, params)
+    return project, job.run(["dvc", "repro", *targets], project.path, project.env)
 
+
+@background_job(after=("tiny_run",))
+def eps_seeds(job) -> tuple[Project, subprocess.CompletedProcess]:
+    """`dvc repro evaluate_seeds` with seeds.method eps in a copy of the finished tiny project."""
+    return _seeds_run(job, {"seeds": {"method": "eps"}}, ["evaluate_seeds"])
+
+
+@background_job(after=("tiny_run",))
+def ae_sipe_seeds(job) -> tuple[Project, subprocess.CompletedProcess]:
+    """`dvc repro evaluate_seeds evaluate_refine` with seeds.method ae_sipe, the crf refinement and
+    the +CRF column, in a copy of the finished tiny project."""
+    return _seeds_run(job, {"seeds": {"method": "ae_sipe"}, "refine": {"method": "crf"},
+                            "evaluate": {"seeds_crf": True}}, ["evaluate_seeds", "evaluate_refine"])
+
+
+@pytest.mark.slow
+def test_seed_methods_log_their_losses_and_feed_refinement(eps_seeds, ae_sipe_seeds):
+    """EPS trains on saliency and logs each loss term per step; AE-SIPE stores its own background
+    map, which the headline seeds score, the +CRF column and the crf refinement all use."""
+    eps, eps_run = eps_seeds
     assert stages_run(eps_run.stdout) == ["train_classifier", "seeds", "evaluate_seeds"]
     metrics = json.loads((eps.path / "metrics/seeds.json").read_text())
     assert metrics["method"] == "eps" and metrics["background"] == "threshold" and "crf" not in metrics
@@ -345,6 +365,7 @@ def test_seed_methods_log_their_losses_and_feed_refinement(finished_project, tmp
     for key in ("train.loss", "train.cls", "train.sal"):
         assert len(client.get_metric_history(train.info.run_id, key)) == QUICK_STEPS
 
+    sipe, _ = ae_sipe_seeds
     with np.load(sorted((sipe.path / "artifacts/seeds/maps").glob("*.npz"))[0]) as data:
         assert data["background"].shape == data["scores"].shape[1:]
     metrics = json.loads((sipe.path / "metrics/seeds.json").read_text())
@@ -357,19 +378,26 @@ def test_seed_methods_log_their_losses_and_feed_refinement(finished_project, tmp
     assert client.get_metric_history(train.info.run_id, "train.gsc")
 
 
+@background_job(after=("tiny_run",))
+def eps_tau_ablation(job) -> tuple[Project, subprocess.CompletedProcess]:
+    """`wsss ablate eps-tau` in a copy of the finished tiny project (the classifier's stages on
+    QUICK_SEEDS, committed: the experiments' baseline)."""
+    project = copy_project(job.result("tiny_run").path, job.folder / "project", job.environ)
+    update_params(project.path, QUICK_SEEDS)
+    commit(project.path, project.env, "quick seeds")
+    return project, job.run(["wsss", "ablate", "eps-tau"], project.path, project.env)
+
+
 @pytest.mark.slow
-def test_ablate_runs_each_row_as_an_experiment_with_one_mlflow_run(finished_project):
-    cwd, env = finished_project
-    update_params(cwd, QUICK_SEEDS)
-    commit(cwd, env, "quick seeds")  # the experiments' baseline
-    done = run(["wsss", "ablate", "eps-tau"], cwd, env)
+def test_ablate_runs_each_row_as_an_experiment_with_one_mlflow_run(eps_tau_ablation):
+    (cwd, env), done = eps_tau_ablation
     table = (cwd / "results/ablations/eps-tau.md").read_text()
     assert table.strip() in done.stdout
     lines = [line for line in table.splitlines() if line.startswith("| tau=")]
     assert [line.split("|")[1].strip() for line in lines] == ["tau=0.3", "tau=0.4", "tau=0.5"]
     assert all(re.search(r"\| 0\.\d{4} ", line) for line in lines)  # a seeds mIoU in every row
 
-    runs = all_runs(finished_project.uri)
+    runs = all_runs(eps_tau_ablation[0].uri)
     ablations = [r for r in runs if r.data.tags.get("wsss.kind") == "ablation"]
     assert len(ablations) == 1 and ablations[0].info.status == "FINISHED"
     rows = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == ablations[0].info.run_id]

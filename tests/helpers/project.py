@@ -13,9 +13,8 @@ import re
 import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, NamedTuple, TypeVar
+from typing import NamedTuple
 
 import yaml
 
@@ -46,7 +45,6 @@ TINY_TRAIN_IMAGES = TINY["data"]["synthetic"]["num_train"]
 TINY_STEPS = TINY["seeds"]["train"]["epochs"] * (TINY_TRAIN_IMAGES // TINY["seeds"]["train"]["batch_size"])
 SYNTHETIC_ROOT = "data/synthetic/VOCdevkit/VOC2012"
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-T = TypeVar("T")
 
 
 class Project(NamedTuple):
@@ -98,15 +96,6 @@ def run(cmd, cwd: Path, env: dict, check: bool = True, timeout: float = 900) -> 
     return result
 
 
-def run_at_once(*jobs: Callable[[], T]) -> list[T]:
-    """Call the jobs at the same time, each in a thread of its own (each running commands in its
-    own project copy: a run of stages keeps about one of two cores busy); their results in
-    order, the first job's exception raised."""
-    with ThreadPoolExecutor(len(jobs)) as pool:
-        futures = [pool.submit(job) for job in jobs]
-        return [future.result() for future in futures]
-
-
 def run_stage(cwd: Path, env: dict, stage: str, check: bool = True) -> subprocess.CompletedProcess:
     """``python -m pipeline.<stage>`` in the project, as DVC runs it."""
     return run([sys.executable, "-m", f"pipeline.{stage}"], cwd, env, check)
@@ -122,19 +111,22 @@ def commit(cwd: Path, env: dict, message: str) -> None:
         run(cmd, cwd, env)
 
 
-def project_env(project_dir: Path, **extra: str) -> dict:
-    """The environment of commands run in a copy: the copy's own sources first (an editable
-    install of another checkout must not shadow them), this interpreter's `wsss` and `dvc` on
-    the PATH, the copy's own MLflow store (no MLFLOW_TRACKING_URI) and no parent run."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(project_dir / "src"), str(project_dir)]),
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **extra)
+def project_env(project_dir: Path, base: dict | None = None, **extra: str) -> dict:
+    """The environment of commands run in a copy: ``base`` (os.environ) with the copy's own
+    sources first (an editable install of another checkout must not shadow them), this
+    interpreter's `wsss` and `dvc` on the PATH, the copy's own MLflow store (no
+    MLFLOW_TRACKING_URI) and no parent run."""
+    base = dict(os.environ if base is None else base)
+    env = dict(base, PYTHONPATH=os.pathsep.join([str(project_dir / "src"), str(project_dir)]),
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{base['PATH']}", **extra)
     for name in ("MLFLOW_TRACKING_URI", "WSSS_PARENT_RUN_ID"):
         if name not in extra:
             env.pop(name, None)
     return env
 
 
-def make_project(dest: Path, params: dict | None = None, store: Path | None = None) -> Project:
+def make_project(dest: Path, params: dict | None = None, store: Path | None = None,
+                 environ: dict | None = None) -> Project:
     """A copy of this project's pipeline (wsss.core.project.copy_pipeline) with the tiny params
     (and ``params`` over them), committed in a git repo of its own; nothing run yet. ``store``:
     an empty, migrated MLflow database to start the project's own store from (creating one takes
@@ -146,15 +138,15 @@ def make_project(dest: Path, params: dict | None = None, store: Path | None = No
     update_params(dest, TINY)
     if params:
         update_params(dest, params)
-    env = project_env(dest)
+    env = project_env(dest, environ)
     run(["git", "init", "-q"], dest, env)
     commit(dest, env, "init")
     return Project(dest, env)
 
 
-def copy_project(source: Path, dest: Path) -> Project:
+def copy_project(source: Path, dest: Path, environ: dict | None = None) -> Project:
     """A copy of a project folder as it is: working tree with its outputs, .git, DVC's cache and
     run-cache, its MLflow store (whose artifact paths are moved to the copy's mlruns/)."""
     shutil.copytree(source, dest, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
     keep_artifacts_inside(dest)
-    return Project(dest, project_env(dest))
+    return Project(dest, project_env(dest, environ))
