@@ -31,6 +31,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 from measure import parse_size, peak_memory_mb, sync, write_json  # noqa: E402
+
 from wsss.methods.pamr import PAMR, neighbour_index  # noqa: E402
 
 DILATIONS = (1, 2, 4, 8, 12, 24)

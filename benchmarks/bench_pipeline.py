@@ -27,10 +27,10 @@ import sys
 import time
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from measure import Scratch, write_json  # noqa: E402
+
 from wsss.core.dvcfile import pipeline  # noqa: E402
 
 RESULTS = "benchmarks/results/pipeline.json"

@@ -48,9 +48,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from measure import copy_project, parse_size, scratch_env, write_json  # noqa: E402
+from scale_data import VOC_SIZES, VOC_TRAIN, VOC_VAL, synthetic_set  # noqa: E402
+
 from wsss.core.dvcfile import pipeline  # noqa: E402
 from wsss.core.params import read_raw  # noqa: E402
-from scale_data import VOC_SIZES, VOC_TRAIN, VOC_VAL, synthetic_set  # noqa: E402
 
 RESULTS = "benchmarks/results/scale.json"
 DATA = ROOT / "data" / "scale"

@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from wsss.core import params as params_mod  # noqa: E402
 from wsss import tracking  # noqa: E402
+from wsss.core import params as params_mod  # noqa: E402
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 # Text only the model-training runs table shows; the GenAI view shows its traces page instead.

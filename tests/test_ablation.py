@@ -33,8 +33,8 @@ def test_comma_and_quote_in_a_string_stay_one_value():
 def test_curve_tables_plot_each_column_against_the_swept_value(tmp_path):
     from PIL import Image
 
-    from wsss.sweep.ablation import plot_curve
     from wsss.core.params import validate
+    from wsss.sweep.ablation import plot_curve
 
     table = TABLES["ptrecl-k"]
     for _, overrides in table.rows:  # every row is a valid params.yaml change

@@ -2,10 +2,13 @@
 peak memory, the tables and the projection); the whole benchmark on a tiny set is a slow test."""
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.background import background_job
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -56,13 +59,23 @@ def test_tables_and_projection():
     assert "| seeds | 450 | 459 | 1.020 | 5.0 | 30.0 |" in B.memory_table(memory, [100, 1000])
 
 
+@background_job(rank=1)
+def scale_benchmark(job) -> dict:
+    """`python benchmarks/bench_scale.py` on a tiny set (both parts), in the background after the
+    session's tiny runs: what it wrote to its --out file."""
+    out = job.folder / "scale.json"
+    env = dict(job.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{job.environ['PATH']}")
+    job.run([sys.executable, str(ROOT / "benchmarks/bench_scale.py"), "--data-dir", str(job.folder / "data"), "--sizes",
+             "48x64,64x48", "--num-train", "8", "--num-val", "4", "--images", "4", "--batch", "2", "--crop", "48",
+             "--backbone", "tiny", "--mem-counts", "4,8", "--mem-size", "40x52", "--mem-train", "4", "--out", str(out)],
+            ROOT, env)
+    return json.loads(out.read_text())
+
+
 @pytest.mark.slow
-def test_the_whole_benchmark_on_a_tiny_set(tmp_path):
-    out = tmp_path / "scale.json"
-    assert B.main(["--data-dir", str(tmp_path / "data"), "--sizes", "48x64,64x48", "--num-train", "8",
-                   "--num-val", "4", "--images", "4", "--batch", "2", "--crop", "48", "--backbone", "tiny",
-                   "--mem-counts", "4,8", "--mem-size", "40x52", "--mem-train", "4", "--out", str(out)]) == 0
-    result = json.loads(out.read_text())
+def test_the_whole_benchmark_on_a_tiny_set(scale_benchmark):
+    result = scale_benchmark
     rows = result["throughput"]["rows"]
     stages = [r["stage"] for r in rows]
     assert set(stages) == set(B.PER_IMAGE_FILES) | set(B.TRAINING) | {

@@ -1,12 +1,12 @@
+import pytest
 import torch
 import torch.nn.functional as F
-import pytest
 
 from wsss.core.errors import ParamsError
 from wsss.core.params import BackboneParams, SeedsParams
-from wsss.models.backbones import build_backbone
 from wsss.methods.cam import CAMClassifier, multiscale_cam
 from wsss.methods.seed_methods import seed_losses
+from wsss.models.backbones import build_backbone
 from wsss.train.loop import make_sgd, train_seed_classifier
 
 

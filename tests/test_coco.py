@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from wsss.data.coco import COCODataset
-from wsss.core.params import DatasetParams, validate
-from wsss.data.registry import open_dataset
 from wsss.core.errors import DataError, ParamsError
 from wsss.core.io import write_palette_png
+from wsss.core.params import DatasetParams, validate
+from wsss.data.coco import COCODataset
+from wsss.data.registry import open_dataset
 
 SPLIT = "train2014"
 A, B = "COCO_train2014_000000000009", "COCO_train2014_000000000025"

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from wsss.data.base import IGNORE_INDEX
 from wsss.core.params import BackboneParams
+from wsss.data.base import IGNORE_INDEX
 from wsss.models.backbones import build_backbone
 from wsss.models.deeplab import DeepLab, condition_on_labels, predict, segmentation_loss
 

@@ -21,34 +21,23 @@ import numpy as np
 import psutil
 import pytest
 import torch
-import yaml
 from torch.utils.data import DataLoader
 
-from tests.test_pipeline_e2e import ROOT, _run, _set_param, project  # noqa: F401 (the tiny-project fixture)
+from tests.helpers.mlflow_runs import all_runs, stage_runs
+from tests.helpers.project import TINY_TRAIN_IMAGES, run_stage, set_param
+from wsss.core.errors import ParamsError
 from wsss.core.params import ProjectParams
 from wsss.train.ddp import GlobalBatchSampler, Ranks, relaunch
-from wsss.core.errors import ParamsError
 
 TOLERANCE = 1e-4
 EQUAL_RUN = {"epochs": 2, "lr": 0.005}  # 6 steps of 8 images
 CLASSIFIER = "artifacts/seeds/classifier.pt"
 
 
-def _stage(cwd, env, stage, check=True):
-    return _run([sys.executable, "-m", f"pipeline.{stage}"], cwd, env, check)
-
-
-def _tiny(cwd, env, sizes=None):
-    """The tiny project's synthetic set (all images `sizes` when given)."""
-    if sizes is not None:
-        _set_param(cwd, "data.synthetic.image_sizes", sizes)
-    _stage(cwd, env, "synthesize")
-
-
 def _trained(cwd, env, stage, devices, outputs):
     """Run `stage` over `devices` processes; returns {output: its bytes' path copy}."""
-    _set_param(cwd, "project.devices", devices)
-    _stage(cwd, env, stage)
+    set_param(cwd, "project.devices", devices)
+    run_stage(cwd, env, stage)
     kept = {}
     for output in outputs:
         kept[output] = cwd / f"{output}.{devices}"
@@ -77,13 +66,6 @@ def _assert_same_training(one: dict, two: dict, weights: str, losses: str) -> fl
     return worst
 
 
-def _stage_runs(uri, stage):
-    client = mlflow.MlflowClient(tracking_uri=uri)
-    experiment = client.get_experiment_by_name("wsss")
-    return [run for run in client.search_runs([experiment.experiment_id])
-            if run.data.tags.get("wsss.stage") == stage]
-
-
 def test_global_batches_are_the_one_process_loader_batches():
     """Rank 0 of 1 gets the old DataLoader(shuffle=True, seeded generator)'s batches, epoch after
     epoch; two ranks split each of them in halves."""
@@ -110,35 +92,36 @@ def test_batch_not_dividing_over_the_processes_is_a_params_error():
 
 
 @pytest.mark.slow
-def test_two_processes_train_the_classifier_as_one_and_log_one_run(project, mlflow_db):
-    cwd, env = project
-    _tiny(cwd, env)
+def test_two_processes_train_the_classifier_as_one_and_log_one_run(synthesized_project):
+    cwd, env = synthesized_project
+    uri = synthesized_project.uri
     for key, value in EQUAL_RUN.items():
-        _set_param(cwd, f"seeds.train.{key}", value)
+        set_param(cwd, f"seeds.train.{key}", value)
     outputs = [CLASSIFIER, "plots/train/train_classifier.tsv"]
     one = _trained(cwd, env, "train_classifier", 1, outputs)
     two = _trained(cwd, env, "train_classifier", 2, outputs)
     worst = _assert_same_training(one, two, *outputs)
     print(f"train_classifier: largest weight difference, 2 vs 1 process: {worst:.3g}")
-    runs = _stage_runs(mlflow_db, "train_classifier")
+    runs = stage_runs(uri, "train_classifier")
     assert len(runs) == 2 and all(run.info.status == "FINISHED" for run in runs)  # one per invocation
     for run in runs:  # rank 0's run holds every step
-        history = mlflow.MlflowClient(tracking_uri=mlflow_db).get_metric_history(run.info.run_id, "train.loss")
-        assert len(history) == EQUAL_RUN["epochs"] * (24 // 8)
+        history = mlflow.MlflowClient(tracking_uri=uri).get_metric_history(run.info.run_id, "train.loss")
+        assert len(history) == EQUAL_RUN["epochs"] * (TINY_TRAIN_IMAGES // 8)
 
 
 @pytest.mark.slow
-def test_two_processes_train_the_segmenter_as_one(project):
+def test_two_processes_train_the_segmenter_as_one(tiny_project):
     """train_segmentation on label maps without ignored pixels and crops inside every image, so
     that both ranks average the cross-entropy over equally many pixels (see README)."""
-    cwd, env = project
-    _tiny(cwd, env, sizes=[[72, 88], [80, 72]])
-    _set_param(cwd, "segment.masks", "refine")
-    _set_param(cwd, "segment.train.scale_range", [1.0, 1.0])
-    _set_param(cwd, "seeds.train.epochs", 1)
+    cwd, env = tiny_project
+    set_param(cwd, "data.synthetic.image_sizes", [[72, 88], [80, 72]])
+    run_stage(cwd, env, "synthesize")
+    set_param(cwd, "segment.masks", "refine")
+    set_param(cwd, "segment.train.scale_range", [1.0, 1.0])
+    set_param(cwd, "seeds.train.epochs", 1)
     for key, value in EQUAL_RUN.items():
-        _set_param(cwd, f"segment.train.{key}", value)
-    _stage(cwd, env, "train_classifier")
+        set_param(cwd, f"segment.train.{key}", value)
+    run_stage(cwd, env, "train_classifier")
     truth, labels = cwd / "data/synthetic/VOCdevkit/VOC2012/SegmentationClass", cwd / "artifacts/refine/masks"
     labels.mkdir(parents=True)
     from PIL import Image
@@ -165,18 +148,18 @@ def _rank_process(launcher: psutil.Process, rank: int) -> psutil.Process | None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("rank", [0, 1])
-def test_a_killed_rank_fails_the_stage_cleanly(project, mlflow_db, rank):
+def test_a_killed_rank_fails_the_stage_cleanly(synthesized_project, rank):
     """SIGKILL one rank while it trains: the stage fails naming it, with no checkpoint (nor a
     temporary one) and no MLflow run left RUNNING (rank 0's closed by the launcher)."""
-    cwd, env = project
-    _tiny(cwd, env)
-    _set_param(cwd, "project.devices", 2)
-    _set_param(cwd, "seeds.train.epochs", 1000)
+    cwd, env = synthesized_project
+    uri = synthesized_project.uri
+    set_param(cwd, "project.devices", 2)
+    set_param(cwd, "seeds.train.epochs", 1000)
     launcher = subprocess.Popen([sys.executable, "-m", "pipeline.train_classifier"], cwd=cwd, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 300
-        while not [r for r in _stage_runs(mlflow_db, "train_classifier") if r.info.status == "RUNNING"]:
+        while not [r for r in stage_runs(uri, "train_classifier") if r.info.status == "RUNNING"]:
             assert launcher.poll() is None and time.time() < deadline, launcher.communicate()
             time.sleep(1)
         time.sleep(3)  # into the training steps
@@ -192,8 +175,6 @@ def test_a_killed_rank_fails_the_stage_cleanly(project, mlflow_db, rank):
     assert not (cwd / CLASSIFIER).exists()
     folder = cwd / "artifacts/seeds"
     assert not folder.exists() or not list(folder.glob(".*.tmp*"))
-    runs = _stage_runs(mlflow_db, "train_classifier")
+    runs = stage_runs(uri, "train_classifier")
     assert len(runs) == 1 and runs[0].info.status in ("FAILED", "KILLED")
-    client = mlflow.MlflowClient(tracking_uri=mlflow_db)
-    experiment = client.get_experiment_by_name("wsss")
-    assert not client.search_runs([experiment.experiment_id], filter_string="attributes.status = 'RUNNING'")
+    assert not all_runs(uri, "attributes.status = 'RUNNING'")

@@ -1,7 +1,6 @@
 """wsss.core.dvcfile: dvc.yaml read in one place, its artifact paths named once."""
 
 import dataclasses
-import shutil
 from pathlib import Path
 
 import pytest

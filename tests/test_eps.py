@@ -4,15 +4,26 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from wsss.data.base import SegmentationDataset
-from wsss.data.transforms import ClassificationDataset, SaliencyClassificationDataset
 from wsss.core.errors import DataError
-from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from wsss.core.params import BackboneParams, EpsParams, SeedsParams
-from wsss.models.backbones import build_backbone
-from wsss.methods.eps import (EPSClassifier, eps_losses, estimated_saliency, multiscale_eps,
-                             saliency_on_grid, saliency_overlap, select_maps)
+from wsss.data.base import SegmentationDataset
+from wsss.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ClassificationDataset,
+    SaliencyClassificationDataset,
+)
+from wsss.methods.eps import (
+    EPSClassifier,
+    eps_losses,
+    estimated_saliency,
+    multiscale_eps,
+    saliency_on_grid,
+    saliency_overlap,
+    select_maps,
+)
 from wsss.methods.seed_methods import seed_losses
+from wsss.models.backbones import build_backbone
 from wsss.train.loop import make_sgd, to_device, train_seed_classifier
 
 

@@ -17,17 +17,16 @@ import pytest
 import torch
 import yaml
 
-from test_pipeline_e2e import project  # noqa: F401  (the tiny project copy fixture)
 from wsss import cli
 from wsss.core import params as params_mod
-from wsss.tracking import runs as tracking
-from wsss.core.params import SyntheticParams
-from wsss.data.registry import open_split
-from wsss.data.synthetic import generate
 from wsss.core.errors import DataError, ParamsError
 from wsss.core.io import atomic_path, load_checkpoint, save_state_dict
-from wsss.stages.preflight import check_all
+from wsss.core.params import SyntheticParams
 from wsss.core.processes import owner_gone, owner_id
+from wsss.data.registry import open_split
+from wsss.data.synthetic import generate
+from wsss.stages.preflight import check_all
+from wsss.tracking import runs as tracking
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT}")
@@ -265,10 +264,10 @@ def test_max_images_checks_the_images_used_and_says_so(tmp_path, capsys):
 
 # -- 6. a stopped `wsss repro` stops its stages -------------------------------------------------
 @pytest.mark.slow
-def test_sigterm_to_wsss_repro_ends_every_stage(project, mlflow_db):
+def test_sigterm_to_wsss_repro_ends_every_stage(tiny_project):
     import psutil
 
-    cwd, env = project
+    cwd, env = tiny_project
     repro = subprocess.Popen(["wsss", "repro"], cwd=cwd, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
 
@@ -280,7 +279,7 @@ def test_sigterm_to_wsss_repro_ends_every_stage(project, mlflow_db):
                 found.append(process)
         return found
 
-    client = mlflow.MlflowClient(tracking_uri=mlflow_db)
+    client = mlflow.MlflowClient(tracking_uri=tiny_project.uri)
 
     def training() -> bool:  # train_classifier is inside its MLflow run
         experiment = client.get_experiment_by_name("wsss")

@@ -8,7 +8,6 @@ the end of the tiny pipeline.
 
 import base64
 import io
-import os
 import re
 import shutil
 from html.parser import HTMLParser
@@ -20,18 +19,24 @@ import pytest
 import yaml
 from PIL import Image
 
-from test_pipeline_e2e import _run, project  # noqa: F401  (the tiny project copy fixture)
-from wsss.serve import gallery as G
+from tests.helpers.browser import load_page, needs_browser
+from tests.helpers.project import SYNTHETIC_ROOT, run
 from wsss.core.dvcfile import pipeline
+from wsss.core.errors import DataError
+from wsss.core.io import (
+    save_boundary_map,
+    save_score_map,
+    save_state_dict,
+    write_json,
+    write_palette_png,
+)
 from wsss.core.params import SyntheticParams
 from wsss.data.registry import open_split
 from wsss.data.synthetic import generate
+from wsss.evaluation.metrics import image_iou
+from wsss.serve import gallery as G
 from wsss.stages.common import Stage, load_params
 from wsss.stages.gallery import GallerySettings, gallery, write_page
-from wsss.core.errors import DataError
-from wsss.core.io import save_boundary_map, save_score_map, save_state_dict, write_json, write_palette_png
-from wsss.evaluation.metrics import image_iou
-from tests.helpers.browser import load_page, needs_browser
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASS_NAMES = ["background", "aeroplane", "boat", "bottle", "car", "cow", "person", "train"]
@@ -291,17 +296,18 @@ def test_the_browser_check_sees_a_broken_page(tmp_path):
 
 @pytest.mark.slow
 @needs_browser
-def test_gallery_at_the_end_of_the_tiny_pipeline(project):
-    """`wsss repro` on the tiny pipeline ends with the gallery stage: its page (all eight columns,
-    4 + 4 + 4 rows of 24 images) opens cleanly in Chromium, and `wsss gallery --ids` writes another."""
-    cwd, env = project
-    _run(["wsss", "repro", "gallery"], cwd, env)
+def test_gallery_at_the_end_of_the_tiny_pipeline(finished_project):
+    """`wsss repro` of the tiny pipeline (the session's, copied) ends with the gallery stage: its
+    page (all eight columns, 4 + 4 + 4 rows of 24 images) opens cleanly in Chromium, and
+    `wsss gallery --ids` writes another."""
+    cwd, env = finished_project
+    assert "up to date" in run(["dvc", "status", "gallery"], cwd, env).stdout  # the page is the stage's output
     page = cwd / "results/gallery/index.html"
     captions = _captions(page.read_text())
     assert sum(c.startswith("worst") for c in captions) == 4 and sum(c.startswith("best") for c in captions) == 4
     assert_opens_cleanly(page, rows=len(captions), columns=8)
-    ids = (cwd / "data/synthetic/VOCdevkit/VOC2012/ImageSets/Segmentation/train.txt").read_text().split()[:2]
-    out = _run(["wsss", "gallery", "--ids", *ids, "--out", "two.html"], cwd, env)
+    ids = (cwd / SYNTHETIC_ROOT / "ImageSets/Segmentation/train.txt").read_text().split()[:2]
+    out = run(["wsss", "gallery", "--ids", *ids, "--out", "two.html"], cwd, env)
     assert "2 rows in two.html" in out.stdout
     assert_opens_cleanly(cwd / "two.html", rows=2, columns=8)
-    assert "up to date" in _run(["dvc", "status", "gallery"], cwd, env).stdout  # the stage's page untouched
+    assert "up to date" in run(["dvc", "status", "gallery"], cwd, env).stdout  # the stage's page untouched

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from wsss.models.backbones import TinyBackbone
 from wsss.methods.irn import IRN, irn_losses, pair_labels
 from wsss.methods.pseudo_masks import irn_mask
 from wsss.methods.random_walk import forward_offsets
+from wsss.models.backbones import TinyBackbone
 
 RADIUS = 3
 

@@ -1,14 +1,19 @@
 """End to end: `wsss repro` (dvc repro) on a tiny synthetic set with a real MLflow database.
 
-Slow (about a minute or two on 2 cores): marked `slow`, run by scripts/test.sh and CI.
+The session's one run of the whole tiny pipeline (conftest: tiny_run) is what the first test
+checks; the others start from a copy of it (finished_project) or from a fresh copy of the project
+(tiny_project) and run only the stages they are about. Slow (minutes on 2 cores): marked `slow`,
+run by scripts/test.sh and CI.
 """
 
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
-import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -16,111 +21,66 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from PIL import Image
 
-from tests.test_plot_files import ABLATION_PLOTS, assert_every_plot_drawn
+from tests.helpers.background import background_job
+from tests.helpers.mlflow_runs import all_runs, model_versions, pipeline_runs
+from tests.helpers.plots import ABLATION_PLOTS, assert_every_plot_drawn
+from tests.helpers.project import (
+    AFTER_PTRECL,
+    AFTER_REFINE,
+    AFTER_SEEDS,
+    ROOT,
+    STAGES,
+    SYNTHETIC_ROOT,
+    TINY,
+    TINY_STEPS,
+    TINY_TRAIN_IMAGES,
+    Project,
+    commit,
+    copy_project,
+    make_project,
+    run,
+    set_param,
+    stages_run,
+    update_params,
+)
+from wsss import cli
 
-ROOT = Path(__file__).resolve().parents[1]
-STAGES = ["synthesize", "train_classifier", "seeds", "evaluate_seeds", "irn_labels", "train_irn", "irn_boundaries",
-          "refine", "evaluate_refine", "train_recovery", "ptrecl_prototypes", "ptrecl", "evaluate_ptrecl",
-          "train_segmentation", "evaluate_segmentation", "gallery"]
-AFTER_PTRECL = ["ptrecl", "evaluate_ptrecl", "train_segmentation", "evaluate_segmentation", "gallery"]
-AFTER_REFINE = ["refine", "evaluate_refine", "train_recovery", "ptrecl_prototypes", *AFTER_PTRECL]
-AFTER_SEEDS = STAGES[2:]
-# Images of mixed sizes, as in real VOC / COCO: landscape and portrait, odd sides, some smaller than
-# the 64-px training crops; the first overlays of each split mix them (_assert_mixed_sizes).
-TINY_SIZES = [[64, 80], [45, 61], [88, 56], [40, 52], [96, 72]]
-TINY = {
-    "data": {"synthetic": {"image_sizes": TINY_SIZES, "num_train": 24, "num_val": 6, "seed": 1}},
-    "seeds": {"train": {"epochs": 6, "batch_size": 8, "resize_long": [64, 96], "crop_size": 64},
-              "infer": {"scales": [1.0, 0.5]}},
-    "refine": {"irn": {"train": {"epochs": 1, "batch_size": 8, "crop_size": 64}, "walk": {"exp_times": 5}}},
-    "ptrecl": {"recovery": {"train": {"epochs": 2, "batch_size": 8, "crop_size": 64}},
-               "prototypes": {"k": 4, "pixels_per_image": 16, "capacity": 200}},
-    "segment": {"train": {"epochs": 2, "batch_size": 8, "crop_size": 64}},
-    "project": {"progress": False},
-}
-
-
-def _deep_update(tree: dict, update: dict) -> None:
-    for key, value in update.items():
-        if isinstance(value, dict):
-            _deep_update(tree.setdefault(key, {}), value)
-        else:
-            tree[key] = value
-
-
-def _run(cmd, cwd, env, check=True):
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
+OVERLAYS = {"synthesize": "examples.png", "seeds": "cams.png", "evaluate_seeds": "overlays.png",
+            "irn_labels": "relation_labels.png", "refine": "pseudo_masks.png", "evaluate_refine": "overlays.png",
+            "ptrecl": "reclassification.png", "evaluate_ptrecl": "overlays.png",
+            "evaluate_segmentation": "predictions.png", "gallery": "gallery.png"}
 
 
-@pytest.fixture
-def project(tmp_path, mlflow_db):
-    """A copy of the project (pipeline, params, DVC config) in its own git repo."""
-    dest = tmp_path / "project"
-    dest.mkdir()
-    for name in ["dvc.yaml", "params.yaml", "pipeline", "src", ".dvc", ".dvcignore", ".gitignore"]:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache"))
-        elif source.exists():
-            shutil.copy(source, dest / name)
-    params = yaml.safe_load((dest / "params.yaml").read_text())
-    _deep_update(params, TINY)
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    # the copy's own sources first: an editable install of another checkout must not shadow them
-    env = dict(os.environ, MLFLOW_TRACKING_URI=mlflow_db, PYTHONPATH=os.pathsep.join([str(dest / "src"), str(dest)]),
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    env.pop("WSSS_PARENT_RUN_ID", None)
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):
-        _run(cmd, dest, env)
-    return dest, env
-
-
-def _pipeline_runs(uri):
-    client = mlflow.MlflowClient(tracking_uri=uri)
-    experiment = client.get_experiment_by_name("wsss")
-    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
-    parents = [r for r in runs if r.data.tags.get("wsss.kind") == "pipeline"]
-    children = {p.info.run_id: [r for r in runs if r.data.tags.get("mlflow.parentRunId") == p.info.run_id]
-                for p in parents}
-    return client, parents, children
-
-
-def _set_param(project_dir: Path, dotted: str, value) -> None:
-    params = yaml.safe_load((project_dir / "params.yaml").read_text())
-    node = params
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        node = node[part]
-    node[leaf] = value
-    (project_dir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+def _thresholds(cwd: Path) -> list[float]:
+    return yaml.safe_load((cwd / "params.yaml").read_text())["evaluate"]["bg_thresholds"]
 
 
 @pytest.mark.slow
-def test_repro_logs_nested_runs_and_reruns_only_what_changed(project, mlflow_db):
-    cwd, env = project
-    first = _run(["wsss", "repro"], cwd, env)
-    assert "| stage" in first.stdout and "seeds" in first.stdout and "all background" in first.stdout
-    _assert_mixed_sizes(cwd / "data/synthetic/VOCdevkit/VOC2012")
+def test_the_tiny_pipeline_logs_nested_runs_registers_and_serves_its_network(tiny_run, finished_project):
+    """What the session's `wsss repro` of the whole tiny pipeline printed, wrote and logged (the
+    checks read a copy of it); its registered network predicts and serves."""
+    cwd, env = finished_project
+    uri = finished_project.uri
+    first = tiny_run.output
+    assert "| stage" in first and "seeds" in first and "all background" in first
+    _assert_mixed_sizes(cwd / SYNTHETIC_ROOT)
 
     metrics = json.loads((cwd / "metrics/seeds.json").read_text())
-    assert metrics["stage"] == "seeds" and metrics["method"] == "cam" and metrics["num_images"] == 24
-    assert 0.0 <= metrics["miou"] <= 1.0 and metrics["bg_threshold"] in TINY_THRESHOLDS(cwd)
+    assert metrics["stage"] == "seeds" and metrics["method"] == "cam" and metrics["num_images"] == TINY_TRAIN_IMAGES
+    assert 0.0 <= metrics["miou"] <= 1.0 and metrics["bg_threshold"] in _thresholds(cwd)
     assert set(metrics["baselines"]) == {"all_background", "labelled_class"}
     assert "pairs_mean" in metrics["cooccurrence"] and "f1" in metrics["boundary"]
     refined = json.loads((cwd / "metrics/refine.json").read_text())
     assert refined["stage"] == "refine" and refined["method"] == "cam+irn" and refined["num_images"] == 24
     assert len(list((cwd / "artifacts/refine/masks").glob("*.png"))) == 24
-    assert "refine" in first.stdout and "cam+irn" in first.stdout
+    assert "refine" in first and "cam+irn" in first
     score_files = sorted((cwd / "artifacts/seeds/maps").glob("*.npz"))
     assert len(score_files) == 24
     assert any(np.load(f)["scores"].max() > 0 for f in score_files)  # a classifier that learnt something
 
-    client, parents, children = _pipeline_runs(mlflow_db)
+    client, parents, children = pipeline_runs(uri)
     assert len(parents) == 1
     parent = parents[0]
     assert parent.info.status == "FINISHED" and parent.data.tags["wsss.git_commit"] != "unknown"
@@ -128,10 +88,11 @@ def test_repro_logs_nested_runs_and_reruns_only_what_changed(project, mlflow_db)
     runs = {r.info.run_name: r for r in children[parent.info.run_id]}
     assert sorted(runs) == sorted(STAGES)
     assert all(r.info.status == "FINISHED" for r in runs.values())
+    assert not any(r.data.tags.get("wsss.restored") for r in runs.values())  # every stage ran
     train = runs["train_classifier"]
     assert train.data.params["seeds.train.epochs"] == "6"
     history = client.get_metric_history(train.info.run_id, "train.loss")
-    assert len(history) == 6 * (24 // 8)  # one loss per step
+    assert len(history) == TINY_STEPS  # one loss per step
     evaluate = runs["evaluate_seeds"]
     assert evaluate.data.metrics["miou"] == pytest.approx(metrics["miou"])
     assert "baselines.all_background.miou" in evaluate.data.metrics
@@ -148,9 +109,9 @@ def test_repro_logs_nested_runs_and_reruns_only_what_changed(project, mlflow_db)
     assert 0.0 <= ptrecl["miou"] <= 1.0 and 0.0 <= reclassified["miou"] <= 1.0
     reclassified_details = json.loads((cwd / "metrics/details/ptrecl_map.json").read_text())
     assert reclassified["bg_threshold"] == reclassified["best_bg_threshold"]
-    assert set(reclassified_details["sweep"]) == {f"{t:.2f}" for t in TINY_THRESHOLDS(cwd)}
+    assert set(reclassified_details["sweep"]) == {f"{t:.2f}" for t in _thresholds(cwd)}
     assert "sweep" not in reclassified  # DVC's metrics files keep the headline figures only
-    assert "cam+irn+ptrecl" in first.stdout and "reclassification" in first.stdout
+    assert "cam+irn+ptrecl" in first and "reclassification" in first
     assert len(list((cwd / "artifacts/ptrecl/masks").glob("*.png"))) == 24
     assert parent.data.metrics["ptrecl.miou"] == pytest.approx(ptrecl["miou"])
     assert runs["ptrecl_prototypes"].data.metrics["prototypes.boat.foreground"] <= 4
@@ -158,65 +119,93 @@ def test_repro_logs_nested_runs_and_reruns_only_what_changed(project, mlflow_db)
     assert client.get_metric_history(runs["train_recovery"].info.run_id, "train.loss")
     segment = json.loads((cwd / "metrics/segment.json").read_text())
     assert segment["split"] == "val" and segment["num_images"] == 6 and segment["method"] == "cam+irn+ptrecl+deeplabv2"
-    assert 0.0 <= segment["miou"] <= 1.0 and "cam+irn+ptrecl+deeplabv2" in first.stdout
+    assert 0.0 <= segment["miou"] <= 1.0 and "cam+irn+ptrecl+deeplabv2" in first
     assert parent.data.metrics["segment.val_miou"] == pytest.approx(segment["miou"])
     weights = torch.load(cwd / "artifacts/segment/deeplab.pt", weights_only=True)
     assert any(key.startswith("head.") for key in weights)  # a plain state dict
-    first_version = _assert_registered(cwd, mlflow_db, "1", segment)
+    assert [str(v.version) for v in model_versions(uri)] == ["1"]
+    _assert_registered(cwd, uri, "1", segment)
     _assert_predict_reproduces_evaluation(cwd, env)
-    _assert_served_model_answers_as_predict(cwd, env, mlflow_db)
+    _assert_served_model_answers_as_predict(cwd, dict(env, MLFLOW_TRACKING_URI=uri))
+
+
+@pytest.mark.slow
+def test_repro_reruns_only_what_changed_and_records_the_rest(finished_project):
+    """From the finished tiny pipeline: nothing changed, no stage runs and every stage gets a
+    restored run; a params change re-runs its stage and what follows it, nothing upstream,
+    grouped under one parent run also with a plain `dvc repro`, and a retrained network is a new
+    registered version."""
+    cwd, env = finished_project
+    uri = finished_project.uri
+    [first_version] = model_versions(uri)
 
     # Nothing changed: no stage runs; the new parent run records every stage from its outputs.
-    second = _run(["wsss", "repro"], cwd, env)
-    assert not _stages_run(second.stdout)
-    _, parents, children = _pipeline_runs(mlflow_db)
+    second = run(["wsss", "repro"], cwd, env)
+    assert not stages_run(second.stdout)
+    _, parents, children = pipeline_runs(uri)
     assert len(parents) == 2
     restored = children[parents[-1].info.run_id]
     assert sorted(r.info.run_name for r in restored) == sorted(STAGES)
     assert all(r.data.tags.get("wsss.restored") == "true" for r in restored)
-    assert len(_versions(mlflow_db)) == 1  # the same network: no new version
+    assert len(model_versions(uri)) == 1  # the same network: no new version
     # Every DVC plot is drawn from the stages' outputs; committed, they are what `dvc plots diff` compares.
     assert_every_plot_drawn(cwd, env, absent=ABLATION_PLOTS)
     losses = (cwd / "plots/train/train_classifier.tsv").read_text().splitlines()
-    assert losses[0] == "step\tepoch\tloss" and len(losses) == 1 + 6 * (24 // 8)
-    for cmd in (["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run"]):
-        _run(cmd, cwd, env)
+    assert losses[0] == "step\tepoch\tloss" and len(losses) == 1 + TINY_STEPS
+    commit(cwd, env, "run")
 
     # A reclassification parameter re-runs PtReCl and what learns from it, not its recovery network
-    # nor its prototypes.
-    _set_param(cwd, "ptrecl.reclassify.top_m", 3)
-    assert sorted(_stages_run(_run(["dvc", "repro"], cwd, env).stdout)) == sorted(AFTER_PTRECL)
+    # nor its prototypes; plain `dvc repro` (no wsss wrapper) still groups its stages under one
+    # parent run.
+    set_param(cwd, "ptrecl.reclassify.top_m", 3)
+    assert sorted(stages_run(run(["dvc", "repro"], cwd, env).stdout)) == sorted(AFTER_PTRECL)
+    _, parents, children = pipeline_runs(uri)
+    assert len(parents) == 3
+    assert sorted(r.info.run_name for r in children[parents[-1].info.run_id]) == sorted(AFTER_PTRECL)
     assert_every_plot_drawn(cwd, env, "HEAD", absent=ABLATION_PLOTS)  # the committed run against this one
+    versions = model_versions(uri)
+    assert len({v.tags["wsss.weights_md5"] for v in versions}) == len(versions) == 2  # one version per network
+    assert versions[-1].tags["wsss.pseudo_masks_md5"] != first_version.tags["wsss.pseudo_masks_md5"]
 
-    # A seeds-stage parameter re-runs that stage and what follows, not the classifier.
-    _set_param(cwd, "seeds.infer.scales", [1.0])
-    # Plain `dvc repro` (no wsss wrapper) still groups its stages under one parent run.
-    third = _run(["dvc", "repro"], cwd, env)
-    ran = _stages_run(third.stdout)
+    # A seeds-stage parameter re-runs that stage and what follows, not the classifier (up to
+    # evaluate_seeds: the changes above and in the test below cover the stages after it).
+    set_param(cwd, "seeds.infer.scales", [1.0])
+    ran = stages_run(run(["dvc", "repro", "evaluate_seeds"], cwd, env).stdout)
     assert ran[:2] == ["seeds", "evaluate_seeds"] and set(ran) <= set(AFTER_SEEDS)
-    _, parents, children = _pipeline_runs(mlflow_db)
+    _, parents, children = pipeline_runs(uri)
     assert len(parents) == 4
     assert sorted(r.info.run_name for r in children[parents[-1].info.run_id]) == sorted(ran)
 
-    # Switching the refinement method re-runs refine and what follows it, not the IRN training.
-    _set_param(cwd, "refine.method", "crf")
-    fourth = _run(["dvc", "repro"], cwd, env)
-    assert sorted(_stages_run(fourth.stdout)) == sorted(AFTER_REFINE)
-    refined = json.loads((cwd / "metrics/refine.json").read_text())
+
+@background_job(after=("tiny_run",))
+def crf_refinement(job) -> tuple[Project, subprocess.CompletedProcess]:
+    """A copy of the session's finished tiny project, committed, in which `dvc repro` ran after
+    refine.method was switched to crf (in the background)."""
+    project = copy_project(job.result("tiny_run").path, job.folder / "project", job.environ)
+    commit(project.path, project.env, "run")
+    set_param(project.path, "refine.method", "crf")
+    return project, job.run(["dvc", "repro"], project.path, project.env)
+
+
+@pytest.mark.slow
+def test_switching_the_refinement_reruns_refine_and_registers_the_new_lineage(crf_refinement):
+    """Switching the refinement method re-runs refine and what follows it, not the IRN training;
+    the retrained network is registered, its lineage naming the new refinement and pseudo masks."""
+    project, done = crf_refinement
+    assert sorted(stages_run(done.stdout)) == sorted(AFTER_REFINE)
+    refined = json.loads((project.path / "metrics/refine.json").read_text())
     assert refined["method"] == "cam+crf" and 0.0 <= refined["miou"] <= 1.0
-    # every retrained network was registered; the newest's lineage names the new pseudo masks
-    versions = _versions(mlflow_db)
-    newest = versions[-1]
-    assert len({v.tags["wsss.weights_md5"] for v in versions}) == len(versions) >= 2  # one version per network
-    _assert_registered(cwd, mlflow_db, newest.version, json.loads((cwd / "metrics/segment.json").read_text()))
+    _, parents, children = pipeline_runs(project.uri)
+    assert len(parents) == 2 and sorted(r.info.run_name for r in children[parents[-1].info.run_id]) == sorted(
+        AFTER_REFINE)
+    versions = model_versions(project.uri)
+    first_version, newest = versions[0], versions[-1]
+    assert len({v.tags["wsss.weights_md5"] for v in versions}) == len(versions) == 2  # one version per network
+    _assert_registered(project.path, project.uri, newest.version,
+                       json.loads((project.path / "metrics/segment.json").read_text()))
     assert newest.tags["wsss.refine_method"] == "crf" and first_version.tags["wsss.refine_method"] == "irn"
     assert newest.tags["wsss.pseudo_masks_md5"] != first_version.tags["wsss.pseudo_masks_md5"]
     assert newest.tags["wsss.weights_md5"] != first_version.tags["wsss.weights_md5"]
-
-
-def _versions(uri):
-    client = mlflow.MlflowClient(tracking_uri=uri)
-    return sorted(client.search_model_versions("name = 'wsss-segmenter'"), key=lambda v: int(v.version))
 
 
 def _assert_registered(cwd: Path, uri: str, version: str, segment: dict):
@@ -231,14 +220,14 @@ def _assert_registered(cwd: Path, uri: str, version: str, segment: dict):
     assert stored.tags["wsss.seeds_method"] == "cam" and stored.tags["wsss.method"] == segment["method"]
     assert stored.tags["wsss.val_miou"] == f"{segment['miou']:.4f}"
     assert stored.tags["wsss.weights_md5"] == lock["train_segmentation"]["outs"][0]["md5"]
-    run = client.get_run(stored.run_id)
-    assert run.data.tags["wsss.stage"] == "evaluate_segmentation"
-    assert run.data.tags["wsss.registered_model"] == f"wsss-segmenter/{version}"
+    run_ = client.get_run(stored.run_id)
+    assert run_.data.tags["wsss.stage"] == "evaluate_segmentation"
+    assert run_.data.tags["wsss.registered_model"] == f"wsss-segmenter/{version}"
     return stored
 
 
 def _val_images(cwd: Path, count: int = 3) -> list[Path]:
-    root = cwd / "data/synthetic/VOCdevkit/VOC2012"
+    root = cwd / SYNTHETIC_ROOT
     ids = (root / "ImageSets/Segmentation/val.txt").read_text().split()[:count]
     return [root / "JPEGImages" / f"{i}.jpg" for i in ids]
 
@@ -246,8 +235,8 @@ def _val_images(cwd: Path, count: int = 3) -> list[Path]:
 def _assert_predict_reproduces_evaluation(cwd: Path, env: dict) -> None:
     """`wsss predict` with the registered model writes evaluate_segmentation's label maps."""
     images = _val_images(cwd)
-    _run(["wsss", "predict", *map(str, images), "--model", "models:/wsss-segmenter/latest", "--out", "predicted",
-          "--overlay"], cwd, env)
+    run(["wsss", "predict", *map(str, images), "--model", "models:/wsss-segmenter/latest", "--out", "predicted",
+         "--overlay"], cwd, env)
     for image in images:
         ours = (cwd / "predicted" / f"{image.stem}.png").read_bytes()
         assert ours == (cwd / "artifacts/segment/predictions" / f"{image.stem}.png").read_bytes(), image.stem
@@ -262,15 +251,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _assert_served_model_answers_as_predict(cwd: Path, env: dict, uri: str) -> None:
+def _assert_served_model_answers_as_predict(cwd: Path, env: dict) -> None:
     """`mlflow models serve` on a loopback port answers a real request with the label map that
     `wsss predict` wrote; the server is stopped by its process id."""
-    import signal
-    import time
-    import urllib.request
-
-    from PIL import Image
-
     port = _free_port()
     log = open(cwd / "serve.log", "wb")
     server = subprocess.Popen(["mlflow", "models", "serve", "-m", "models:/wsss-segmenter/1", "--env-manager", "local",
@@ -304,17 +287,9 @@ def _assert_served_model_answers_as_predict(cwd: Path, env: dict, uri: str) -> N
         log.close()
 
 
-OVERLAYS = {"synthesize": "examples.png", "seeds": "cams.png", "evaluate_seeds": "overlays.png",
-            "irn_labels": "relation_labels.png", "refine": "pseudo_masks.png", "evaluate_refine": "overlays.png",
-            "ptrecl": "reclassification.png", "evaluate_ptrecl": "overlays.png",
-            "evaluate_segmentation": "predictions.png", "gallery": "gallery.png"}
-
-
 def _assert_mixed_sizes(root: Path) -> None:
     """The tiny set holds what real data sets do: landscape and portrait images, images smaller
     than the training crops, and sizes that differ among the first overlays of each split."""
-    from PIL import Image
-
     crop = TINY["seeds"]["train"]["crop_size"]
     sizes = {}
     for split in ("train", "val"):
@@ -329,92 +304,116 @@ def _assert_mixed_sizes(root: Path) -> None:
     assert any(h < crop and w < crop for h, w in sizes["train"])
 
 
-def _stages_run(dvc_stdout: str) -> list[str]:
-    return re.findall(r"Running stage '([^']+)'", dvc_stdout)
-
-
-def TINY_THRESHOLDS(cwd):
-    return yaml.safe_load((cwd / "params.yaml").read_text())["evaluate"]["bg_thresholds"]
-
-
 @pytest.mark.slow
-def test_failed_stage_names_the_culprit_and_repro_resumes(project, mlflow_db):
+def test_failed_stage_names_the_culprit_and_repro_resumes(tiny_project):
     """A corrupt image in a data set the user brought (not a DVC output, which DVC would
     restore from its cache) fails the first stage that reads it, names the image, leaves no
-    half-written output; once the image is fixed, `dvc repro` carries on."""
-    cwd, env = project
-    _run(["dvc", "repro", "synthesize"], cwd, env)
+    half-written output; once the image is fixed, `dvc repro` carries on (up to evaluate_seeds:
+    the stages after it read the image as the classifier did)."""
+    cwd, env = tiny_project
+    update_params(cwd, {"seeds": {"train": {"epochs": 1}, "infer": {"scales": [1.0]}}})  # what resumes: quickly
+    run(["dvc", "repro", "synthesize"], cwd, env)
     external = cwd / "data/external/VOC2012"
-    shutil.copytree(cwd / "data/synthetic/VOCdevkit/VOC2012", external)
-    _set_param(cwd, "dataset.root", "data/external/VOC2012")
+    shutil.copytree(cwd / SYNTHETIC_ROOT, external)
+    set_param(cwd, "dataset.root", "data/external/VOC2012")
     victim = sorted((external / "JPEGImages").glob("*.jpg"))[3]
     good_bytes = victim.read_bytes()
     victim.write_bytes(b"corrupt")
-    failed = _run(["dvc", "repro"], cwd, env, check=False)
+    failed = run(["dvc", "repro"], cwd, env, check=False)
     assert failed.returncode != 0
+    assert stages_run(failed.stdout) == ["train_classifier"]  # the first stage that reads the data set
     assert victim.stem in failed.stderr + failed.stdout
     assert not (cwd / "artifacts/seeds/classifier.pt").exists()
     assert not list((cwd / "artifacts/seeds").glob("*.tmp*"))
     victim.write_bytes(good_bytes)
-    resumed = _run(["dvc", "repro"], cwd, env)
-    assert "train_classifier" in _stages_run(resumed.stdout)
+    resumed = run(["dvc", "repro", "evaluate_seeds"], cwd, env)
+    assert "train_classifier" in stages_run(resumed.stdout)
     assert (cwd / "metrics/seeds.json").exists()
 
 
-@pytest.mark.slow
-def test_unknown_params_key_fails_before_any_stage(project, mlflow_db):
-    cwd, env = project
-    _set_param(cwd, "seeds.train.learning_rate", 0.1)
-    failed = _run(["wsss", "repro"], cwd, env, check=False)
-    assert failed.returncode == 2
-    assert "seeds.train.learning_rate" in failed.stderr
-    assert not (cwd / "data/synthetic").exists()
+def test_unknown_params_key_fails_before_any_stage(tmp_path, mlflow_db, capsys):
+    cwd = make_project(tmp_path / "project").path
+    set_param(cwd, "seeds.train.learning_rate", 0.1)
+    assert cli.main(["--project", str(cwd), "repro"]) == 2
+    assert "seeds.train.learning_rate" in capsys.readouterr().err
+    assert not (cwd / "data/synthetic").exists() and not (cwd / "dvc.lock").exists()
+    assert all_runs(mlflow_db) == []  # not even the parent run
+
+
+# What a test needs of the classifier's stages when it retrains them anyway (every stage from
+# train_classifier on depends on `dataset`): the first 8 images, 2 epochs of one step, one scale.
+QUICK_SEEDS = {"dataset": {"max_images": 8}, "seeds": {"train": {"epochs": 2}, "infer": {"scales": [1.0]}}}
+QUICK_STEPS = 2 * (8 // TINY["seeds"]["train"]["batch_size"])
+
+
+def _seeds_run(job, params: dict, targets: list[str]) -> tuple[Project, subprocess.CompletedProcess]:
+    project = copy_project(job.result("tiny_run").path, job.folder / "project", job.environ)
+    update_params(project.path, QUICK_SEEDS)
+    update_params(project.path, params)
+    return project, job.run(["dvc", "repro", *targets], project.path, project.env)
+
+
+@background_job(after=("tiny_run",))
+def eps_seeds(job) -> tuple[Project, subprocess.CompletedProcess]:
+    """`dvc repro evaluate_seeds` with seeds.method eps in a copy of the finished tiny project."""
+    return _seeds_run(job, {"seeds": {"method": "eps"}}, ["evaluate_seeds"])
+
+
+@background_job(after=("tiny_run",))
+def ae_sipe_seeds(job) -> tuple[Project, subprocess.CompletedProcess]:
+    """`dvc repro evaluate_seeds evaluate_refine` with seeds.method ae_sipe, the crf refinement and
+    the +CRF column, in a copy of the finished tiny project."""
+    return _seeds_run(job, {"seeds": {"method": "ae_sipe"}, "refine": {"method": "crf"},
+                            "evaluate": {"seeds_crf": True}}, ["evaluate_seeds", "evaluate_refine"])
 
 
 @pytest.mark.slow
-def test_seed_methods_log_their_losses_and_feed_refinement(project, mlflow_db):
+def test_seed_methods_log_their_losses_and_feed_refinement(eps_seeds, ae_sipe_seeds):
     """EPS trains on saliency and logs each loss term per step; AE-SIPE stores its own background
     map, which the headline seeds score, the +CRF column and the crf refinement all use."""
-    cwd, env = project
-    _set_param(cwd, "seeds.method", "eps")
-    _run(["dvc", "repro", "evaluate_seeds"], cwd, env)
-    metrics = json.loads((cwd / "metrics/seeds.json").read_text())
+    eps, eps_run = eps_seeds
+    assert stages_run(eps_run.stdout) == ["train_classifier", "seeds", "evaluate_seeds"]
+    metrics = json.loads((eps.path / "metrics/seeds.json").read_text())
     assert metrics["method"] == "eps" and metrics["background"] == "threshold" and "crf" not in metrics
-    client, parents, children = _pipeline_runs(mlflow_db)
+    client, parents, children = pipeline_runs(eps.uri)
     train = next(r for r in children[parents[-1].info.run_id] if r.info.run_name == "train_classifier")
     assert train.data.tags["wsss.seed_method"] == "eps" and train.data.params["seeds.eps.tau"] == "0.4"
     for key in ("train.loss", "train.cls", "train.sal"):
-        assert len(client.get_metric_history(train.info.run_id, key)) == 6 * (24 // 8)
+        assert len(client.get_metric_history(train.info.run_id, key)) == QUICK_STEPS
 
-    _set_param(cwd, "seeds.method", "ae_sipe")
-    _set_param(cwd, "refine.method", "crf")
-    _set_param(cwd, "evaluate.seeds_crf", True)
-    _run(["dvc", "repro", "evaluate_seeds", "evaluate_refine"], cwd, env)
-    with np.load(sorted((cwd / "artifacts/seeds/maps").glob("*.npz"))[0]) as data:
+    sipe, _ = ae_sipe_seeds
+    with np.load(sorted((sipe.path / "artifacts/seeds/maps").glob("*.npz"))[0]) as data:
         assert data["background"].shape == data["scores"].shape[1:]
-    metrics = json.loads((cwd / "metrics/seeds.json").read_text())
+    metrics = json.loads((sipe.path / "metrics/seeds.json").read_text())
     assert metrics["method"] == "ae_sipe" and metrics["background"] == "map"
     assert 0.0 <= metrics["crf"]["miou"] <= 1.0
-    refined = json.loads((cwd / "metrics/refine.json").read_text())
+    refined = json.loads((sipe.path / "metrics/refine.json").read_text())
     assert refined["method"] == "ae_sipe+crf"
-    client, parents, children = _pipeline_runs(mlflow_db)
+    client, parents, children = pipeline_runs(sipe.uri)
     train = next(r for r in children[parents[-1].info.run_id] if r.info.run_name == "train_classifier")
     assert client.get_metric_history(train.info.run_id, "train.gsc")
 
 
+@background_job(after=("tiny_run",))
+def eps_tau_ablation(job) -> tuple[Project, subprocess.CompletedProcess]:
+    """`wsss ablate eps-tau` in a copy of the finished tiny project (the classifier's stages on
+    QUICK_SEEDS, committed: the experiments' baseline)."""
+    project = copy_project(job.result("tiny_run").path, job.folder / "project", job.environ)
+    update_params(project.path, QUICK_SEEDS)
+    commit(project.path, project.env, "quick seeds")
+    return project, job.run(["wsss", "ablate", "eps-tau"], project.path, project.env)
+
+
 @pytest.mark.slow
-def test_ablate_runs_each_row_as_an_experiment_with_one_mlflow_run(project, mlflow_db):
-    cwd, env = project
-    done = _run(["wsss", "ablate", "eps-tau"], cwd, env)
+def test_ablate_runs_each_row_as_an_experiment_with_one_mlflow_run(eps_tau_ablation):
+    (cwd, env), done = eps_tau_ablation
     table = (cwd / "results/ablations/eps-tau.md").read_text()
     assert table.strip() in done.stdout
     lines = [line for line in table.splitlines() if line.startswith("| tau=")]
     assert [line.split("|")[1].strip() for line in lines] == ["tau=0.3", "tau=0.4", "tau=0.5"]
     assert all(re.search(r"\| 0\.\d{4} ", line) for line in lines)  # a seeds mIoU in every row
 
-    client = mlflow.MlflowClient(tracking_uri=mlflow_db)
-    experiment = client.get_experiment_by_name("wsss")
-    runs = client.search_runs([experiment.experiment_id])
+    runs = all_runs(eps_tau_ablation[0].uri)
     ablations = [r for r in runs if r.data.tags.get("wsss.kind") == "ablation"]
     assert len(ablations) == 1 and ablations[0].info.status == "FINISHED"
     rows = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == ablations[0].info.run_id]
@@ -424,12 +423,31 @@ def test_ablate_runs_each_row_as_an_experiment_with_one_mlflow_run(project, mlfl
     assert first.data.params["seeds.eps.tau"] == "0.3" and first.data.params["seeds.method"] == "eps"
     stages = [r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId") == first.info.run_id]
     assert {"train_classifier", "seeds", "evaluate_seeds"} <= set(stages)  # the row's stages nest under it
-    shown = _run(["dvc", "exp", "show", "--no-pager", "--json"], cwd, env).stdout
+    shown = run(["dvc", "exp", "show", "--no-pager", "--json"], cwd, env).stdout
     assert "eps-tau-tau_0.3" in shown
     assert yaml.safe_load((cwd / "params.yaml").read_text())["seeds"]["method"] == "cam"  # workspace untouched
 
 
-def test_ablate_rejects_an_unknown_table_before_running_anything(project, mlflow_db):
-    cwd, env = project
-    failed = _run(["wsss", "ablate", "eps-gamma"], cwd, env, check=False)
-    assert failed.returncode == 2 and "eps-gamma" in failed.stderr and "eps-strategies" in failed.stderr
+def test_ablate_rejects_an_unknown_table_before_running_anything(tmp_path, mlflow_db, capsys):
+    cwd = make_project(tmp_path / "project").path
+    assert cli.main(["--project", str(cwd), "ablate", "eps-gamma"]) == 2
+    err = capsys.readouterr().err
+    assert "eps-gamma" in err and "eps-strategies" in err
+    assert all_runs(mlflow_db) == [] and not (cwd / "results").exists()
+
+
+def test_helpers_copy_the_pipeline_files_and_the_tiny_params(tmp_path):
+    """make_project's copy: the pipeline's files from this checkout (DVC's page template among
+    them), the tiny params over params.yaml, committed; none of this checkout's outputs."""
+    project = make_project(tmp_path / "project", {"seeds": {"method": "eps"}})
+    params = yaml.safe_load((project.path / "params.yaml").read_text())
+    assert params["data"]["synthetic"]["num_train"] == TINY_TRAIN_IMAGES and params["seeds"]["method"] == "eps"
+    assert params["seeds"]["train"]["lr"] == yaml.safe_load((ROOT / "params.yaml").read_text())["seeds"]["train"]["lr"]
+    for name in ("dvc.yaml", ".dvc/config", ".dvc/plots_page.html", "pipeline/seeds.py", "src/wsss/cli.py",
+                 ".gitignore"):
+        assert (project.path / name).read_bytes() == (ROOT / name).read_bytes(), name
+    assert not any((project.path / name).exists() for name in ("artifacts", "mlflow.db", ".dvc/cache", "dvc.lock"))
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=project.path, capture_output=True, text=True)
+    assert status.stdout == ""
+    assert "MLFLOW_TRACKING_URI" not in project.env and project.uri == f"sqlite:///{project.path / 'mlflow.db'}"
+    assert project.env["PYTHONPATH"].split(os.pathsep)[0] == str(project.path / "src")

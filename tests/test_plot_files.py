@@ -9,13 +9,17 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from wsss.core.dvcfile import pipeline
-from wsss.tracking import metrics_files
-from wsss.tracking import plot_files
-from wsss.sweep.ablation import TABLES, write_curve_records
 from tests.helpers.browser import load_page, needs_browser
+from tests.helpers.plots import (
+    ABLATION_PLOTS,
+    assert_every_plot_drawn,
+    dvc_plots,
+    plot_ids,
+)
+from wsss.core.project import copy_pipeline
+from wsss.sweep.ablation import TABLES, write_curve_records
+from wsss.tracking import metrics_files, plot_files
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["background", "boat", "car"]
@@ -102,51 +106,6 @@ def test_ablation_curve_records_from_the_table_rows(tmp_path):
 
 # --- real DVC on the project's plot definitions ------------------------------------------------
 
-ABLATION_PLOTS = ("results/ablations/ptrecl-k.json", "results/ablations/ptrecl-m.json")  # `wsss ablate` only
-
-
-def plot_ids(project: Path) -> list[str]:
-    """The top-level plot ids of a project's dvc.yaml (the data file paths)."""
-    return pipeline(project).plots
-
-
-def dvc_plots(project: Path, env: dict, *revisions: str, output: tuple = ("--json",)) -> str:
-    """`dvc plots show` of the workspace, or `dvc plots diff REVS`, with the `output` options."""
-    command = ["dvc", "plots", "diff", *revisions] if revisions else ["dvc", "plots", "show"]
-    done = subprocess.run([*command, *output], cwd=project, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def assert_every_plot_drawn(project: Path, env: dict, *revisions: str, absent=()) -> dict:
-    """Every dvc.yaml plot but `absent` is drawn without an error, with data from each revision
-    compared (`dvc plots diff REVS`, one rev: against the workspace; none: `dvc plots show`), and
-    in the one HTML page DVC writes. Returns the plots' Vega-Lite specs by plot id."""
-    from dvc_render.base import Renderer
-
-    shown = json.loads(dvc_plots(project, env, *revisions))
-    expected = [plot for plot in plot_ids(project) if plot not in absent]
-    errors = [e for e in shown.get("errors", []) if e.get("name") not in absent]
-    assert not errors, errors
-    specs = {}
-    for plot_id, renders in shown["data"].items():
-        if renders:  # none for an absent file
-            (render,) = renders
-            specs[plot_id.split("::")[-1]] = render["content"]
-    compared = set(revisions) | ({"workspace"} if len(revisions) < 2 else set())
-    for plot in expected:
-        assert plot in specs, (plot, sorted(specs))
-        revs = {point["rev"] for point in specs[plot]["data"]["values"]}
-        assert revs == compared, (plot, revs)
-    page = project / "dvc_plots_test"
-    dvc_plots(project, env, *revisions, output=("-o", str(page)))
-    html = (page / "index.html").read_text()
-    for plot in expected:  # DVC leaves out the div of a plot without data
-        assert f'div id = "{Renderer.remove_special_chars(plot)}"' in html, plot
-    shutil.rmtree(page)
-    return specs
-
-
 def write_every_plot_file(project: Path, scale: float = 1.0) -> None:
     """Plot files as the stages and `wsss ablate` write them, from fake results."""
     for stem, extra in {"seeds": {"sweep": SWEEP}, "refine": {}, "ptrecl_map": {"sweep": SWEEP}, "ptrecl": {},
@@ -163,13 +122,9 @@ def write_every_plot_file(project: Path, scale: float = 1.0) -> None:
 
 @pytest.fixture
 def plots_project(tmp_path):
-    """The project's dvc.yaml, params.yaml and DVC config (custom templates) in a git repo of its own."""
-    for name in ["dvc.yaml", "params.yaml", ".dvc", ".dvcignore"]:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, tmp_path / name, ignore=shutil.ignore_patterns("tmp", "cache"))
-        else:
-            shutil.copy(source, tmp_path / name)
+    """The project's pipeline files (dvc.yaml, params.yaml, DVC config with its custom templates) in a
+    git repo of its own."""
+    copy_pipeline(ROOT, tmp_path)
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "init", "-q"], cwd=tmp_path, check=True)

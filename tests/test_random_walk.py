@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from wsss.methods.random_walk import forward_offsets, path_pixels, random_walk, transition_matrix
+from wsss.methods.random_walk import (
+    forward_offsets,
+    path_pixels,
+    random_walk,
+    transition_matrix,
+)
 
 
 def dense_irn_walk(maps: np.ndarray, boundary: np.ndarray, radius: int, beta: float, exp_times: int) -> np.ndarray:

@@ -10,15 +10,15 @@ import pytest
 import torch
 import yaml
 
-from wsss.core import params as params_mod
-from wsss.tracking import registry
-from wsss.tracking import runs as tracking
 from wsss.cli import main as wsss_main
+from wsss.core import params as params_mod
+from wsss.core.io import read_label_png, save_state_dict
 from wsss.core.params import SyntheticParams
 from wsss.data.synthetic import generate
-from wsss.core.io import read_label_png, save_state_dict
-from wsss.serve.predict import image_files, load_segmenter, predict_files
 from wsss.methods.segmenter import InferenceSettings, Segmenter
+from wsss.serve.predict import image_files, load_segmenter, predict_files
+from wsss.tracking import registry
+from wsss.tracking import runs as tracking
 
 CLASSES = ["background", "cat", "dog"]
 LINEAGE = {"wsss.method": "cam+irn+deeplabv2", "wsss.val_miou": "0.5000", "wsss.pseudo_masks_md5": "abc.dir"}

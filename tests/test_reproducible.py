@@ -8,7 +8,6 @@ same machine, which stands in for "another CPU" here; it changed the prototypes 
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_pipeline_e2e import project  # noqa: F401  (a fixture: a project copy in its own git repo)
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers.project import ROOT, copy_project, run_stage
 
 # The stage's library path on a small input: a bank filled from 40 feature maps (clustered
 # features, the reservoir full), K-means, and the state dict saved as the stage saves it.
@@ -81,26 +78,19 @@ def _md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def _run(cmd, cwd: Path, env: dict) -> None:
-    """Run cmd in a project copy with that copy's own sources first on the path."""
-    env = dict(env, PYTHONPATH=os.pathsep.join([str(cwd / "src"), str(cwd)]))
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=2400)
-    assert result.returncode == 0, f"{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-
-
 @pytest.mark.slow
-def test_two_fresh_runs_of_the_tiny_pipeline_give_the_same_dvc_lock(project, tmp_path):  # noqa: F811
-    first, env = project
-    second = tmp_path / "second"
-    shutil.copytree(first, second, symlinks=True)  # before any run: no artifacts, no DVC cache
-    for copy in (first, second):
-        _run(["dvc", "repro"], copy, env)
-    outs = _outs(first / "dvc.lock")
+def test_two_fresh_runs_of_the_tiny_pipeline_give_the_same_dvc_lock(tiny_run, second_tiny_run, tmp_path):
+    """Two runs of the tiny pipeline from scratch, each in its own copy (no outputs, no DVC cache:
+    every stage runs; the session's two, run at the same time), record the same bytes for every
+    output."""
+    outs = _outs(tiny_run.path / "dvc.lock")
     assert "artifacts/ptrecl/prototypes.pt" in outs and len(outs) >= 15
-    other = _outs(second / "dvc.lock")
+    other = _outs(second_tiny_run.path / "dvc.lock")
     assert {p: (m, other.get(p)) for p, m in outs.items() if other.get(p) != m} == {}
     assert set(other) == set(outs)
+    assert tiny_run.path != second_tiny_run.path and "Running stage 'ptrecl_prototypes'" in second_tiny_run.output
 
     # The prototypes stage again with one thread: the same bytes as dvc.lock records.
-    _run([sys.executable, "-m", "pipeline.ptrecl_prototypes"], first, dict(env, OMP_NUM_THREADS="1"))
-    assert _md5(first / "artifacts/ptrecl/prototypes.pt") == outs["artifacts/ptrecl/prototypes.pt"]
+    second, env = copy_project(second_tiny_run.path, tmp_path / "project")
+    run_stage(second, dict(env, OMP_NUM_THREADS="1"), "ptrecl_prototypes")
+    assert _md5(second / "artifacts/ptrecl/prototypes.pt") == outs["artifacts/ptrecl/prototypes.pt"]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wsss.data.saliency import FolderSaliency, OpenCVSaliency, make_saliency_source
 from wsss.core.errors import DataError, ParamsError
+from wsss.data.saliency import FolderSaliency, OpenCVSaliency, make_saliency_source
 
 
 def test_folder_source_scales_8_and_16_bit(tmp_path: Path):

@@ -3,11 +3,11 @@ import torch
 import torch.nn.functional as F
 
 from wsss.core.params import BackboneParams
-from wsss.models.backbones import build_backbone
 from wsss.methods.sipe import (
     TABLE3_STEPS,
     SIPEClassifier,
     SIPEConfig,
+    SIPELoss,
     allowed_classes,
     cam_with_background,
     default_projection_channels,
@@ -18,11 +18,11 @@ from wsss.methods.sipe import (
     parse_steps,
     prototypes,
     rescale_background,
-    SIPELoss,
     sipe_losses,
     structure_analysis,
     unchunked_structure_analysis,
 )
+from wsss.models.backbones import build_backbone
 
 
 def _model(config=None, classes=3, stride=8, seed=0):

@@ -1,18 +1,18 @@
-"""End to end: `wsss sweep` (Optuna and Ray Tune) on a tiny pipeline whose DVC cache is
-already filled.
+"""End to end: `wsss sweep` (Optuna and Ray Tune) on the tiny pipeline, its DVC cache filled by
+the session's run of it (conftest: tiny_run, copied as finished_project).
 
 Trials must reuse the cached upstream stages (only PtReCl runs), nest under one sweep run in
 MLflow, resume after a SIGKILL without losing or duplicating trials (Optuna), and two concurrent
 trials must leave every shared cache object intact; the Ray engine runs the same sweep on a
 local Ray bound to the loopback and retries and reports a failed trial, and through
-`--address` of a Ray head with two logical GPUs gives each trial its GPU. Slow (a few minutes on
-2 cores): marked `slow`.
+`--address` of a Ray head with two logical GPUs gives each trial its GPU. The sweeps log to a
+store of their own (MLFLOW_TRACKING_URI, the mlflow_db fixture), apart from the pipeline's
+runs in the copy's store. Slow (a few minutes on 2 cores): marked `slow`.
 """
 
 import hashlib
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,60 +24,31 @@ import optuna
 import pytest
 import yaml
 
-from test_pipeline_e2e import TINY, _deep_update, _run
+from tests.helpers.background import background_job
+from tests.helpers.mlflow_runs import all_runs
+from tests.helpers.project import Project, copy_project, project_env
+from tests.helpers.project import run as _run
+from tests.helpers.ray_head import LOGICAL_GPUS, ray_head
 from wsss.cli import main
 from wsss.core import params as params_mod
 from wsss.core.dvcfile import pipeline
 from wsss.sweep.space import SweepError, load_spec
 from wsss.sweep.workspace import TrialError, run_trial, state_dir
 
-ROOT = Path(__file__).resolve().parents[1]
 TRAINING = {"train_classifier", "train_irn", "train_recovery"}
 PTRECL = {"ptrecl", "evaluate_ptrecl"}
 OBJECTIVE = {"metric": "metrics/ptrecl.json:miou", "direction": "maximize"}
-# The end-to-end tests' tiny params, on 8 images: a PtReCl trial costs its stage's start-up
-# more than its images, and what is tested (reuse, resume, nesting) needs no more.
-SWEEP_TINY = {"dataset": {"max_images": 8}}
 
 
 def _env(project: Path, uri: str) -> dict:
-    env = dict(os.environ, MLFLOW_TRACKING_URI=uri, PYTHONPATH=f"{project / 'src'}{os.pathsep}{project}",
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    env.pop("WSSS_PARENT_RUN_ID", None)
-    return env
-
-
-@pytest.fixture(scope="module")
-def filled_project(tmp_path_factory, _mlflow_db_template):
-    """The project with the tiny params, `dvc repro evaluate_ptrecl` run once: its cache and
-    run-cache hold every stage a PtReCl trial needs upstream."""
-    base = tmp_path_factory.mktemp("sweep")
-    dest = base / "project"
-    dest.mkdir()
-    for name in ["dvc.yaml", "params.yaml", "pipeline", "src", ".dvc", ".dvcignore", ".gitignore"]:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache", "*.egg-info"))
-        elif source.exists():
-            shutil.copy(source, dest / name)
-    params = yaml.safe_load((dest / "params.yaml").read_text())
-    _deep_update(params, TINY)
-    _deep_update(params, SWEEP_TINY)
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    shutil.copy(_mlflow_db_template, base / "mlflow.db")
-    env = _env(dest, f"sqlite:///{base / 'mlflow.db'}")
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"],
-                ["dvc", "repro", "evaluate_ptrecl"]):
-        _run(cmd, dest, env)
-    return dest
+    return project_env(project, MLFLOW_TRACKING_URI=uri)
 
 
 @pytest.fixture
-def project(filled_project, tmp_path, mlflow_db):
-    dest = tmp_path / "project"
-    shutil.copytree(filled_project, dest, symlinks=True)
-    return dest
+def project(finished_project, mlflow_db, monkeypatch):
+    """A copy of the finished tiny project; MLFLOW_TRACKING_URI names the sweeps' own store."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_db)
+    return finished_project.path
 
 
 def _spec(project: Path, name: str, space: dict, budget: int, **extra) -> Path:
@@ -186,12 +157,14 @@ def test_a_killed_sweep_resumes_from_its_stored_trials(project, mlflow_db):
     spec = _spec(project, "resume", {"ptrecl.walk_bg_score": {"type": "float", "low": 0.5, "high": 0.9}}, 2)
     command = [sys.executable, "-m", "wsss.cli", "--project", str(project), "sweep", str(spec)]
     env = _env(project, mlflow_db)
-    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
+    log = project.parent / "first.log"
+    with open(log, "wb") as out:
+        first = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 600
     try:
-        while time.monotonic() < deadline and first.poll() is None:
+        while time.monotonic() < deadline:
             time.sleep(1.0)
+            assert first.poll() is None, f"the sweep ended before it was killed:\n{log.read_text()[-5000:]}"
             try:
                 trials = _study(project, "resume").trials
             except Exception:  # no study yet
@@ -200,7 +173,8 @@ def test_a_killed_sweep_resumes_from_its_stored_trials(project, mlflow_db):
                     t.state.name == "RUNNING" and t.params for t in trials):
                 break
     finally:
-        os.killpg(first.pid, signal.SIGKILL)  # the sweep, its dvc and the stage it runs
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)  # the sweep, its dvc and the stage it runs
         first.wait()
     before = _study(project, "resume").trials
     done = [t for t in before if t.state.name == "COMPLETE"]
@@ -296,6 +270,40 @@ def test_ray_engine_runs_the_sweep_locally_and_reports_failed_trials(project, ml
     assert "FAIL" in failed.err and "no trial finished" in failed.err and bad.info.status == "FAILED"
 
 
+def test_a_trial_ray_stops_inside_its_report_is_pruned_not_failed(monkeypatch):
+    """ASHA stops a trial inside `tune.report` (Ray's session ends the trial's thread with
+    sys.exit(0)): the trial's MLflow run is closed PRUNED, as Tune counts it, not FAIL."""
+    from types import SimpleNamespace
+
+    from ray import tune
+
+    from wsss.sweep import ray_engine
+    from wsss.sweep.space import Dimension, Metric, SweepSpec
+    from wsss.sweep.workspace import Placement
+
+    closed = []
+    monkeypatch.setattr(tune, "get_context", lambda: SimpleNamespace(get_trial_id=lambda: "t1"))
+    monkeypatch.setattr(tune, "report", lambda metrics: sys.exit(0))
+    monkeypatch.setattr(ray_engine, "trial_placement", lambda gpus: Placement(gpus=()))
+    monkeypatch.setattr(ray_engine.sweep_tracking, "start_trial_run", lambda *args, **kwargs: "run-1")
+    monkeypatch.setattr(ray_engine.sweep_tracking, "log_intermediate", lambda *args, **kwargs: None)
+    monkeypatch.setattr(ray_engine.sweep_tracking, "finish_trial_run",
+                        lambda project, run_id, state, sweep, outcome=None, error=None:
+                        closed.append((run_id, state, error)))
+    monkeypatch.setattr(ray_engine, "run_trial", lambda sweep, project, overrides, report, *args, **kwargs:
+                        report(0, 0.5))
+    spec = SweepSpec("s", Path("sweeps/s.yaml"), Metric("metrics/ptrecl.json", "miou", "evaluate_ptrecl"),
+                     "maximize", 2, (Dimension("ptrecl.reclassify.top_m", "int", 2, 6),))
+    trainable = ray_engine._trainable(spec, Path("."), "sweep-run", 0, None)
+    with pytest.raises(SystemExit):
+        trainable({"ptrecl.reclassify.top_m": 3})
+    assert closed == [("run-1", "PRUNED", None)]
+    monkeypatch.setattr(ray_engine, "run_trial", lambda *args, **kwargs: 1 / 0)  # a failure stays one
+    with pytest.raises(ZeroDivisionError):
+        trainable({"ptrecl.reclassify.top_m": 3})
+    assert closed[-1][1:] == ("FAIL", "division by zero")
+
+
 def _exp_show(project: Path, env: dict) -> list[dict]:
     """The experiments of the workspace's baseline: [{name, params, metrics}], newest first."""
     import json
@@ -314,31 +322,38 @@ def _exp_show(project: Path, env: dict) -> list[dict]:
     return found
 
 
-@pytest.mark.slow
-def test_dvc_exp_route_single_change_and_queued_grid(project, mlflow_db):
-    """The route without `wsss sweep`: `dvc exp run -S` for one change, `--queue` for a grid; both
-    reuse the cached stages and log to the project's MLflow store."""
-    env = _env(project, mlflow_db)
-    single = _run(["dvc", "exp", "run", "-n", "m3", "-S", "ptrecl.reclassify.top_m=3", "evaluate_ptrecl"], project, env)
-    assert set(re.findall(r"Running stage '([^']+)'", single.stdout)) == PTRECL
-
-    _run(["dvc", "exp", "run", "--queue", "-S", "ptrecl.reclassify.top_m=4,5", "evaluate_ptrecl"], project, env)
-    _run(["dvc", "queue", "start", "-j", "1"], project, env)
+@background_job(after=("tiny_run",))
+def dvc_experiments(job) -> tuple[Project, subprocess.CompletedProcess, str]:
+    """In a copy of the finished tiny project (its own MLflow store), in the background: `dvc exp
+    run -S` of one change, then a grid of two queued and run by `dvc queue start -j 2`; returns
+    the copy, the first run and the queue's last status."""
+    project = copy_project(job.result("tiny_run").path, job.folder / "project", job.environ)
+    cwd, env = project
+    single = job.run(["dvc", "exp", "run", "-n", "m3", "-S", "ptrecl.reclassify.top_m=3", "evaluate_ptrecl"], cwd, env)
+    job.run(["dvc", "exp", "run", "--queue", "-S", "ptrecl.reclassify.top_m=4,5", "evaluate_ptrecl"], cwd, env)
+    job.run(["dvc", "queue", "start", "-j", "2"], cwd, env)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
-        status = _run(["dvc", "queue", "status"], project, env).stdout
+        status = job.run(["dvc", "queue", "status"], cwd, env).stdout
         if not re.search(r"\b(Queued|Running)\b", status):
             break
-        time.sleep(3)
+        time.sleep(1)
+    return project, single, status
+
+
+@pytest.mark.slow
+def test_dvc_exp_route_single_change_and_queued_grid(dvc_experiments):
+    """The route without `wsss sweep`: `dvc exp run -S` for one change, `--queue` for a grid; both
+    reuse the cached stages and log to the project's MLflow store."""
+    project, single, status = dvc_experiments
+    assert set(re.findall(r"Running stage '([^']+)'", single.stdout)) == PTRECL
     assert "Failed" not in status and status.count("Success") == 2, status
-    experiments = _exp_show(project, env)
+    experiments = _exp_show(project.path, project.env)
     by_m = {e["params"]["ptrecl"]["reclassify"]["top_m"]: e for e in experiments}
     assert {3, 4, 5} <= set(by_m) and all(0.0 <= by_m[m]["metrics"]["miou"] <= 1.0 for m in (3, 4, 5))
     # every experiment's stages logged to the project's store, under a parent named after it
-    client = mlflow.MlflowClient(tracking_uri=mlflow_db)
-    experiment = client.get_experiment_by_name("wsss")
-    parents = client.search_runs([experiment.experiment_id], "tags.`wsss.kind` = 'pipeline'")
-    assert len({p.data.tags.get("wsss.dvc_experiment") for p in parents} - {""}) == 3
+    parents = all_runs(project.uri, "tags.`wsss.kind` = 'pipeline'")
+    assert len({p.data.tags.get("wsss.dvc_experiment") for p in parents} - {"", None}) == 3
 
 
 @pytest.mark.slow
@@ -347,8 +362,6 @@ def test_ray_sweep_on_a_cluster_gives_each_trial_its_gpu(project, mlflow_db):
     runs with its GPU visible and one process per stage, its MLflow run (in the driver's store,
     which the head's workers did not have) says which GPU, and the GPU changes no cache key:
     every stage is restored."""
-    from test_sweep_gpus import LOGICAL_GPUS, ray_head
-
     top_m = yaml.safe_load((project / "params.yaml").read_text())["ptrecl"]["reclassify"]["top_m"]
     spec = _spec(project, "ray-gpus", {"ptrecl.reclassify.top_m": {"type": "categorical", "choices": [top_m]}}, 2)
     with ray_head() as address:

@@ -7,25 +7,23 @@ are the trial's own, fractions share one, 0 hides them all, and `project.devices
 The end-to-end sweep on such a head is in test_sweep.py.
 """
 
-import contextlib
 import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from wsss.sweep.ray_engine import check_cluster_gpus, check_gpus_per_trial, init_ray, trial_placement
+from tests.helpers.ray_head import LOGICAL_GPUS, ray_head
+from wsss.sweep.ray_engine import (
+    check_cluster_gpus,
+    check_gpus_per_trial,
+    trial_placement,
+)
 from wsss.sweep.space import Dimension, Metric, SweepError, SweepSpec
 from wsss.sweep.workspace import Placement, trial_env, trial_overrides
-
-LOGICAL_GPUS = ("0", "1")
 
 
 def _spec(**fixed) -> SweepSpec:
@@ -55,55 +53,6 @@ def test_a_placement_sets_the_trials_visible_gpus_and_processes(tmp_path, monkey
     hidden = Placement(gpus=())
     assert trial_env(tmp_path, tmp_path, None, hidden)["CUDA_VISIBLE_DEVICES"] == ""
     assert trial_overrides(_spec(**{"project.devices": 2}), {}, hidden) == {"project.devices": 2}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def ray_head(gpus: int = len(LOGICAL_GPUS), cpus: int = 4):
-    """A Ray head on the loopback with `gpus` logical GPUs, as `ray start --head` on a GPU node;
-    yields its address, the test process connected to it. Stopped by its process group only (other
-    Ray instances on this machine are left alone)."""
-    import ray
-
-    port = _free_port()
-    temp = tempfile.mkdtemp(prefix="ray")  # short: Ray's socket paths must fit in 107 bytes
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES=",".join(LOGICAL_GPUS[:gpus]), RAY_AUTH_MODE="disabled")
-    env.pop("MLFLOW_TRACKING_URI", None)  # a node's environment is its own, not the driver's
-    command = [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--port", str(port),
-               "--node-ip-address", "127.0.0.1", "--num-cpus", str(cpus), "--num-gpus", str(gpus),
-               "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", temp]
-    with open(Path(temp) / "head.log", "wb") as log:
-        head = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    address = f"127.0.0.1:{port}"
-    # A driver given a loopback address swaps it for the IP the machine routes outwards
-    # (ray._private.services.resolve_ip_for_localhost), where a head bound to 127.0.0.1 does not
-    # answer: ray.init then retries for ever. Ray's own switch keeps this driver on the loopback.
-    from ray._private import ray_constants
-
-    cluster_switch = ray_constants.ENABLE_RAY_CLUSTER
-    ray_constants.ENABLE_RAY_CLUSTER = False
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                init_ray(address)
-                break
-            except ConnectionError:
-                if head.poll() is not None or time.monotonic() > deadline:
-                    raise
-                time.sleep(1)
-        yield address
-    finally:
-        ray.shutdown()
-        ray_constants.ENABLE_RAY_CLUSTER = cluster_switch
-        os.killpg(head.pid, signal.SIGKILL)  # `ray start --block` takes long to honour SIGTERM
-        head.wait()
-        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _run_trials(gpus_per_trial: float, count: int, out: Path) -> list[dict]:

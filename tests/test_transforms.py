@@ -2,6 +2,8 @@ import numpy as np
 import pytest
 import torch
 
+from wsss.core.errors import DataError
+from wsss.core.io import write_palette_png
 from wsss.data.base import IGNORE_INDEX
 from wsss.data.transforms import (
     ClassificationDataset,
@@ -11,8 +13,6 @@ from wsss.data.transforms import (
     random_crop,
     resize_long_side,
 )
-from wsss.core.errors import DataError
-from wsss.core.io import write_palette_png
 
 
 def test_random_crop_keeps_content_and_pads_with_mean_and_ignore():

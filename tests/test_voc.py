@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wsss.data import voc as voc_module
+from wsss.core.errors import DataError, ParamsError
+from wsss.core.io import write_palette_png
 from wsss.core.params import DatasetParams, validate
+from wsss.data import voc as voc_module
 from wsss.data.registry import open_dataset
 from wsss.data.saliency import FolderSaliency
 from wsss.data.voc import VOC_CLASSES, VOCDataset
-from wsss.core.errors import DataError, ParamsError
-from wsss.core.io import write_palette_png
 
 H, W = 12, 16
 PERSON, CAR, DOG, CAT = 15, 7, 12, 8

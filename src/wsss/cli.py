@@ -163,9 +163,9 @@ def cmd_repro(args) -> int:
     """dvc repro with a parent MLflow run that every stage nests under. params.yaml is checked
     fully first: a bad value must not fail a stage after DVC has removed its outputs."""
     from wsss.core import params as params_mod
+    from wsss.stages.preflight import check_all
     from wsss.tracking import restore
     from wsss.tracking import runs as tracking
-    from wsss.stages.preflight import check_all
 
     project = Path(args.project)
     params = params_mod.load(project / params_mod.PARAMS_FILE)
@@ -280,11 +280,11 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from wsss.core import params as params_mod
     from tqdm import tqdm
 
-    from wsss.serve.predict import image_files, load_segmenter, predict_files
+    from wsss.core import params as params_mod
     from wsss.core.progress import progress_enabled
+    from wsss.serve.predict import image_files, load_segmenter, predict_files
 
     project = Path(args.project)
     model = args.model

@@ -8,9 +8,11 @@ import shutil
 from pathlib import Path
 from typing import Sequence
 
-# The pipeline's code, params and DVC configuration (with its plot templates); not the data, the
-# outputs, DVC's cache or MLflow's store.
-PIPELINE_FILES = ("dvc.yaml", "params.yaml", "pipeline", "src", ".dvc/config", ".dvc/plots", ".dvcignore")
+# The pipeline's code, params and DVC configuration (with its plot templates and the page
+# `dvc plots show` fills, .dvc/config's plots.html_template); not the data, the outputs, DVC's
+# cache or MLflow's store.
+PIPELINE_FILES = ("dvc.yaml", "params.yaml", "pipeline", "src", ".dvc/config", ".dvc/plots", ".dvc/plots_page.html",
+                  ".dvcignore")
 _IGNORED_PARTS = ("__pycache__",)
 _IGNORED_SUFFIXES = (".pyc",)
 

@@ -28,11 +28,17 @@ from pathlib import Path
 
 import numpy as np
 
-from wsss.data.base import IGNORE_INDEX, SegmentationDataset
-from wsss.data.saliency import SaliencySource
-from wsss.data.voc import check_mask, labels_from_values, read_image, read_image_size, validate_dataset
 from wsss.core.errors import DataError
 from wsss.core.io import read_json, read_label_png
+from wsss.data.base import IGNORE_INDEX, SegmentationDataset
+from wsss.data.saliency import SaliencySource
+from wsss.data.voc import (
+    check_mask,
+    labels_from_values,
+    read_image,
+    read_image_size,
+    validate_dataset,
+)
 
 
 class COCODataset(SegmentationDataset):

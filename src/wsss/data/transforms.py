@@ -7,8 +7,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from wsss.data.base import IGNORE_INDEX, SegmentationDataset
 from wsss.core.errors import DataError
+from wsss.data.base import IGNORE_INDEX, SegmentationDataset
 
 # the normalisation of every backbone's input (torchvision's ImageNet weights)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

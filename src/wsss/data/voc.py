@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from wsss.data.base import IGNORE_INDEX, SegmentationDataset
-from wsss.data.saliency import SaliencySource
 from wsss.core.errors import DataError
 from wsss.core.io import read_label_png, read_rgb
+from wsss.data.base import IGNORE_INDEX, SegmentationDataset
+from wsss.data.saliency import SaliencySource
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",

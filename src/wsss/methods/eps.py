@@ -32,8 +32,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from wsss.models.backbones import Backbone
 from wsss.methods.cam import multiscale_cam
+from wsss.models.backbones import Backbone
 
 STRATEGIES = ("adaptive", "naive", "predefined", "none")
 

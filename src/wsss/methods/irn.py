@@ -22,8 +22,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from wsss.data.base import IGNORE_INDEX
-from wsss.models.backbones import Backbone
 from wsss.methods.random_walk import forward_offsets, pair_affinities
+from wsss.models.backbones import Backbone
 
 EPS = 1e-5
 

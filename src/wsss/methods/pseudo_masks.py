@@ -12,11 +12,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from wsss.data.transforms import to_tensor
 from wsss.core.params import CrfParams
+from wsss.data.transforms import to_tensor
 from wsss.methods.crf import crf_from_probabilities, scores_to_probabilities
 from wsss.methods.random_walk import random_walk
-
 
 Background = float | np.ndarray
 

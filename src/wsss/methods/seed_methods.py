@@ -19,10 +19,10 @@ import torch.nn.functional as F
 
 from wsss.core.errors import ParamsError
 from wsss.core.params import EpsParams, SeedsParams, SipeParams
-from wsss.models.backbones import Backbone
 from wsss.methods.cam import CAMClassifier, multiscale_cam
 from wsss.methods.eps import EPSClassifier, eps_losses, multiscale_eps
 from wsss.methods.sipe import SIPEClassifier, SIPEConfig, SIPELoss, multiscale_is_cam
+from wsss.models.backbones import Backbone
 
 
 def sipe_config(section: SipeParams) -> SIPEConfig:

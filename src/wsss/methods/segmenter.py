@@ -15,7 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wsss.core.params import BackboneParams, CrfParams, SegmentInferParams, SegmentParams
+from wsss.core.params import (
+    BackboneParams,
+    CrfParams,
+    SegmentInferParams,
+    SegmentParams,
+)
 
 FORMAT_VERSION = 1  # of `config()`: what a logged model's segmenter.json holds
 
@@ -95,8 +100,8 @@ class Segmenter:
         """Class probabilities (K x H x W float32) of one RGB uint8 image (H x W x 3), averaged over
         the scales and flip, after the dense CRF when it is on."""
         from wsss.data.transforms import to_tensor
-        from wsss.models.deeplab import predict
         from wsss.methods.crf import crf_from_probabilities
+        from wsss.models.deeplab import predict
 
         settings = settings or self.settings
         image = check_image(image)

@@ -92,10 +92,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import Field
 
-from wsss.core.params import CamBackground, SeedsParams, SipeInference, SipeParams, parse_sipe_steps
+from wsss.core.params import (
+    CamBackground,
+    SeedsParams,
+    SipeInference,
+    SipeParams,
+    parse_sipe_steps,
+)
 from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from wsss.models.backbones import Backbone
 from wsss.methods.pamr import PAMR
+from wsss.models.backbones import Backbone
 
 INFERENCE_MODES = get_args(SipeInference)
 DEFAULT_PROJECTIONS = (128, 128, 256, 256)

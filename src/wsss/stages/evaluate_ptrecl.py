@@ -7,8 +7,15 @@ the seeds, and at `ptrecl.reclassify.bg_threshold` (auto: the sweep's best), the
 
 from wsss.core.errors import DataError
 from wsss.core.io import load_image_scores
-from wsss.core.params import (DatasetParams, EvaluateParams, ProjectParams, ReclassifyParams, RefineMethod,
-                              SeedMethod, TrackingParams)
+from wsss.core.params import (
+    DatasetParams,
+    EvaluateParams,
+    ProjectParams,
+    ReclassifyParams,
+    RefineMethod,
+    SeedMethod,
+    TrackingParams,
+)
 from wsss.data.registry import open_split
 from wsss.evaluation import metrics as M
 from wsss.evaluation.masks import MaskEvaluation, read_mask, with_ground_truth

@@ -5,7 +5,14 @@ metrics JSON and in MLflow.
 """
 
 from wsss.core.errors import DataError
-from wsss.core.params import DatasetParams, EvaluateParams, ProjectParams, RefineMethod, SeedMethod, TrackingParams
+from wsss.core.params import (
+    DatasetParams,
+    EvaluateParams,
+    ProjectParams,
+    RefineMethod,
+    SeedMethod,
+    TrackingParams,
+)
 from wsss.data.registry import open_split
 from wsss.evaluation.masks import MaskEvaluation, read_mask, with_ground_truth
 from wsss.evaluation.metrics import format_cell

@@ -11,7 +11,14 @@ as DVC metrics JSON and in MLflow.
 
 from wsss.core.errors import DataError
 from wsss.core.io import load_image_scores, load_score_map
-from wsss.core.params import CrfParams, DatasetParams, EvaluateParams, ProjectParams, SeedMethod, TrackingParams
+from wsss.core.params import (
+    CrfParams,
+    DatasetParams,
+    EvaluateParams,
+    ProjectParams,
+    SeedMethod,
+    TrackingParams,
+)
 from wsss.data.registry import open_split
 from wsss.evaluation import metrics as M
 from wsss.evaluation.masks import MaskEvaluation, with_ground_truth

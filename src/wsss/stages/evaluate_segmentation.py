@@ -10,8 +10,17 @@ from wsss.core.device import resolve_device
 from wsss.core.dvcfile import pipeline
 from wsss.core.errors import DataError
 from wsss.core.io import atomic_dir, write_palette_png
-from wsss.core.params import (BackboneParams, CrfParams, DatasetParams, EvaluateParams, ProjectParams, RefineMethod,
-                              SeedMethod, SegmentParams, TrackingParams)
+from wsss.core.params import (
+    BackboneParams,
+    CrfParams,
+    DatasetParams,
+    EvaluateParams,
+    ProjectParams,
+    RefineMethod,
+    SeedMethod,
+    SegmentParams,
+    TrackingParams,
+)
 from wsss.core.progress import progress_bar
 from wsss.data.registry import open_split
 from wsss.evaluation.masks import MaskEvaluation

@@ -24,8 +24,15 @@ from wsss.core.device import resolve_device
 from wsss.core.dvcfile import ArtifactPaths, pipeline
 from wsss.core.errors import DataError, ParamsError
 from wsss.core.io import atomic_dir, atomic_path, load_image_scores
-from wsss.core.params import (DatasetParams, GalleryParams, ProjectParams, RefineMethod, RefineParams, SeedsParams,
-                              SegmentParams)
+from wsss.core.params import (
+    DatasetParams,
+    GalleryParams,
+    ProjectParams,
+    RefineMethod,
+    RefineParams,
+    SeedsParams,
+    SegmentParams,
+)
 from wsss.core.progress import progress_bar
 from wsss.data.registry import open_split
 from wsss.evaluation.masks import read_mask, with_ground_truth

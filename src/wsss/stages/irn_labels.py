@@ -11,7 +11,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from wsss.core.io import load_image_scores, read_label_png, write_palette_png
-from wsss.core.params import DatasetParams, IrnLabelParams, ProjectParams, TrackingParams
+from wsss.core.params import (
+    DatasetParams,
+    IrnLabelParams,
+    ProjectParams,
+    TrackingParams,
+)
 from wsss.data.registry import open_split
 from wsss.evaluation.visualize import gallery, overlay_panels
 from wsss.methods.crf import relation_labels

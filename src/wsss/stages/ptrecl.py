@@ -15,16 +15,28 @@ import torch.nn.functional as F
 
 from wsss.core.dvcfile import ArtifactPaths, load_stage_checkpoint, pipeline
 from wsss.core.errors import DataError
-from wsss.core.io import load_score_map, read_label_png, save_score_map, write_palette_png
-from wsss.core.params import BackboneParams, DatasetParams, ProjectParams, PtreclParams, TrackingParams, WalkParams
+from wsss.core.io import (
+    load_score_map,
+    read_label_png,
+    save_score_map,
+    write_palette_png,
+)
+from wsss.core.params import (
+    BackboneParams,
+    DatasetParams,
+    ProjectParams,
+    PtreclParams,
+    TrackingParams,
+    WalkParams,
+)
 from wsss.core.precision import autocast, resolve_precision
 from wsss.data.registry import open_split
 from wsss.data.transforms import to_tensor
 from wsss.evaluation.visualize import gallery, overlay_panels
 from wsss.methods.ptrecl import prototypes_from_state, reclassify
 from wsss.stages.common import Stage
-from wsss.stages.per_image import sharded
 from wsss.stages.networks import recovery_network
+from wsss.stages.per_image import sharded
 from wsss.stages.refiners import irn_walker
 
 

@@ -15,7 +15,13 @@ import torch.nn.functional as F
 
 from wsss.core.device import resolve_device
 from wsss.core.io import read_label_png, save_state_dict
-from wsss.core.params import BackboneParams, DatasetParams, DeeplabParams, ProjectParams, PrototypeParams
+from wsss.core.params import (
+    BackboneParams,
+    DatasetParams,
+    DeeplabParams,
+    ProjectParams,
+    PrototypeParams,
+)
 from wsss.core.progress import progress_bar
 from wsss.data.registry import open_split
 from wsss.data.transforms import to_tensor

@@ -12,7 +12,8 @@ from wsss.stages.common import Stage
 from wsss.stages.networks import starting_backbone
 from wsss.stages.training import run_training, train_stage
 from wsss.train.ddp import Ranks, prepare
-from wsss.train.loop import make_sgd, train_irn as train_heads, train_loader
+from wsss.train.loop import make_sgd, train_loader
+from wsss.train.loop import train_irn as train_heads
 
 
 def train_irn(stage: Stage, project: ProjectParams, dataset_cfg: DatasetParams, backbone: BackboneParams,

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wsss.tracking import plot_files
 from wsss.core.errors import WsssError
 from wsss.core.io import atomic_path
 from wsss.evaluation.metrics import format_table
 from wsss.methods.sipe import TABLE3_STEPS
+from wsss.tracking import plot_files
 
 RESULTS_DIR = Path("results/ablations")
 SEEDS = "metrics/seeds.json"

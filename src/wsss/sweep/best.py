@@ -77,10 +77,10 @@ def register_best(sweep: SweepSpec, project: Path, state: Path, sweep_run_id: st
 
     import mlflow
 
-    from wsss.tracking import registry
-    from wsss.tracking import runs as tracking
     from wsss.sweep.space import SweepError
     from wsss.sweep.workspace import acquire_slot, trial_env, write_slot_params
+    from wsss.tracking import registry
+    from wsss.tracking import runs as tracking
 
     name = params_mod.load(project / params_mod.PARAMS_FILE).tracking.registered_model
     if not name:

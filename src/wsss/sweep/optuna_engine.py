@@ -19,7 +19,13 @@ from wsss.evaluation.metrics import format_table
 from wsss.sweep import tracking as sweep_tracking
 from wsss.sweep.best import write_best
 from wsss.sweep.space import Dimension, SweepError, SweepSpec
-from wsss.sweep.workspace import TrialError, code_changed, prepare, run_trial, sweep_lock
+from wsss.sweep.workspace import (
+    TrialError,
+    code_changed,
+    prepare,
+    run_trial,
+    sweep_lock,
+)
 
 ENGINE = "optuna"
 RETRY_OF = "wsss.retry_of"  # user attr of a re-queued trial: the number of the trial it retries

@@ -38,7 +38,13 @@ from wsss.evaluation.metrics import format_table
 from wsss.sweep import tracking as sweep_tracking
 from wsss.sweep.best import write_best
 from wsss.sweep.space import Dimension, SweepError, SweepSpec
-from wsss.sweep.workspace import Placement, prepare, run_trial, sweep_lock, trial_overrides
+from wsss.sweep.workspace import (
+    Placement,
+    prepare,
+    run_trial,
+    sweep_lock,
+    trial_overrides,
+)
 
 ENGINE = "ray"
 VALUE = "value"  # what each report carries: a reported metric's value, the objective's last
@@ -46,7 +52,11 @@ VALUE = "value"  # what each report carries: a reported metric's value, the obje
 
 def optuna_space(sweep: SweepSpec) -> dict:
     """The spec's dimensions as Optuna distributions, for OptunaSearch."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
 
     def distribution(d: Dimension):
         if d.type == "int":
@@ -115,6 +125,11 @@ def _trainable(sweep: SweepSpec, project: Path, sweep_run_id: str, gpus_per_tria
         try:
             outcome = run_trial(sweep, project, overrides, report, run_id, label=f"ray-{trial_id}",
                                 placement=placement)
+        except SystemExit:
+            # Tune stopped the trial inside tune.report (ASHA pruned it: Ray's session ends the
+            # trial's thread with sys.exit(0)); Tune counts it as stopped, not failed
+            sweep_tracking.finish_trial_run(project, run_id, "PRUNED", sweep)
+            raise
         except BaseException as exc:
             sweep_tracking.finish_trial_run(project, run_id, "FAIL", sweep, error=str(exc))
             raise

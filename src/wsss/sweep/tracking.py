@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 from wsss.core import params as params_mod
-from wsss.tracking import runs as tracking
 from wsss.core.io import atomic_path
 from wsss.sweep.space import SweepSpec
 from wsss.sweep.workspace import TrialOutcome
+from wsss.tracking import runs as tracking
 
 RUN_ID_FILE = "mlflow_run_id"
 # Trial states as Optuna names them, and the MLflow run status each ends in.

@@ -43,8 +43,8 @@ import yaml
 
 from wsss.core import params as params_mod
 from wsss.core.errors import WsssError
-from wsss.core.project import copy_pipeline, pipeline_digest
 from wsss.core.io import atomic_path
+from wsss.core.project import copy_pipeline, pipeline_digest
 from wsss.sweep.space import SweepError, SweepSpec
 
 STATE_ROOT = Path(".wsss") / "sweeps"

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from wsss.tracking import plot_files
 from wsss.core.io import read_json, write_json
+from wsss.tracking import plot_files
 
 DETAILS_DIR = "details"
 LABELS = ("stage", "method", "split")  # strings that describe a result; not MLflow metrics

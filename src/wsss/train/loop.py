@@ -14,8 +14,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from wsss.train.ddp import GlobalBatchSampler, Ranks, local_batch, mean_over_ranks, unwrap
 from wsss.core.precision import autocast, grad_scaler
+from wsss.train.ddp import (
+    GlobalBatchSampler,
+    Ranks,
+    local_batch,
+    mean_over_ranks,
+    unwrap,
+)
 
 StepCallback = Callable[[int, dict], None]
 

@@ -18,7 +18,11 @@ from wsss.core.params import SyntheticParams
 from wsss.data.synthetic.shapes import SHAPES, Parts
 from wsss.data.synthetic.styles import CLASS_STYLES, CONTEXT_STYLES
 from wsss.data.synthetic.textures import Grid
-from wsss.data.synthetic.vocabulary import CLASS_NAMES, CONTEXT_NAMES, cooccurrence_triples
+from wsss.data.synthetic.vocabulary import (
+    CLASS_NAMES,
+    CONTEXT_NAMES,
+    cooccurrence_triples,
+)
 
 
 @dataclass

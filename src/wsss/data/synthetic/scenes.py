@@ -16,7 +16,12 @@ import numpy as np
 from wsss.core.params import SyntheticParams
 from wsss.data.synthetic.styles import CLASS_STYLES, CONTEXT_STYLES
 from wsss.data.synthetic.textures import Grid
-from wsss.data.synthetic.vocabulary import CLASS_NAMES, CONTEXT_NAMES, SKY, cooccurrence_triples
+from wsss.data.synthetic.vocabulary import (
+    CLASS_NAMES,
+    CONTEXT_NAMES,
+    SKY,
+    cooccurrence_triples,
+)
 
 
 def choose_contexts(rng: np.random.Generator, class_ids: Sequence[int], config: SyntheticParams) -> list[int]:

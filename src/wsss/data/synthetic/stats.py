@@ -9,7 +9,11 @@ import numpy as np
 from wsss.core.params import SyntheticParams
 from wsss.data.base import IGNORE_INDEX
 from wsss.data.synthetic.sample import SyntheticSample
-from wsss.data.synthetic.vocabulary import CLASS_NAMES, CONTEXT_NAMES, cooccurrence_triples
+from wsss.data.synthetic.vocabulary import (
+    CLASS_NAMES,
+    CONTEXT_NAMES,
+    cooccurrence_triples,
+)
 
 
 class Stats:

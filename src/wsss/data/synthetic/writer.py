@@ -19,7 +19,12 @@ from wsss.core.params import SyntheticParams
 from wsss.data.synthetic.render import render_sample
 from wsss.data.synthetic.sample import SyntheticSample
 from wsss.data.synthetic.stats import Stats
-from wsss.data.synthetic.vocabulary import CLASS_NAMES, CONTEXT_NAMES, check_names, cooccurrence_triples
+from wsss.data.synthetic.vocabulary import (
+    CLASS_NAMES,
+    CONTEXT_NAMES,
+    check_names,
+    cooccurrence_triples,
+)
 
 _FOLDERS = (
     "JPEGImages",
