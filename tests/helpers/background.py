@@ -141,6 +141,9 @@ class Scheduler:
                    and n not in self.results]
             order = list(JOBS)
             self.queued = sorted(self.queued + new, key=lambda n: (JOBS[n].rank, order.index(n)))
+            factory = getattr(self.config, "_tmp_path_factory", None)
+            if factory is not None:
+                factory.getbasetemp()  # made here, once: the factory is not thread-safe
             self.workers = [w for w in self.workers if w.is_alive()]
             while len(self.workers) < min(self.slots, len(self.queued)):
                 worker = threading.Thread(target=self._work, name=f"background-job-{len(self.workers)}", daemon=True)
@@ -156,8 +159,7 @@ class Scheduler:
                 name = self.queued.pop(0)
                 self.running.add(name)
             try:
-                factory = getattr(self.config, "_tmp_path_factory", None)  # tmp_path_factory's, kept as theirs
-                folder = factory.mktemp(name.replace("_", "-")) if factory else Path(tempfile.mkdtemp(prefix=name))
+                folder = self._folder(name)
                 outcome = (True, JOBS[name].work(JobContext(self, name, folder)))
             except BaseException as exc:  # handed to the tests that need the job
                 outcome = (False, exc)
@@ -165,6 +167,14 @@ class Scheduler:
                 self.running.discard(name)
                 self.results[name] = outcome
                 self.lock.notify_all()
+
+    def _folder(self, name: str) -> Path:
+        """A new folder for the job, among tmp_path_factory's (kept as theirs are)."""
+        factory = getattr(self.config, "_tmp_path_factory", None)
+        if factory is None:
+            return Path(tempfile.mkdtemp(prefix=name))
+        with self.lock:  # the factory is not thread-safe
+            return factory.mktemp(name.replace("_", "-"))
 
     def result(self, name: str, timeout: float = 3600):
         """The job's result once it has run (queued now if it was not)."""
