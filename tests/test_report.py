@@ -82,3 +82,22 @@ def test_pipelines_only_leaves_out_experiment_rows(tmp_path, mlflow_db, monkeypa
     plain = next(line for line in run_report("wsss", tmp_path, pipelines_only=True).splitlines()
                  if line.startswith("| cam+irn "))
     assert "0.4500" in plain and "ptrecl-k-K_2" not in plain
+
+
+def test_a_replicate_study_shows_each_figure_over_its_seeds():
+    from wsss.evaluation.statistics import over_seeds
+
+    def replicate(stage, method, miou, t, seed):
+        return Evaluation(stage, method, {"miou": miou}, t, f"replicate-seed-{seed}", False, None, "group1",
+                          f"child{seed}")
+
+    cams, irns = [0.3957, 0.4239, 0.4814], [0.4331, 0.4560, 0.5427]
+    rows = report_rows([_evaluation("seeds", "cam", 0.30, 0)]
+                       + [replicate("seeds", "cam", v, 1 + k, k) for k, v in enumerate(cams)]
+                       + [replicate("refine", "cam+irn", v, 5 + k, k) for k, v in enumerate(irns)]
+                       + [_evaluation("seeds", "eps", 0.5, 9)])
+    by_method = {r["method"]: r for r in rows}
+    assert by_method["cam"]["seeds mIoU"] == over_seeds(cams) and by_method["cam"]["runs"] == "3 seeds"
+    assert by_method["cam+irn"]["pseudo-mask mIoU"] == over_seeds(irns)
+    assert by_method["cam+irn"]["seeds mIoU"].format() == over_seeds(cams).format()
+    assert by_method["eps"]["seeds mIoU"] == 0.5 and by_method["eps"]["runs"] == "single run"

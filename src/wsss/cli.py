@@ -74,13 +74,14 @@ def _print_mlflow_hint(experiment: str, experiment_id: str, run: str) -> None:
 
 def cmd_results(args) -> int:
     from wsss.evaluation.metrics import format_table
-    from wsss.evaluation.results import COLUMNS, result_rows
+    from wsss.evaluation.results import COLUMNS, SINGLE_RUN, result_rows
 
     rows = result_rows(args.project)
     if not rows:
         print("no results yet: run `wsss repro` (or `dvc repro`) first", file=sys.stderr)
         return 1
     print(format_table(rows, COLUMNS))
+    print(SINGLE_RUN)
     return 0
 
 
@@ -170,6 +171,8 @@ def cmd_repro(args) -> int:
     project = Path(args.project)
     params = params_mod.load(project / params_mod.PARAMS_FILE)
     check_all(params, project)
+    if args.replicates is not None:
+        return _repro_replicates(args, project)
     experiment_id = tracking.configure(params.tracking.experiment, project)
     tracking.close_orphaned_runs(experiment_id)
     parent = tracking.start_parent_run(experiment_id, params, f"wsss-repro:{os.getpid()}", project)
@@ -199,6 +202,31 @@ def cmd_repro(args) -> int:
     cmd_results(args)
     print()
     _print_mlflow_hint(params.tracking.experiment, experiment_id, "newest parent run")
+    return 0
+
+
+def _repro_replicates(args, project: Path) -> int:
+    from wsss.sweep.replicates import markdown, run_replicates
+
+    study = run_replicates(project, args.replicates, _tool_env(), dvc_args=tuple(args.dvc_args))
+    print()
+    print(markdown(study))
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from wsss.evaluation.metrics import format_table
+    from wsss.sweep.replicates import STUDY_METRICS, verify
+
+    rows = verify(Path(args.project))
+    print(format_table([row | {"inside": "yes" if row["inside"] else "NO"} for row in rows],
+                       ["stage", "figure", "this run", "replicates (mean)", "expected range", "inside"]))
+    outside = [f"{row['stage']} {row['figure']}" for row in rows if not row["inside"]]
+    if outside:
+        print(f"outside the 95% prediction interval of {STUDY_METRICS}: {', '.join(outside)}; about 1 figure in "
+              "20 is by chance (docs/statistics.md)")
+        return 1
+    print(f"every figure falls inside the 95% prediction interval of the replicate study ({STUDY_METRICS})")
     return 0
 
 
@@ -315,10 +343,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--project", default=".", help="project directory (default: .)")
     sub = parser.add_subparsers(dest="command", required=True)
     repro = sub.add_parser("repro", help="run the pipeline and print the results table")
+    repro.add_argument("--replicates", type=int, default=None, metavar="N",
+                       help="run it for project.seed = 0..N-1 (DVC experiments) and print each figure's mean "
+                            "and 95%% interval over the seeds (docs/statistics.md)")
     repro.add_argument("dvc_args", nargs=argparse.REMAINDER, help="passed on to dvc repro")
     repro.set_defaults(func=cmd_repro)
     sub.add_parser("results", help="print the results table").set_defaults(func=cmd_results)
     sub.add_parser("check-params", help="validate params.yaml").set_defaults(func=cmd_check_params)
+    sub.add_parser("verify", help="check this run's figures against the committed replicate study's intervals "
+                   "(metrics/replicates.json)").set_defaults(func=cmd_verify)
     params_cmd = sub.add_parser("params", help="params.yaml's model").add_subparsers(dest="action", required=True)
     schema = params_cmd.add_parser("schema", help="write params.yaml's JSON Schema (default params.schema.json)")
     schema.add_argument("--out", default=None, help="the file, relative to --project (default params.schema.json)")

@@ -1,8 +1,9 @@
 """Scoring pseudo masks against ground truth: the figures every evaluate stage reports.
 
-mIoU with per-class IoU / precision / recall, class-agnostic boundary F1, and co-occurrence
-confusion m_{k,c} (docs/methods.md §7) when the data set has full-scene context masks, with the
-pairs that co-occur by construction summarised on their own.
+mIoU with per-class IoU / precision / recall and its image-bootstrap interval (how much the
+figure depends on which images were drawn, wsss.evaluation.statistics), class-agnostic boundary
+F1, and co-occurrence confusion m_{k,c} (docs/methods.md §7) when the data set has full-scene
+context masks, with the pairs that co-occur by construction summarised on their own.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from wsss.evaluation import metrics as M
+from wsss.evaluation import statistics
 
 
 class MaskEvaluation:
@@ -21,20 +23,32 @@ class MaskEvaluation:
         self.boundary = M.BoundaryAccumulator(tolerance=boundary_tolerance)
         self.cooccurrence = (M.CooccurrenceAccumulator(dataset.num_classes, len(self.context_names))
                              if self.context_names else None)
-        self.images = 0
+        self.image_counts: list[np.ndarray] = []  # per image (3, C): the bootstrap's unit
+
+    @property
+    def images(self) -> int:
+        return len(self.image_counts)
 
     def update(self, gt: np.ndarray, pred: np.ndarray, context: np.ndarray | None = None) -> None:
-        self.confusion.update(gt, pred)
+        self.image_counts.append(statistics.image_counts(self.confusion.update(gt, pred)).astype(np.int32))
         self.boundary.update(gt, pred)
         if self.cooccurrence is not None and context is not None:
             self.cooccurrence.update(context, gt, pred)
-        self.images += 1
+
+    def miou_interval(self) -> dict | None:
+        """The mIoU's interval over the images (a single run's uncertainty)."""
+        if not self.image_counts:
+            return None
+        interval = statistics.image_bootstrap(np.stack(self.image_counts))
+        return {"low": interval.low, "high": interval.high, "n_images": interval.n, "interval": interval.kind,
+                "confidence": statistics.CONFIDENCE}
 
     def result(self) -> dict:
         scores = self.confusion.summary(self.class_names)
         result = {
             "num_images": self.images,
             "miou": scores["miou"],
+            "miou_ci": self.miou_interval(),
             "pixel_accuracy": scores["pixel_accuracy"],
             "per_class": scores["per_class"],
             "boundary": self.boundary.result(),

@@ -13,6 +13,10 @@ seeds method and per pseudo-mask chain:
 A chain's seeds mIoU is that of its seed method; its segmentation mIoU that of the newest network
 trained on its masks, beside that network's Model Registry version (wsss.tracking.registry). Boundary F1 and co-occurrence are the row's own masks' (the seeds' for a
 seeds row).
+
+When the newest evaluation belongs to a replicate study (`wsss repro --replicates N`), each figure
+is the mean over the study's replicates with its 95% t interval, ``mean ± half-width (n=N)``
+(wsss.evaluation.statistics); otherwise the `runs` column says "single run".
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wsss.evaluation.metrics import format_table
+from wsss.evaluation.statistics import Interval, over_seeds
 from wsss.tracking.runs import REGISTERED_TAG
 
 COLUMNS = ["method", "seeds mIoU", "pseudo-mask mIoU", "reclass. map mIoU", "segmentation val mIoU",
-           "registered model", "boundary F1", "co-occurrence", "run"]
+           "registered model", "boundary F1", "co-occurrence", "runs", "run"]
 _STAGES = {"evaluate_seeds": "seeds", "evaluate_refine": "refine", "evaluate_ptrecl": "ptrecl",
            "evaluate_segmentation": "segment"}
 _NETWORK = re.compile(r"\+deeplab\w+$")
@@ -43,6 +48,8 @@ class Evaluation:
     run: str  # the DVC experiment or parent run it belongs to
     pipeline: bool = True  # under a plain pipeline run (not a DVC experiment, ablation row or sweep trial)
     registered: str | None = None  # a segmentation network's registry version, "<name>/<version>"
+    group: str | None = None  # the replicate study (group run id) its run is a replicate of
+    parent: str = ""  # its parent run's id (one replicate of a study)
 
 
 def fetch_evaluations(client, experiment_id: str, max_runs: int = 200) -> list[Evaluation]:
@@ -53,7 +60,7 @@ def fetch_evaluations(client, experiment_id: str, max_runs: int = 200) -> list[E
             [experiment_id], filter_string=f"tags.`wsss.stage` = '{stage}' and attributes.status = 'FINISHED'",
             order_by=["attributes.start_time DESC"], max_results=max_runs)
     runs.sort(key=lambda run: run.info.start_time, reverse=True)
-    parents: dict[str, tuple[str, bool]] = {}  # parent run id -> (name, plain pipeline run?)
+    parents: dict[str, tuple[str, bool, str | None]] = {}  # parent run id -> (name, plain pipeline run?, group)
     evaluations = []
     for run in runs:
         method = run.data.tags.get("wsss.method")
@@ -64,10 +71,13 @@ def fetch_evaluations(client, experiment_id: str, max_runs: int = 200) -> list[E
             parent = client.get_run(parent_id)
             experiment = parent.data.tags.get("wsss.dvc_experiment")
             plain = parent.data.tags.get("wsss.kind") == "pipeline" and not experiment
-            parents[parent_id] = (experiment or parent.info.run_name, plain)
-        name, plain = parents.get(parent_id, ("", False))
+            group = parent.data.tags.get("mlflow.parentRunId") if parent.data.tags.get("wsss.kind") == "replicate" \
+                else None
+            parents[parent_id] = (experiment or parent.info.run_name, plain, group)
+        name, plain, group = parents.get(parent_id, ("", False, None))
         evaluations.append(Evaluation(_STAGES[run.data.tags["wsss.stage"]], method, dict(run.data.metrics),
-                                      run.info.start_time, name, plain, run.data.tags.get(REGISTERED_TAG)))
+                                      run.info.start_time, name, plain, run.data.tags.get(REGISTERED_TAG), group,
+                                      parent_id))
     return evaluations
 
 
@@ -83,8 +93,24 @@ def report_rows(evaluations: list[Evaluation]) -> list[dict]:
             if chain not in segmentation or item.start_time > segmentation[chain].start_time:
                 segmentation[chain] = item
 
+    replicates: dict[tuple[str, str, str], dict[str, Evaluation]] = {}  # (stage, method, group) -> per replicate
+    for item in sorted(evaluations, key=lambda e: e.start_time):
+        if item.group:
+            replicates.setdefault((item.stage, item.method, item.group), {})[item.parent] = item
+
+    def figure(item: Evaluation | None, key: str) -> float | Interval | None:
+        """The item's figure, or over its study's replicates the mean and interval."""
+        if item is None:
+            return None
+        if item.group:
+            values = [e.metrics[key] for e in replicates[(item.stage, item.method, item.group)].values()
+                      if key in e.metrics]
+            if len(values) >= 2:
+                return over_seeds(values)
+        return item.metrics.get(key)
+
     def miou(item: Evaluation | None, key: str = "miou"):
-        return None if item is None else item.metrics.get(key)
+        return figure(item, key)
 
     rows = []
     for (stage, method), item in newest.items():
@@ -98,8 +124,9 @@ def report_rows(evaluations: list[Evaluation]) -> list[dict]:
             "reclass. map mIoU": miou(item, "map.miou") if stage == "ptrecl" else None,
             "segmentation val mIoU": miou(segmentation.get(method)),
             "registered model": getattr(segmentation.get(method), "registered", None),
-            "boundary F1": item.metrics.get("boundary.f1"),
-            "co-occurrence": item.metrics.get("cooccurrence.pairs_mean"),
+            "boundary F1": figure(item, "boundary.f1"),
+            "co-occurrence": figure(item, "cooccurrence.pairs_mean"),
+            "runs": f"{len(replicates[(item.stage, item.method, item.group)])} seeds" if item.group else "single run",
             "run": item.run,
             "_order": (method.count("+"), method),
         })
@@ -120,7 +147,7 @@ def plot_report(rows: list[dict], path: str | Path) -> None:
     width = 0.8 / len(series)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(rows)), 4.0))
     for i, name in enumerate(series):
-        values = [r[name] if r[name] is not None else np.nan for r in rows]
+        values = [np.nan if r[name] is None else getattr(r[name], "estimate", r[name]) for r in rows]
         ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=name)
     ax.set_xticks(x, [r["method"] for r in rows], rotation=20, ha="right")
     ax.set_ylabel("mIoU")
@@ -145,7 +172,8 @@ def run_report(experiment: str, project_dir: str | Path = ".", max_runs: int = 2
     rows = report_rows([e for e in evaluations if e.pipeline or not pipelines_only])
     if not rows:
         return "no evaluation runs in MLflow yet: run `wsss repro` first"
-    table = format_table(rows, COLUMNS)
+    table = format_table([{k: v.format() if isinstance(v, Interval) else v for k, v in row.items()} for row in rows],
+                         COLUMNS)
     run = client.create_run(experiment_id, run_name="report", tags={"wsss.kind": "report"})
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "report.md").write_text(table + "\n")

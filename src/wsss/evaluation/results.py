@@ -1,5 +1,7 @@
 """The results table: one row per evaluated stage (and baseline), from the DVC metrics files of
-dvc.yaml's stages, in pipeline order."""
+dvc.yaml's stages, in pipeline order. One run: each mIoU comes with its 95% interval over the
+evaluated images (a bootstrap, wsss.evaluation.statistics), not over seeds; SINGLE_RUN says so
+under the table."""
 
 from __future__ import annotations
 
@@ -8,7 +10,17 @@ from pathlib import Path
 from wsss.core.dvcfile import pipeline
 from wsss.core.io import read_json
 
-COLUMNS = ["stage", "method", "split", "mIoU", "bg threshold", "boundary F1", "co-occurrence"]
+COLUMNS = ["stage", "method", "split", "mIoU", "95% CI (images)", "bg threshold", "boundary F1", "co-occurrence"]
+SINGLE_RUN = ("single run (one project.seed): the 95% CI resamples the evaluated images; seed-to-seed spread "
+              "is not in it (`wsss repro --replicates N`, docs/statistics.md)")
+
+
+def image_interval(metrics: dict) -> str | None:
+    """``low–high`` of a metrics file's image-bootstrap interval of the mIoU (None before it had one)."""
+    ci = metrics.get("miou_ci") or {}
+    if ci.get("low") is None:
+        return None
+    return f"{ci['low']:.4f}–{ci['high']:.4f}"
 
 
 def result_rows(project_dir: str | Path = ".") -> list[dict]:
@@ -23,6 +35,7 @@ def result_rows(project_dir: str | Path = ".") -> list[dict]:
             "method": metrics["method"],
             "split": metrics["split"],
             "mIoU": metrics["miou"],
+            "95% CI (images)": image_interval(metrics),
             "bg threshold": "map" if metrics.get("background") == "map" else metrics.get("bg_threshold"),
             "boundary F1": (metrics.get("boundary") or {}).get("f1"),
             # mean m_{k,c} over the (context, class) pairs that co-occur by construction
@@ -34,6 +47,7 @@ def result_rows(project_dir: str | Path = ".") -> list[dict]:
                 "method": baseline.replace("_", " "),
                 "split": metrics["split"],
                 "mIoU": values["miou"],
+                "95% CI (images)": None,
                 "bg threshold": None,
                 "boundary F1": (values.get("boundary") or {}).get("f1"),
                 "co-occurrence": None,

@@ -25,6 +25,7 @@ from wsss.core.errors import WsssError
 from wsss.core.io import atomic_path
 from wsss.evaluation.metrics import format_table
 from wsss.methods.sipe import TABLE3_STEPS
+from wsss.sweep import experiments
 from wsss.tracking import plot_files
 
 RESULTS_DIR = Path("results/ablations")
@@ -147,62 +148,26 @@ TABLES: dict[str, Table] = {
 
 
 def experiment_name(table: str, row: str) -> str:
-    """A DVC experiment name for a row (DVC allows letters, digits, - _ . only)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{table}-{row}").strip("_")
-
-
-def _format_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _override_value(value: Any) -> str:
-    """A value in DVC's `-S` (Hydra) override syntax: strings quoted, so that a comma (as in
-    "pr_is,pamr,pr_is") is not read as a sweep over several values."""
-    if isinstance(value, str):
-        return "'" + value.replace("'", "\\'") + "'"
-    return _format_value(value)
+    return experiments.experiment_name(table, row)
 
 
 def dvc_command(table: Table, name: str, overrides: dict[str, Any]) -> list[str]:
-    command = ["dvc", "exp", "run", "--temp", "-n", name]
-    for key, value in (table.common | overrides).items():
-        command += ["-S", f"{key}={_override_value(value)}"]
-    return command + list(table.targets)
-
-
-def _dig(tree: dict, key: str):
-    node: Any = tree
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def _git(project: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=project, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise WsssError(f"git {' '.join(args)} failed: {done.stderr.strip()}")
-    return done.stdout
+    return experiments.exp_run_command(name, table.common | overrides, table.targets)
 
 
 def row_metrics(project: Path, ref: str, table: Table) -> dict[str, Any]:
     """The table's figures from the metrics files committed in one experiment ref."""
-    import json
-
-    files = {}
+    files: dict[str, dict] = {}
     values = {}
     for column in table.columns:
         if column.metrics_file not in files:
-            files[column.metrics_file] = json.loads(_git(project, "show", f"{ref}:{column.metrics_file}"))
-        values[column.header] = _dig(files[column.metrics_file], column.key)
+            files[column.metrics_file] = experiments.read_metrics(project, ref, column.metrics_file) or {}
+        values[column.header] = experiments.dig(files[column.metrics_file], column.key)
     return values
 
 
 def markdown(table_name: str, table: Table, rows: list[dict]) -> str:
-    common = ", ".join(f"{k}={_format_value(v)}" for k, v in table.common.items())
+    common = ", ".join(f"{k}={experiments.format_value(v)}" for k, v in table.common.items())
     lines = [f"### {table.title}", "", f"`wsss ablate {table_name}`" + (f" (every row: {common})" if common else ""), ""]
     lines.append(format_table(rows, ["row", *[c.header for c in table.columns]]))
     if table.note:
@@ -223,7 +188,7 @@ def run_table(table_name: str, project: Path, env: dict, log=print) -> str:
     params = params_mod.load(project / params_mod.PARAMS_FILE)
     for _, overrides in table.rows:  # a bad override fails before any row runs
         params_mod.load(project / params_mod.PARAMS_FILE, table.common | overrides)
-    baseline = _git(project, "rev-parse", "HEAD").strip()
+    baseline = experiments.head(project)
     experiment_id = tracking.configure(params.tracking.experiment, project)
     client = mlflow.MlflowClient()
     parent = tracking.start_parent_run(experiment_id, params, f"wsss-ablate:{os.getpid()}:{time.time():.0f}",
@@ -240,7 +205,7 @@ def run_table(table_name: str, project: Path, env: dict, log=print) -> str:
             client.set_tag(row_run, "wsss.kind", "ablation-row")
             client.set_tag(row_run, "wsss.dvc_experiment", name)
             for key, value in (table.common | overrides).items():
-                client.set_tag(row_run, f"override.{key}", _format_value(value))
+                client.set_tag(row_run, f"override.{key}", experiments.format_value(value))
             # a row of the same name from an earlier run of the table is replaced
             subprocess.run(["dvc", "exp", "remove", name], cwd=project, env=env, capture_output=True)
             command = dvc_command(table, name, overrides)
@@ -250,7 +215,7 @@ def run_table(table_name: str, project: Path, env: dict, log=print) -> str:
                 client.set_terminated(row_run, "FAILED")
                 raise WsssError(f"ablation {table_name}, row {row_name!r}: `{' '.join(command)}` failed "
                                 f"(exit {done.returncode}); finished rows are cached and will not run again")
-            values = row_metrics(project, f"refs/exps/{baseline[:2]}/{baseline[2:]}/{name}", table)
+            values = row_metrics(project, experiments.experiment_ref(baseline, name), table)
             client.log_batch(row_run, metrics=_mlflow_metrics(values))
             client.set_terminated(row_run, "FINISHED")
             rows.append({"row": row_name, **values})

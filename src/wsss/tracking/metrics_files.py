@@ -20,7 +20,7 @@ LABELS = ("stage", "method", "split")  # strings that describe a result; not MLf
 
 # Headline keys of a result, nested as in the result ({"boundary": ["f1"]} keeps boundary.f1).
 HEADLINE = {
-    "stage": True, "method": True, "split": True, "num_images": True, "miou": True,
+    "stage": True, "method": True, "split": True, "num_images": True, "miou": True, "miou_ci": ["low", "high"],
     "boundary": ["f1"], "cooccurrence": ["pairs_mean"],
     # seeds
     "background": True, "bg_threshold": True, "at_reference_threshold": ["bg_threshold", "miou"],

@@ -1,0 +1,205 @@
+"""`wsss repro --replicates N`: the pipeline once per `project.seed` = 0..N-1, and each figure's
+mean with its 95% interval over the seeds, and the paired differences along the chain.
+
+Each replicate is a DVC experiment (`dvc exp run --temp -n replicate-seed-K -S project.seed=K`),
+so it keeps its own metrics in its git ref and shows in `dvc exp show`. Stages that do not read
+`project.seed` (e.g. `synthesize`, dvc.yaml's params say which) have the same deps in every
+replicate: DVC runs them once and takes the others from its run-cache. A replicate whose params
+equal the workspace's (seed 0 with the default params) comes back whole from the run-cache.
+
+MLflow: one group run (tag wsss.kind=replicates) with one child run per replicate (wsss.kind=
+replicate), each the parent of that replicate's stage runs; the aggregates go on the group run as
+``<figure>_mean``, ``_ci_low``, ``_ci_high``, ``_n``. On disk: ``metrics/replicates.json`` (the same
+numbers, for `dvc metrics show metrics/replicates.json`) and ``results/replicates.md``.
+
+`wsss verify` (``verify``) checks one run's figures against the committed study: each should fall
+inside its 95% prediction interval, where one more replicate falls. This is the reproduction
+check across machines; bit-for-bit equality of dvc.lock holds only on the same instruction set.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from wsss.core.dvcfile import pipeline
+from wsss.core.errors import WsssError
+from wsss.core.io import atomic_path, write_json
+from wsss.evaluation import statistics
+from wsss.evaluation.metrics import format_table
+from wsss.sweep import experiments
+
+STUDY_METRICS = "metrics/replicates.json"
+STUDY_TABLE = "results/replicates.md"
+SEED_KEY = "project.seed"
+# Figures of each evaluate stage's metrics file (dotted keys), as the results table shows them.
+FIGURES = {"miou": "mIoU", "boundary.f1": "boundary F1", "cooccurrence.pairs_mean": "co-occurrence"}
+# The headline orderings: (reference, other) metrics files' stems; other - reference is paired by seed.
+ORDERINGS = (("seeds", "refine"), ("refine", "ptrecl"), ("ptrecl", "segment"))
+
+
+@dataclass(frozen=True)
+class Replicate:
+    seed: int
+    experiment: str  # the DVC experiment's name
+    metrics: dict[str, dict]  # metrics file stem -> its headline figures
+
+
+def replicate_name(seed: int) -> str:
+    return experiments.experiment_name("replicate", "seed", str(seed))
+
+
+def summarise(replicates: list[Replicate]) -> dict:
+    """Per metrics file and figure, the interval over the seeds; per ordering, the paired
+    difference of the mIoU."""
+    stems = list(dict.fromkeys(stem for r in replicates for stem in r.metrics))
+    figures: dict[str, dict] = {}
+    for stem in stems:
+        for key in FIGURES:
+            values = [experiments.dig(r.metrics.get(stem, {}), key) for r in replicates]
+            if values and all(isinstance(v, (int, float)) for v in values):
+                interval, prediction = statistics.over_seeds(values), statistics.prediction_over_seeds(values)
+                figures.setdefault(stem, {"method": replicates[0].metrics[stem].get("method")})[key] = \
+                    interval.as_dict() | {"values": values, "prediction_low": prediction.low,
+                                          "prediction_high": prediction.high}
+    differences = {}
+    for reference, other in ORDERINGS:
+        if reference in figures and other in figures and "miou" in figures[reference] and "miou" in figures[other]:
+            interval = statistics.paired_over_seeds(figures[reference]["miou"]["values"],
+                                                    figures[other]["miou"]["values"])
+            differences[f"{other}-{reference}"] = interval.as_dict() | {
+                "reference": figures[reference]["method"], "other": figures[other]["method"],
+                "resolved": interval.excludes_zero}
+    return {"seeds": [r.seed for r in replicates], "experiments": [r.experiment for r in replicates],
+            "figures": figures, "differences": differences}
+
+
+def flat_metrics(study: dict) -> dict[str, float]:
+    """``<stem>.<figure>_mean`` / ``_ci_low`` / ``_ci_high`` / ``_n`` and the differences' likewise."""
+    flat = {}
+    for stem, figures in study["figures"].items():
+        for key, value in figures.items():
+            if key != "method":
+                flat |= _interval_metrics(f"{stem}.{key}", value)
+    for name, value in study["differences"].items():
+        flat |= _interval_metrics(f"difference.{name}.miou", value)
+    return flat
+
+
+def _interval_metrics(name: str, value: dict) -> dict[str, float]:
+    out = {f"{name}_mean": value["mean"], f"{name}_n": value["n"]}
+    if value["ci_low"] is not None:
+        out |= {f"{name}_ci_low": value["ci_low"], f"{name}_ci_high": value["ci_high"], f"{name}_sd": value["sd"]}
+    return out
+
+
+def _cell(value: dict) -> str:
+    return statistics.Interval(value["mean"], value["ci_low"], value["ci_high"], value["n"], value["interval"]).format()
+
+
+def markdown(study: dict) -> str:
+    """The study as tables: each figure as ``mean ± half-width (n)``, then the paired differences."""
+    rows = []
+    for stem, figures in study["figures"].items():
+        row = {"stage": stem, "method": figures["method"]}
+        for key, header in FIGURES.items():
+            row[header] = _cell(figures[key]) if key in figures else None
+        row["mIoU per seed"] = ", ".join(f"{v:.4f}" for v in figures["miou"]["values"]) if "miou" in figures else None
+        rows.append(row)
+    seeds = ", ".join(str(s) for s in study["seeds"])
+    lines = [f"Replicates: project.seed = {seeds}; mean ± half-width of the 95% t interval (n seeds).", "",
+             format_table(rows, ["stage", "method", *FIGURES.values(), "mIoU per seed"])]
+    if study["differences"]:
+        diffs = [{"comparison": f"{d['other']} − {d['reference']}", "mIoU difference": _cell(d),
+                  "95% CI": "-" if d["ci_low"] is None else f"{d['ci_low']:+.4f} to {d['ci_high']:+.4f}",
+                  "resolved": "yes" if d["resolved"] else "no"} for d in study["differences"].values()]
+        lines += ["", "Paired over the same seeds; resolved: the 95% interval excludes zero.", "",
+                  format_table(diffs, ["comparison", "mIoU difference", "95% CI", "resolved"])]
+    return "\n".join(lines) + "\n"
+
+
+def run_replicates(project: Path, count: int, env: dict, log=print, dvc_args: tuple[str, ...] = ()) -> dict:
+    """Run the pipeline for seeds 0..count-1 as DVC experiments, one MLflow child run each under
+    one group run; write and return the study."""
+    import mlflow
+
+    from wsss.core import params as params_mod
+    from wsss.tracking import runs as tracking
+
+    if count < 2:
+        raise WsssError(f"--replicates needs 2 or more seeds for an interval, got {count}")
+    params = params_mod.load(project / params_mod.PARAMS_FILE)
+    baseline = experiments.head(project)
+    experiment_id = tracking.configure(params.tracking.experiment, project)
+    client = mlflow.MlflowClient()
+    group = tracking.start_parent_run(experiment_id, params, f"wsss-replicates:{os.getpid()}:{time.time():.0f}",
+                                      project, name=f"replicates x{count}")
+    client.set_tag(group, "wsss.kind", "replicates")
+    stems = [Path(f).stem for f in pipeline(project).metrics_files()]
+    replicates, success = [], False
+    try:
+        for seed in range(count):
+            name = replicate_name(seed)
+            seed_params = params_mod.load(project / params_mod.PARAMS_FILE, {SEED_KEY: seed})
+            child = tracking.start_parent_run(experiment_id, seed_params, f"wsss-replicate:{name}:{time.time():.0f}",
+                                              project, name=f"replicate seed {seed}")
+            client.set_tag(child, "mlflow.parentRunId", group)
+            client.set_tag(child, "wsss.kind", "replicate")
+            client.set_tag(child, "wsss.dvc_experiment", name)
+            subprocess.run(["dvc", "exp", "remove", name], cwd=project, env=env, capture_output=True)  # a rerun replaces it
+            command = experiments.exp_run_command(name, {SEED_KEY: seed}, dvc_args)
+            log(f"[replicates] seed {seed}: {' '.join(command)}")
+            done = subprocess.run(command, cwd=project, env=dict(env, **{tracking.PARENT_ENV: child}))
+            if done.returncode != 0:
+                client.set_terminated(child, "FAILED")
+                raise WsssError(f"replicate seed {seed}: `{' '.join(command)}` failed (exit {done.returncode}); "
+                                "finished stages are cached and will not run again")
+            ref = experiments.experiment_ref(baseline, name)
+            metrics = {Path(f).stem: experiments.read_metrics(project, ref, f) for f in pipeline(project).metrics_files()}
+            metrics = {stem: value for stem, value in metrics.items() if value is not None and stem in stems}
+            client.set_terminated(child, "FINISHED")
+            replicates.append(Replicate(seed, name, metrics))
+        study = summarise(replicates)
+        write_json(project / STUDY_METRICS, study)
+        table = project / STUDY_TABLE
+        with atomic_path(table) as tmp:
+            tmp.write_text(markdown(study))
+        flat = flat_metrics(study)
+        client.log_batch(group, metrics=[mlflow.entities.Metric(k, float(v), int(time.time() * 1000), 0)
+                                         for k, v in flat.items()])
+        client.log_artifact(group, str(project / STUDY_METRICS))
+        client.log_artifact(group, str(table))
+        success = True
+        return study
+    finally:
+        client.set_terminated(group, "FINISHED" if success else "FAILED")
+
+
+def verify(project: Path) -> list[dict]:
+    """The workspace's figures (metrics/*.json of one run, e.g. a fresh clone's on another machine)
+    against the committed study's prediction intervals: one row per figure with ``inside``."""
+    from wsss.core.io import read_json
+
+    path = project / STUDY_METRICS
+    if not path.exists():
+        raise WsssError(f"{STUDY_METRICS}: no replicate study to verify against; run `wsss repro --replicates 3` "
+                        "and commit its files first")
+    study = read_json(path)
+    rows = []
+    for stem, figures in study["figures"].items():
+        metrics_file = project / "metrics" / f"{stem}.json"
+        if not metrics_file.exists():
+            raise WsssError(f"{metrics_file.relative_to(project)}: missing; run `wsss repro` first")
+        current = read_json(metrics_file)
+        for key, header in FIGURES.items():
+            if key not in figures or figures[key]["prediction_low"] is None:
+                continue
+            value = experiments.dig(current, key)
+            low, high = figures[key]["prediction_low"], figures[key]["prediction_high"]
+            rows.append({"stage": stem, "figure": header, "this run": value,
+                         "replicates (mean)": figures[key]["mean"], "expected range": f"{low:.4f}–{high:.4f}",
+                         "inside": value is not None and low <= value <= high})
+    return rows

@@ -1,0 +1,79 @@
+"""`wsss repro --replicates N` on the tiny project: one DVC experiment per seed, the stages that do
+not read project.seed computed once, one MLflow group run with a child per replicate and the
+aggregates, and the study's files."""
+
+import json
+import re
+
+import pytest
+
+from tests.helpers.background import background_job
+from tests.helpers.mlflow_runs import all_runs
+from tests.helpers.project import copy_project, run
+from wsss.core.io import write_json
+from wsss.sweep.replicates import Replicate, STUDY_METRICS, summarise
+
+
+@background_job(after=("tiny_run",))
+def replicate_study(job):
+    """`wsss repro --replicates 2 evaluate_refine` in a copy of the finished tiny project."""
+    project = copy_project(job.result("tiny_run").path, job.folder / "project", job.environ)
+    return project, job.run(["wsss", "repro", "--replicates", "2", "evaluate_refine"], project.path, project.env)
+
+
+@pytest.mark.slow
+def test_replicates_run_each_seed_as_an_experiment_and_reuse_seed_independent_stages(replicate_study):
+    (cwd, env), done = replicate_study
+    ran = re.findall(r"Running stage '([^']+)'", done.stdout + done.stderr)
+    assert "synthesize" not in ran  # it does not read project.seed: computed once, by the session's run
+    assert ran.count("train_classifier") == 1  # seed 0 is the workspace's run, from the run-cache; seed 1 trains
+    shown = run(["dvc", "exp", "show", "--no-pager", "--json"], cwd, env).stdout
+    assert "replicate-seed-0" in shown and "replicate-seed-1" in shown
+
+    study = json.loads((cwd / "metrics/replicates.json").read_text())
+    assert study["seeds"] == [0, 1] and set(study["figures"]) == {"seeds", "refine"}
+    cam = study["figures"]["seeds"]["miou"]
+    committed = json.loads((cwd / "metrics/seeds.json").read_text())["miou"]
+    assert cam["values"][0] == committed and cam["n"] == 2 and cam["ci_low"] <= cam["mean"] <= cam["ci_high"]
+    assert "refine-seeds" in study["differences"]
+    table = (cwd / "results/replicates.md").read_text()
+    assert table.strip() in done.stdout and "(n=2)" in table
+
+    runs = all_runs(f"sqlite:///{cwd / 'mlflow.db'}")
+    (group,) = [r for r in runs if r.data.tags.get("wsss.kind") == "replicates"]
+    assert group.info.status == "FINISHED"
+    assert group.data.metrics["seeds.miou_n"] == 2 and group.data.metrics["seeds.miou_mean"] == pytest.approx(cam["mean"])
+    assert group.data.metrics["difference.refine-seeds.miou_ci_low"] == pytest.approx(
+        study["differences"]["refine-seeds"]["ci_low"])
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == group.info.run_id]
+    assert sorted(r.info.run_name for r in children) == ["replicate seed 0", "replicate seed 1"]
+    seed_1 = next(r for r in children if r.info.run_name.endswith("1"))
+    assert seed_1.data.params["project.seed"] == "1" and seed_1.info.status == "FINISHED"
+    stages = {r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId") == seed_1.info.run_id}
+    assert {"train_classifier", "seeds", "evaluate_seeds", "refine", "evaluate_refine"} <= stages
+
+
+def test_one_replicate_is_refused_before_anything_runs(tiny_project, capsys):
+    from wsss import cli
+
+    assert cli.main(["--project", str(tiny_project.path), "repro", "--replicates", "1"]) == 2
+    assert "--replicates needs 2 or more" in capsys.readouterr().err
+    assert not (tiny_project.path / "metrics/replicates.json").exists()
+
+
+def test_verify_checks_a_run_against_the_studys_prediction_intervals(tmp_path, capsys):
+    from wsss import cli
+
+    study = summarise([Replicate(k, f"replicate-seed-{k}", {"seeds": {"method": "cam", "miou": v}})
+                       for k, v in enumerate([0.3957, 0.4239, 0.4814])])
+    assert cli.main(["--project", str(tmp_path), "verify"]) == 2
+    assert STUDY_METRICS in capsys.readouterr().err  # no study yet: the file is named
+    write_json(tmp_path / STUDY_METRICS, study)
+    low, high = study["figures"]["seeds"]["miou"]["prediction_low"], study["figures"]["seeds"]["miou"]["prediction_high"]
+    write_json(tmp_path / "metrics/seeds.json", {"method": "cam", "miou": (low + high) / 2 + 0.01})
+    assert cli.main(["--project", str(tmp_path), "verify"]) == 0
+    assert "| yes" in capsys.readouterr().out
+    write_json(tmp_path / "metrics/seeds.json", {"method": "cam", "miou": high + 0.01})
+    assert cli.main(["--project", str(tmp_path), "verify"]) == 1
+    out = capsys.readouterr().out
+    assert "| NO" in out and "outside the 95% prediction interval" in out and "seeds mIoU" in out
