@@ -51,3 +51,25 @@ def test_curve_tables_plot_each_column_against_the_swept_value(tmp_path):
     with Image.open(tmp_path / "curve.png") as image:
         assert image.format == "PNG" and image.size[0] > 300
     assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_a_table_over_seeds_shows_intervals_and_paired_differences_to_its_first_row():
+    from wsss.evaluation.statistics import over_seeds, paired_over_seeds
+    from wsss.sweep.ablation import markdown
+
+    table = TABLES["eps-tau"]
+    headline = table.columns[0].header
+    rows = [{"row": "tau=0.3", **{c.header: [0.40, 0.42, 0.44] for c in table.columns}},
+            {"row": "tau=0.4", **{c.header: [0.45, 0.48, 0.50] for c in table.columns}},
+            {"row": "tau=0.5", **{c.header: [0.41, 0.40, 0.45] for c in table.columns}}]
+    text = markdown("eps-tau", table, rows, replicates=3)
+    lines = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| tau=")}
+    assert f"| {over_seeds([0.40, 0.42, 0.44]).format()} " in lines["tau=0.3"] and "| reference" in lines["tau=0.3"]
+    gain, tie = paired_over_seeds([0.40, 0.42, 0.44], [0.45, 0.48, 0.50]), paired_over_seeds(
+        [0.40, 0.42, 0.44], [0.41, 0.40, 0.45])
+    assert gain.excludes_zero and not tie.excludes_zero
+    assert lines["tau=0.4"].endswith(f"| +{gain.estimate:.4f} ± {gain.half_width:.4f} *      |")
+    assert lines["tau=0.5"].endswith(f"| {tie.estimate:+.4f} ± {tie.half_width:.4f}        |")
+    assert f"Δ {headline} vs tau=0.3" in text and "`wsss ablate eps-tau --replicates 3`" in text
+    single = markdown("eps-tau", table, [{"row": "tau=0.3", **{c.header: 0.4 for c in table.columns}}])
+    assert "Single run" in single and "±" not in single

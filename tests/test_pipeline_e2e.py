@@ -396,12 +396,12 @@ def test_seed_methods_log_their_losses_and_feed_refinement(eps_seeds, ae_sipe_se
 
 @background_job(after=("tiny_run",))
 def eps_tau_ablation(job) -> tuple[Project, subprocess.CompletedProcess]:
-    """`wsss ablate eps-tau` in a copy of the finished tiny project (the classifier's stages on
-    QUICK_SEEDS, committed: the experiments' baseline)."""
+    """`wsss ablate eps-tau --replicates 2` in a copy of the finished tiny project (the classifier's
+    stages on QUICK_SEEDS, committed: the experiments' baseline)."""
     project = copy_project(job.result("tiny_run").path, job.folder / "project", job.environ)
     update_params(project.path, QUICK_SEEDS)
     commit(project.path, project.env, "quick seeds")
-    return project, job.run(["wsss", "ablate", "eps-tau"], project.path, project.env)
+    return project, job.run(["wsss", "ablate", "eps-tau", "--replicates", "2"], project.path, project.env)
 
 
 @pytest.mark.slow
@@ -411,7 +411,8 @@ def test_ablate_runs_each_row_as_an_experiment_with_one_mlflow_run(eps_tau_ablat
     assert table.strip() in done.stdout
     lines = [line for line in table.splitlines() if line.startswith("| tau=")]
     assert [line.split("|")[1].strip() for line in lines] == ["tau=0.3", "tau=0.4", "tau=0.5"]
-    assert all(re.search(r"\| 0\.\d{4} ", line) for line in lines)  # a seeds mIoU in every row
+    assert all(re.search(r"\| 0\.\d{4} ± 0\.\d{4} \(n=2\) ", line) for line in lines)  # over 2 seeds
+    assert "reference" in lines[0] and all(re.search(r"\| [+-]0\.\d{4} ± 0\.\d{4}", line) for line in lines[1:])
 
     runs = all_runs(eps_tau_ablation[0].uri)
     ablations = [r for r in runs if r.data.tags.get("wsss.kind") == "ablation"]
@@ -423,8 +424,9 @@ def test_ablate_runs_each_row_as_an_experiment_with_one_mlflow_run(eps_tau_ablat
     assert first.data.params["seeds.eps.tau"] == "0.3" and first.data.params["seeds.method"] == "eps"
     stages = [r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId") == first.info.run_id]
     assert {"train_classifier", "seeds", "evaluate_seeds"} <= set(stages)  # the row's stages nest under it
+    assert stages.count("train_classifier") == 2  # once per seed
     shown = run(["dvc", "exp", "show", "--no-pager", "--json"], cwd, env).stdout
-    assert "eps-tau-tau_0.3" in shown
+    assert "eps-tau-tau_0.3-seed0" in shown and "eps-tau-tau_0.3-seed1" in shown
     assert yaml.safe_load((cwd / "params.yaml").read_text())["seeds"]["method"] == "cam"  # workspace untouched
 
 

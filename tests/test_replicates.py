@@ -11,7 +11,7 @@ from tests.helpers.background import background_job
 from tests.helpers.mlflow_runs import all_runs
 from tests.helpers.project import copy_project, run
 from wsss.core.io import write_json
-from wsss.sweep.replicates import Replicate, STUDY_METRICS, summarise
+from wsss.sweep.replicates import STUDY_METRICS, Replicate, summarise
 
 
 @background_job(after=("tiny_run",))

@@ -237,7 +237,9 @@ def cmd_ablate(args) -> int:
         for name, table in TABLES.items():
             print(f"{name:16s} {table.title} ({len(table.rows)} rows)")
         return 0
-    print(run_table(args.table, Path(args.project), _tool_env()))
+    if args.replicates < 1:
+        raise WsssError(f"--replicates must be 1 or more, got {args.replicates}")
+    print(run_table(args.table, Path(args.project), _tool_env(), replicates=args.replicates))
     return 0
 
 
@@ -373,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     ablate = sub.add_parser("ablate", help="run an ablation table (dvc experiments, MLflow runs, markdown)")
     ablate.add_argument("table", nargs="?", help="table name (see --list)")
     ablate.add_argument("--list", action="store_true", help="list the tables")
+    ablate.add_argument("--replicates", type=int, default=1, metavar="N",
+                        help="run each row for project.seed = 0..N-1: mean ± 95%% interval, and each row's "
+                             "difference to the first paired by seed (default 1)")
     ablate.set_defaults(func=cmd_ablate)
     report = sub.add_parser("report", help="methods side by side from MLflow (markdown; plot logged to MLflow)")
     report.add_argument("--runs", type=int, default=200, help="newest runs of each evaluate stage to consider (default 200)")

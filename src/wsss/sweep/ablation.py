@@ -9,20 +9,22 @@ as metrics) nested under one parent run per table; the stages that ran for the r
 the row's run. The table is written as markdown to `results/ablations/<table>.md`; a table whose
 rows vary one parameter (``curve``) also as a PNG plot and as the records of a DVC plot
 (`results/ablations/<table>.json`, declared in dvc.yaml's top-level plots).
+
+With ``--replicates N`` each row runs once per project.seed 0..N-1 (experiments
+`<table>-<row>-seedK`, the stages of all of a row's seeds under its MLflow run): each figure is
+shown as mean ± half-width of its 95% t interval, and the first column's difference to the first
+row, paired by seed, is marked when its interval excludes zero (wsss.evaluation.statistics).
 """
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from wsss.core.errors import WsssError
 from wsss.core.io import atomic_path
+from wsss.evaluation import statistics
 from wsss.evaluation.metrics import format_table
 from wsss.methods.sipe import TABLE3_STEPS
 from wsss.sweep import experiments
@@ -166,21 +168,57 @@ def row_metrics(project: Path, ref: str, table: Table) -> dict[str, Any]:
     return values
 
 
-def markdown(table_name: str, table: Table, rows: list[dict]) -> str:
+def replicate_cells(table: Table, rows: list[dict]) -> list[dict]:
+    """Rows whose figures are lists over seeds, as cells: each figure ``mean ± half-width (n)``,
+    and the first column's difference to the first (reference) row paired by seed, marked ``*``
+    when its 95% interval excludes zero."""
+    headline = table.columns[0].header
+    reference = rows[0][headline]
+    cells = []
+    for index, row in enumerate(rows):
+        cell = {"row": row["row"]}
+        for column in table.columns:
+            values = row[column.header]
+            cell[column.header] = statistics.over_seeds(values).format() if None not in values else None
+        if index == 0:
+            cell[_difference_header(table, rows)] = "reference"
+        elif None not in reference and None not in row[headline]:
+            difference = statistics.paired_over_seeds(reference, row[headline])
+            mark = " *" if difference.excludes_zero else ""
+            cell[_difference_header(table, rows)] = f"{difference.estimate:+.4f} ± {difference.half_width:.4f}{mark}"
+        cells.append(cell)
+    return cells
+
+
+def _difference_header(table: Table, rows: list[dict]) -> str:
+    return f"Δ {table.columns[0].header} vs {rows[0]['row']}"
+
+
+def markdown(table_name: str, table: Table, rows: list[dict], replicates: int = 1) -> str:
+    """The table; with replicates (rows of lists over seeds) as mean ± half-width with the paired
+    differences to the reference row."""
     common = ", ".join(f"{k}={experiments.format_value(v)}" for k, v in table.common.items())
-    lines = [f"### {table.title}", "", f"`wsss ablate {table_name}`" + (f" (every row: {common})" if common else ""), ""]
-    lines.append(format_table(rows, ["row", *[c.header for c in table.columns]]))
+    command = f"`wsss ablate {table_name}" + (f" --replicates {replicates}`" if replicates > 1 else "`")
+    lines = [f"### {table.title}", "", command + (f" (every row: {common})" if common else ""), ""]
+    headers = ["row", *[c.header for c in table.columns]]
+    if replicates > 1:
+        lines.append(format_table(replicate_cells(table, rows), [*headers, _difference_header(table, rows)]))
+        lines += ["", f"Mean ± half-width of the 95% t interval over project.seed 0..{replicates - 1}; Δ: paired "
+                  "by seed, * where its 95% interval excludes zero (docs/statistics.md)."]
+    else:
+        lines.append(format_table(rows, headers))
+        lines += ["", "Single run (one project.seed): `--replicates N` gives intervals and paired differences."]
     if table.note:
         lines += ["", table.note]
     return "\n".join(lines) + "\n"
 
 
-def run_table(table_name: str, project: Path, env: dict, log=print) -> str:
-    """Run every row of a table as a DVC experiment; return (and write) its markdown."""
+def run_table(table_name: str, project: Path, env: dict, log=print, replicates: int = 1) -> str:
+    """Run every row of a table as a DVC experiment (per seed 0..replicates-1 with replicates);
+    return (and write) its markdown."""
     import mlflow
 
     from wsss.core import params as params_mod
-    from wsss.tracking import runs as tracking
 
     if table_name not in TABLES:
         raise WsssError(f"unknown ablation table {table_name!r}; known: {', '.join(TABLES)}")
@@ -189,46 +227,46 @@ def run_table(table_name: str, project: Path, env: dict, log=print) -> str:
     for _, overrides in table.rows:  # a bad override fails before any row runs
         params_mod.load(project / params_mod.PARAMS_FILE, table.common | overrides)
     baseline = experiments.head(project)
-    experiment_id = tracking.configure(params.tracking.experiment, project)
-    client = mlflow.MlflowClient()
-    parent = tracking.start_parent_run(experiment_id, params, f"wsss-ablate:{os.getpid()}:{time.time():.0f}",
-                                       project, name=f"ablation {table_name}")
-    client.set_tag(parent, "wsss.kind", "ablation")
-    rows, success = [], False
+    parent = experiments.start_group_run(project, params, "ablation", f"ablation {table_name}")
+    client = mlflow.MlflowClient()  # the project's store, which start_group_run configured
+    rows, means_rows, success = [], [], False  # rows: figures (lists over seeds with replicates); means_rows
     try:
         for row_name, overrides in table.rows:
             name = experiment_name(table_name, row_name)
             row_params = params_mod.load(project / params_mod.PARAMS_FILE, table.common | overrides)
-            row_run = tracking.start_parent_run(experiment_id, row_params, f"wsss-ablate-row:{name}:{time.time():.0f}",
-                                                project, name=f"{table_name}: {row_name}")
-            client.set_tag(row_run, "mlflow.parentRunId", parent)
-            client.set_tag(row_run, "wsss.kind", "ablation-row")
-            client.set_tag(row_run, "wsss.dvc_experiment", name)
+            row_run = experiments.start_group_run(project, row_params, "ablation-row", f"{table_name}: {row_name}",
+                                                  parent, name)
             for key, value in (table.common | overrides).items():
                 client.set_tag(row_run, f"override.{key}", experiments.format_value(value))
-            # a row of the same name from an earlier run of the table is replaced
-            subprocess.run(["dvc", "exp", "remove", name], cwd=project, env=env, capture_output=True)
-            command = dvc_command(table, name, overrides)
-            log(f"[{table_name}] {row_name}: {' '.join(command)}")
-            done = subprocess.run(command, cwd=project, env=dict(env, **{tracking.PARENT_ENV: row_run}))
-            if done.returncode != 0:
-                client.set_terminated(row_run, "FAILED")
-                raise WsssError(f"ablation {table_name}, row {row_name!r}: `{' '.join(command)}` failed "
-                                f"(exit {done.returncode}); finished rows are cached and will not run again")
-            values = row_metrics(project, experiments.experiment_ref(baseline, name), table)
-            client.log_batch(row_run, metrics=_mlflow_metrics(values))
+            per_seed = []
+            for seed in (range(replicates) if replicates > 1 else [None]):
+                seeded = {} if seed is None else {experiments.SEED_KEY: seed}
+                seed_name = name if seed is None else f"{name}-seed{seed}"
+                experiments.run_experiment(project, env, seed_name, table.common | overrides | seeded, table.targets,
+                                           row_run, f"ablation {table_name}, row {row_name!r}"
+                                           + ("" if seed is None else f", seed {seed}"), log)
+                per_seed.append(row_metrics(project, experiments.experiment_ref(baseline, seed_name), table))
+            if replicates > 1:
+                values = {c.header: [v[c.header] for v in per_seed] for c in table.columns}
+                means = {k: sum(v) / len(v) for k, v in values.items() if None not in v}
+                rows.append({"row": row_name, **values})
+                means_rows.append({"row": row_name, **means})
+            else:
+                means = per_seed[0]
+                rows.append({"row": row_name, **means})
+                means_rows.append(rows[-1])
+            client.log_batch(row_run, metrics=experiments.mlflow_metrics(means))
             client.set_terminated(row_run, "FINISHED")
-            rows.append({"row": row_name, **values})
-        text = markdown(table_name, table, rows)
+        text = markdown(table_name, table, rows, replicates)
         out = project / RESULTS_DIR / f"{table_name}.md"
         with atomic_path(out) as tmp:
             tmp.write_text(text)
         client.log_artifact(parent, str(out))
         if table.curve is not None:
             plot = out.with_suffix(".png")
-            plot_curve(table, rows, plot)
+            plot_curve(table, means_rows, plot)
             client.log_artifact(parent, str(plot))
-            write_curve_records(table, rows, out.with_suffix(".json"))
+            write_curve_records(table, means_rows, out.with_suffix(".json"))
         success = True
         return text
     finally:
@@ -266,11 +304,3 @@ def write_curve_records(table: Table, rows: list[dict], path: Path) -> None:
     records = plot_files.ablation_records(table.curve, curve_values(table, rows), rows,
                                           [c.header for c in table.columns])
     plot_files.write_records(path, records)
-
-
-def _mlflow_metrics(values: dict) -> list:
-    from mlflow.entities import Metric
-
-    now = int(time.time() * 1000)
-    safe = {re.sub(r"[^A-Za-z0-9_\-. /]", "", k).strip().replace(" ", "_"): v for k, v in values.items()}
-    return [Metric(k, float(v), now, 0) for k, v in safe.items() if isinstance(v, (int, float))]

@@ -5,12 +5,16 @@ configuration) and `wsss repro --replicates` (a replicate per seed)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 from wsss.core.errors import WsssError
+
+SEED_KEY = "project.seed"  # what a replicate changes: weight init, data order, augmentation, K-means init
 
 
 def git(project: Path, *args: str) -> str:
@@ -70,3 +74,51 @@ def dig(tree: dict, key: str):
             return None
         node = node[part]
     return node
+
+
+def start_group_run(project: Path, params, kind: str, name: str, parent: str | None = None,
+                    experiment: str | None = None) -> str:
+    """An MLflow run that holds DVC experiments' runs: ``kind`` (tag wsss.kind: ablation,
+    ablation-row, replicates, replicate) and ``name``; under ``parent`` when given, and tagged with
+    the DVC ``experiment`` it records (wsss.dvc_experiment)."""
+    import mlflow
+
+    from wsss.tracking import runs as tracking
+
+    experiment_id = tracking.configure(params.tracking.experiment, project)
+    run = tracking.start_parent_run(experiment_id, params, f"wsss-{kind}:{name}:{os.getpid()}:{time.time():.0f}",
+                                    project, name=name)
+    tags = {"wsss.kind": kind, "mlflow.parentRunId": parent, "wsss.dvc_experiment": experiment}
+    client = mlflow.MlflowClient()
+    for tag, value in tags.items():
+        if value is not None:
+            client.set_tag(run, tag, value)
+    return run
+
+
+def run_experiment(project: Path, env: dict, name: str, overrides: dict[str, Any], targets, run_id: str,
+                   what: str, log=print) -> None:
+    """`dvc exp run --temp` of one configuration (an earlier experiment of that name replaced),
+    its stages' MLflow runs under ``run_id``; a failure closes that run FAILED and raises naming
+    ``what`` (the row, the replicate)."""
+    import mlflow
+
+    from wsss.tracking import runs as tracking
+
+    subprocess.run(["dvc", "exp", "remove", name], cwd=project, env=env, capture_output=True)
+    command = exp_run_command(name, overrides, targets)
+    log(f"[{what}] {' '.join(command)}")
+    done = subprocess.run(command, cwd=project, env=dict(env, **{tracking.PARENT_ENV: run_id}))
+    if done.returncode != 0:
+        mlflow.MlflowClient().set_terminated(run_id, "FAILED")
+        raise WsssError(f"{what}: `{' '.join(command)}` failed (exit {done.returncode}); finished stages are "
+                        "cached and will not run again")
+
+
+def mlflow_metrics(values: dict) -> list:
+    """MLflow Metric entities of a table's numeric figures (names cut to what MLflow accepts)."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    safe = {re.sub(r"[^A-Za-z0-9_\-. /]", "", k).strip().replace(" ", "_"): v for k, v in values.items()}
+    return [Metric(k, float(v), now, 0) for k, v in safe.items() if isinstance(v, (int, float))]

@@ -19,9 +19,6 @@ check across machines; bit-for-bit equality of dvc.lock holds only on the same i
 
 from __future__ import annotations
 
-import os
-import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +31,6 @@ from wsss.sweep import experiments
 
 STUDY_METRICS = "metrics/replicates.json"
 STUDY_TABLE = "results/replicates.md"
-SEED_KEY = "project.seed"
 # Figures of each evaluate stage's metrics file (dotted keys), as the results table shows them.
 FIGURES = {"miou": "mIoU", "boundary.f1": "boundary F1", "cooccurrence.pairs_mean": "co-occurrence"}
 # The headline orderings: (reference, other) metrics files' stems; other - reference is paired by seed.
@@ -127,36 +123,22 @@ def run_replicates(project: Path, count: int, env: dict, log=print, dvc_args: tu
     import mlflow
 
     from wsss.core import params as params_mod
-    from wsss.tracking import runs as tracking
 
     if count < 2:
         raise WsssError(f"--replicates needs 2 or more seeds for an interval, got {count}")
     params = params_mod.load(project / params_mod.PARAMS_FILE)
     baseline = experiments.head(project)
-    experiment_id = tracking.configure(params.tracking.experiment, project)
-    client = mlflow.MlflowClient()
-    group = tracking.start_parent_run(experiment_id, params, f"wsss-replicates:{os.getpid()}:{time.time():.0f}",
-                                      project, name=f"replicates x{count}")
-    client.set_tag(group, "wsss.kind", "replicates")
+    group = experiments.start_group_run(project, params, "replicates", f"replicates x{count}")
+    client = mlflow.MlflowClient()  # the project's store, which start_group_run configured
     stems = [Path(f).stem for f in pipeline(project).metrics_files()]
     replicates, success = [], False
     try:
         for seed in range(count):
             name = replicate_name(seed)
-            seed_params = params_mod.load(project / params_mod.PARAMS_FILE, {SEED_KEY: seed})
-            child = tracking.start_parent_run(experiment_id, seed_params, f"wsss-replicate:{name}:{time.time():.0f}",
-                                              project, name=f"replicate seed {seed}")
-            client.set_tag(child, "mlflow.parentRunId", group)
-            client.set_tag(child, "wsss.kind", "replicate")
-            client.set_tag(child, "wsss.dvc_experiment", name)
-            subprocess.run(["dvc", "exp", "remove", name], cwd=project, env=env, capture_output=True)  # a rerun replaces it
-            command = experiments.exp_run_command(name, {SEED_KEY: seed}, dvc_args)
-            log(f"[replicates] seed {seed}: {' '.join(command)}")
-            done = subprocess.run(command, cwd=project, env=dict(env, **{tracking.PARENT_ENV: child}))
-            if done.returncode != 0:
-                client.set_terminated(child, "FAILED")
-                raise WsssError(f"replicate seed {seed}: `{' '.join(command)}` failed (exit {done.returncode}); "
-                                "finished stages are cached and will not run again")
+            seeded = {experiments.SEED_KEY: seed}
+            seed_params = params_mod.load(project / params_mod.PARAMS_FILE, seeded)
+            child = experiments.start_group_run(project, seed_params, "replicate", f"replicate seed {seed}", group, name)
+            experiments.run_experiment(project, env, name, seeded, dvc_args, child, f"replicate seed {seed}", log)
             ref = experiments.experiment_ref(baseline, name)
             metrics = {Path(f).stem: experiments.read_metrics(project, ref, f) for f in pipeline(project).metrics_files()}
             metrics = {stem: value for stem, value in metrics.items() if value is not None and stem in stems}
@@ -167,9 +149,7 @@ def run_replicates(project: Path, count: int, env: dict, log=print, dvc_args: tu
         table = project / STUDY_TABLE
         with atomic_path(table) as tmp:
             tmp.write_text(markdown(study))
-        flat = flat_metrics(study)
-        client.log_batch(group, metrics=[mlflow.entities.Metric(k, float(v), int(time.time() * 1000), 0)
-                                         for k, v in flat.items()])
+        client.log_batch(group, metrics=experiments.mlflow_metrics(flat_metrics(study)))
         client.log_artifact(group, str(project / STUDY_METRICS))
         client.log_artifact(group, str(table))
         success = True
