@@ -109,7 +109,7 @@ def markdown(study: dict) -> str:
     lines = [f"Replicates: project.seed = {seeds}; mean ± half-width of the 95% t interval (n seeds).", "",
              format_table(rows, ["stage", "method", *FIGURES.values(), "mIoU per seed"])]
     if study["differences"]:
-        diffs = [{"comparison": f"{d['other']} − {d['reference']}", "mIoU difference": _cell(d),
+        diffs = [{"comparison": f"{d['other']} − {d['reference']}", "mIoU difference": "+" * (d["mean"] >= 0) + _cell(d),
                   "95% CI": "-" if d["ci_low"] is None else f"{d['ci_low']:+.4f} to {d['ci_high']:+.4f}",
                   "resolved": "yes" if d["resolved"] else "no"} for d in study["differences"].values()]
         lines += ["", "Paired over the same seeds; resolved: the 95% interval excludes zero.", "",
