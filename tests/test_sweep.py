@@ -11,6 +11,7 @@ runs in the copy's store. Slow (a few minutes on 2 cores): marked `slow`.
 """
 
 import hashlib
+import json
 import os
 import re
 import signal
@@ -26,7 +27,7 @@ import yaml
 
 from tests.helpers.background import background_job
 from tests.helpers.mlflow_runs import all_runs
-from tests.helpers.project import Project, copy_project, project_env
+from tests.helpers.project import Project, copy_project, make_project, project_env
 from tests.helpers.project import run as _run
 from tests.helpers.ray_head import LOGICAL_GPUS, ray_head
 from wsss.cli import main
@@ -378,3 +379,55 @@ def test_ray_sweep_on_a_cluster_gives_each_trial_its_gpu(project, mlflow_db):
         assert f"export CUDA_VISIBLE_DEVICES='{tags['wsss.gpus']}'" in log.read_text()
         slot_params = yaml.safe_load((state / "slots" / tags["wsss.slot"] / "params.yaml").read_text())
         assert slot_params["project"]["devices"] == 1
+
+
+@background_job(after=("tiny_run",))
+def confirmed_sweep(job) -> tuple[Project, subprocess.CompletedProcess]:
+    """In a copy of the finished tiny project: a sweep whose trials are scored over 2 seeds, then
+    its best trial confirmed against params.yaml over 2 seeds (`--confirm 2`)."""
+    project = copy_project(job.result("tiny_run").path, job.folder / "project", job.environ)
+    spec = _spec(project.path, "seeded", {"ptrecl.reclassify.top_m": {"type": "categorical", "choices": [3, 6]}}, 2,
+                 seeds_per_trial=2)
+    return project, job.run(["wsss", "sweep", str(spec), "--confirm", "2"], project.path, project.env)
+
+
+@pytest.mark.slow
+def test_trials_scored_over_seeds_and_the_best_confirmed_paired_against_params_yaml(confirmed_sweep):
+    (cwd, env), done = confirmed_sweep
+    trials = _study(cwd, "seeded").trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 2
+    logs = [path.read_text() for path in (state_dir(cwd, "seeded") / "logs").glob("*.log")]
+    assert len(logs) == 2 and all("# project.seed = 0" in log and "# project.seed = 1" in log for log in logs)
+
+    confirmation = json.loads((state_dir(cwd, "seeded") / "confirmation.json").read_text())
+    assert len(confirmation["default"]) == len(confirmation["best"]) == 2 == confirmation["n"]
+    differences = [b - d for d, b in zip(confirmation["default"], confirmation["best"])]
+    assert confirmation["mean"] == pytest.approx(sum(differences) / 2)
+    assert confirmation["better"] == (confirmation["ci_low"] > 0)
+    assert "confirmation over 2 seeds: best - default metrics/ptrecl.json:miou" in done.stdout
+    best_value = max(t.value for t in trials)  # a trial's value is its mean over the 2 seeds
+    assert sum(confirmation["best"]) / 2 == pytest.approx(best_value, abs=1e-6)
+    shown = _run(["dvc", "exp", "show", "--no-pager", "--json"], cwd, env).stdout
+    assert all(name in shown for name in ("seeded-best-seed-0", "seeded-best-seed-1", "replicate-seed-1"))
+    runs = all_runs(f"sqlite:///{cwd / 'mlflow.db'}")
+    (group,) = [r for r in runs if r.data.tags.get("wsss.kind") == "confirmation"]
+    assert group.info.status == "FINISHED" and group.data.metrics["difference_n"] == 2
+    assert group.data.metrics["difference_mean"] == pytest.approx(confirmation["mean"])
+
+
+def test_seeds_per_trial_is_checked_with_the_spec(tmp_path):
+    from wsss.sweep.confirm import verdict
+
+    project = make_project(tmp_path / "project").path
+    space = {"ptrecl.reclassify.top_m": {"type": "int", "low": 2, "high": 6}}
+    assert load_spec(_spec(project, "plain", space, 1), project).seeds_per_trial == 1
+    seeded = load_spec(_spec(project, "seeded", space, 1, seeds_per_trial=3), project)
+    assert seeded.seeds_per_trial == 3 and seeded.identity()["seeds_per_trial"] == 3
+    with pytest.raises(SweepError, match="'seeds_per_trial' must be an integer >= 1"):
+        load_spec(_spec(project, "zero", space, 1, seeds_per_trial=0), project)
+    with pytest.raises(SweepError, match="'project.seed' is set by 'seeds_per_trial'"):
+        load_spec(_spec(project, "both", space, 1, seeds_per_trial=2, fixed={"project.seed": 1}), project)
+    maximize = load_spec(_spec(project, "max", space, 1), project)
+    assert verdict(maximize, [0.40, 0.42, 0.44], [0.45, 0.48, 0.50])["better"]
+    assert not verdict(maximize, [0.40, 0.42, 0.44], [0.41, 0.40, 0.45])["better"]
+    assert not verdict(maximize, [0.45, 0.48, 0.50], [0.40, 0.42, 0.44])["better"]  # resolved, but worse

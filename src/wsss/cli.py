@@ -289,6 +289,8 @@ def cmd_sweep(args) -> int:
         raise WsssError(f"unknown sweep engine {args.engine!r}; known: {', '.join(SWEEP_ENGINES)}")
     if args.jobs < 1:
         raise WsssError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.confirm not in (0, None) and args.confirm < 2:
+        raise WsssError(f"--confirm needs 2 or more seeds for an interval, got {args.confirm}")
     given = [name for name in RAY_OPTIONS if getattr(args, name) is not None]
     if args.engine != "ray" and given:
         raise WsssError(f"--{given[0].replace('_', '-')} is an option of --engine ray")
@@ -300,6 +302,13 @@ def cmd_sweep(args) -> int:
     module, function = SWEEP_ENGINES[args.engine].split(":")
     run_sweep = getattr(importlib.import_module(module), function)
     print(run_sweep(spec, project, jobs=args.jobs, **options))
+    print()
+    if args.confirm:
+        from wsss.sweep.confirm import confirm_best
+
+        print(confirm_best(spec, project, _tool_env(), args.confirm))
+    else:
+        print("the best trial is one noisy run: `--confirm 3` compares it with params.yaml over 3 seeds, paired")
     print()
     from wsss.tracking import runs as tracking
 
@@ -400,6 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--name", default=None, help="sweep name: its state dir and study (default: the spec file's stem)")
     sweep.add_argument("--jobs", type=int, default=1, help="trials run at the same time (default 1); optuna's "
                        "share this machine's devices as params.yaml says (GPUs per trial: --engine ray)")
+    sweep.add_argument("--confirm", type=int, default=0, metavar="N",
+                       help="then re-run the best trial's params and params.yaml for project.seed 0..N-1 and "
+                            "call the best better only if the paired 95%% interval says so (default: off)")
     sweep.add_argument("--register", action="store_true", help="register the best trial's segmentation network "
                        "in the Model Registry (trials register none); trains it if the objective lies upstream")
     ray = sweep.add_argument_group("--engine ray")

@@ -44,10 +44,6 @@ class Replicate:
     metrics: dict[str, dict]  # metrics file stem -> its headline figures
 
 
-def replicate_name(seed: int) -> str:
-    return experiments.experiment_name("replicate", "seed", str(seed))
-
-
 def summarise(replicates: list[Replicate]) -> dict:
     """Per metrics file and figure, the interval over the seeds; per ordering, the paired
     difference of the mIoU."""
@@ -109,12 +105,40 @@ def markdown(study: dict) -> str:
     lines = [f"Replicates: project.seed = {seeds}; mean ± half-width of the 95% t interval (n seeds).", "",
              format_table(rows, ["stage", "method", *FIGURES.values(), "mIoU per seed"])]
     if study["differences"]:
-        diffs = [{"comparison": f"{d['other']} − {d['reference']}", "mIoU difference": "+" * (d["mean"] >= 0) + _cell(d),
+        diffs = [{"comparison": f"{d['other']} − {d['reference']}",
+                  "mIoU difference": "+" * (d["mean"] >= 0) + _cell(d),
                   "95% CI": "-" if d["ci_low"] is None else f"{d['ci_low']:+.4f} to {d['ci_high']:+.4f}",
                   "resolved": "yes" if d["resolved"] else "no"} for d in study["differences"].values()]
         lines += ["", "Paired over the same seeds; resolved: the 95% interval excludes zero.", "",
                   format_table(diffs, ["comparison", "mIoU difference", "95% CI", "resolved"])]
     return "\n".join(lines) + "\n"
+
+
+def run_seeds(project: Path, env: dict, count: int, group: str, overrides: dict | None = None,
+              prefix: str = "replicate", targets: tuple[str, ...] = (), log=print) -> list[Replicate]:
+    """Run the pipeline (``targets``, default all) with ``overrides`` for seeds 0..count-1, each a
+    DVC experiment ``<prefix>-seed-K`` with its MLflow child run under ``group``; return each
+    replicate's metrics files."""
+    import mlflow
+
+    from wsss.core import params as params_mod
+
+    overrides = dict(overrides or {})
+    baseline = experiments.head(project)
+    metrics_files = pipeline(project).metrics_files()
+    client = mlflow.MlflowClient()
+    replicates = []
+    for seed in range(count):
+        name = experiments.experiment_name(prefix, "seed", str(seed))
+        seeded = overrides | {experiments.SEED_KEY: seed}
+        seed_params = params_mod.load(project / params_mod.PARAMS_FILE, seeded)
+        child = experiments.start_group_run(project, seed_params, "replicate", f"{prefix} seed {seed}", group, name)
+        experiments.run_experiment(project, env, name, seeded, targets, child, f"{prefix} seed {seed}", log)
+        ref = experiments.experiment_ref(baseline, name)
+        metrics = {Path(f).stem: experiments.read_metrics(project, ref, f) for f in metrics_files}
+        client.set_terminated(child, "FINISHED")
+        replicates.append(Replicate(seed, name, {stem: value for stem, value in metrics.items() if value is not None}))
+    return replicates
 
 
 def run_replicates(project: Path, count: int, env: dict, log=print, dvc_args: tuple[str, ...] = ()) -> dict:
@@ -127,24 +151,11 @@ def run_replicates(project: Path, count: int, env: dict, log=print, dvc_args: tu
     if count < 2:
         raise WsssError(f"--replicates needs 2 or more seeds for an interval, got {count}")
     params = params_mod.load(project / params_mod.PARAMS_FILE)
-    baseline = experiments.head(project)
     group = experiments.start_group_run(project, params, "replicates", f"replicates x{count}")
     client = mlflow.MlflowClient()  # the project's store, which start_group_run configured
-    stems = [Path(f).stem for f in pipeline(project).metrics_files()]
-    replicates, success = [], False
+    success = False
     try:
-        for seed in range(count):
-            name = replicate_name(seed)
-            seeded = {experiments.SEED_KEY: seed}
-            seed_params = params_mod.load(project / params_mod.PARAMS_FILE, seeded)
-            child = experiments.start_group_run(project, seed_params, "replicate", f"replicate seed {seed}", group, name)
-            experiments.run_experiment(project, env, name, seeded, dvc_args, child, f"replicate seed {seed}", log)
-            ref = experiments.experiment_ref(baseline, name)
-            metrics = {Path(f).stem: experiments.read_metrics(project, ref, f) for f in pipeline(project).metrics_files()}
-            metrics = {stem: value for stem, value in metrics.items() if value is not None and stem in stems}
-            client.set_terminated(child, "FINISHED")
-            replicates.append(Replicate(seed, name, metrics))
-        study = summarise(replicates)
+        study = summarise(run_seeds(project, env, count, group, targets=dvc_args, log=log))
         write_json(project / STUDY_METRICS, study)
         table = project / STUDY_TABLE
         with atomic_path(table) as tmp:

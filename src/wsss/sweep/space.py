@@ -5,6 +5,7 @@ objective: {metric: metrics/ptrecl.json:miou, direction: maximize}
 report: [metrics/ptrecl_map.json:miou]   # optional intermediate values, in pipeline order
 budget: 20                               # finished (complete or pruned) trials
 fixed: {refine.method: irn}              # optional overrides applied to every trial
+seeds_per_trial: 1                       # optional: score a trial as its mean over project.seed 0..R-1
 space:
   ptrecl.prototypes.k: {type: int, low: 2, high: 30}
   seeds.train.lr: {type: float, low: 0.001, high: 0.1, log: true}
@@ -34,8 +35,9 @@ import yaml
 from wsss.core import params as params_mod
 from wsss.core.dvcfile import pipeline
 from wsss.core.errors import ParamsError, WsssError
+from wsss.sweep.experiments import SEED_KEY
 
-TOP_LEVEL = ("objective", "report", "budget", "fixed", "space")
+TOP_LEVEL = ("objective", "report", "budget", "fixed", "space", "seeds_per_trial")
 DIRECTIONS = ("maximize", "minimize")
 TYPES = {"int": ("low", "high", "log"), "float": ("low", "high", "log"), "categorical": ("choices",)}
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -111,6 +113,7 @@ class SweepSpec:
     space: tuple[Dimension, ...]
     report: tuple[Metric, ...] = ()
     fixed: dict = field(default_factory=dict)
+    seeds_per_trial: int = 1  # a trial's objective: the mean over project.seed 0..R-1
 
     @property
     def steps(self) -> tuple[Step, ...]:
@@ -132,7 +135,7 @@ class SweepSpec:
             "report": [str(m) for m in self.report],
             "fixed": dict(self.fixed),
             "space": {d.key: d.describe() for d in self.space},
-        }
+        } | ({"seeds_per_trial": self.seeds_per_trial} if self.seeds_per_trial > 1 else {})
 
     def flat_params(self) -> dict:
         """The spec as flat MLflow params (the budget, which a resume may raise, is left out)."""
@@ -200,6 +203,13 @@ def load_spec(path: str | Path, project: str | Path = ".", name: str | None = No
         params_mod.set_key(base, key, value)
     _validated(path, base, "fixed")
 
+    seeds_per_trial = raw.get("seeds_per_trial", 1)
+    if isinstance(seeds_per_trial, bool) or not isinstance(seeds_per_trial, int) or seeds_per_trial < 1:
+        _fail(path, f"'seeds_per_trial' must be an integer >= 1, got {seeds_per_trial!r}")
+    if seeds_per_trial > 1 and (SEED_KEY in fixed or SEED_KEY in (raw.get("space") or {})):
+        _fail(path, f"'{SEED_KEY}' is set by 'seeds_per_trial' ({seeds_per_trial}): leave it out of 'fixed' "
+                    "and 'space'")
+
     space_raw = raw.get("space")
     if not isinstance(space_raw, dict) or not space_raw:
         _fail(path, "'space' must map at least one params.yaml key to its range")
@@ -214,7 +224,8 @@ def load_spec(path: str | Path, project: str | Path = ".", name: str | None = No
             params_mod.set_key(trial, key, value)
             _validated(path, trial, f"space: '{key}' = {value!r}")
         space.append(dimension)
-    return SweepSpec(name, path, target, objective["direction"], budget, tuple(space), report, dict(fixed))
+    return SweepSpec(name, path, target, objective["direction"], budget, tuple(space), report, dict(fixed),
+                     seeds_per_trial)
 
 
 def _read_params(project: Path) -> dict:

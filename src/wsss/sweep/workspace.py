@@ -45,6 +45,7 @@ from wsss.core import params as params_mod
 from wsss.core.errors import WsssError
 from wsss.core.io import atomic_path
 from wsss.core.project import copy_pipeline, pipeline_digest
+from wsss.sweep.experiments import SEED_KEY
 from wsss.sweep.space import SweepError, SweepSpec
 
 STATE_ROOT = Path(".wsss") / "sweeps"
@@ -76,7 +77,8 @@ class TrialOutcome:
 
     overrides: dict
     values: list[float] = field(default_factory=list)
-    objective: float | None = None
+    objective: float | None = None  # with seeds_per_trial > 1, the mean of seed_objectives
+    seed_objectives: list[float] = field(default_factory=list)
     pruned: bool = False
     stages: dict[str, str] = field(default_factory=dict)  # stage -> ran | restored | unchanged
     seconds: float = 0.0
@@ -273,6 +275,46 @@ def _tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
+def _run_steps(sweep: SweepSpec, slot, env: dict, handle, log: Path, outcome: TrialOutcome,
+               report: Callable[[int, float], bool] | None) -> float | None:
+    """One `dvc repro` per step of the sweep in the slot, reporting intermediate values to
+    ``report`` (None: not reported); the objective, or None when ``report`` pruned the trial."""
+    overrides = outcome.overrides
+    steps = sweep.steps
+    for number, step in enumerate(steps):
+        step_start = time.monotonic()
+        offset = handle.tell()
+        handle.write(f"$ dvc repro {step.stage}\n".encode())
+        handle.flush()
+        done = subprocess.run(["dvc", "repro", step.stage], cwd=slot.path, env=env, stdout=handle,
+                              stderr=subprocess.STDOUT, pass_fds=(slot.lock_fd,))
+        output = log.read_bytes()[offset:].decode(errors="replace")
+        for stage, status in stage_statuses(output).items():
+            # the first visit tells: a later step sees the same stage unchanged
+            outcome.stages.setdefault(stage, status)
+        outcome.step_seconds.append(time.monotonic() - step_start)
+        if done.returncode != 0:
+            raise TrialError(
+                f"sweep '{sweep.name}': `dvc repro {step.stage}` failed (exit {done.returncode}) "
+                f"for overrides {overrides}", overrides, log, _tail(output))
+        if report is None:
+            continue
+        try:
+            for index, metric in step.reports:
+                value = metric.read(slot.path)
+                outcome.values.append(value)
+                if report(index, value) and number < len(steps) - 1:
+                    outcome.pruned = True
+        except WsssError as exc:
+            raise TrialError(f"sweep '{sweep.name}': {exc} (overrides {overrides})", overrides, log) from None
+        if outcome.pruned:
+            return None
+    try:
+        return sweep.objective.read(slot.path)
+    except WsssError as exc:
+        raise TrialError(f"sweep '{sweep.name}': {exc} (overrides {overrides})", overrides, log) from None
+
+
 def run_trial(sweep: SweepSpec, project: str | Path, overrides: dict,
               report: Callable[[int, float], bool], trial_run_id: str | None = None,
               label: str | None = None, placement: Placement = Placement()) -> TrialOutcome:
@@ -281,8 +323,9 @@ def run_trial(sweep: SweepSpec, project: str | Path, overrides: dict,
     For each step of the sweep (``sweep.steps``) runs ``dvc repro <stage>``, then reads the
     step's reported metrics and calls ``report(index, value)``; a True answer prunes the trial
     (stops it) unless nothing is left to run. Engine-agnostic: Optuna, Ray Tune or a plain loop
-    call it the same way; ``placement`` is the devices an engine gave the trial. Raises
-    TrialError when a `dvc repro` fails or a metric is unreadable.
+    call it the same way; ``placement`` is the devices an engine gave the trial. With the spec's
+    ``seeds_per_trial`` R > 1 the steps run for project.seed 0..R-1 and the objective is their
+    mean. Raises TrialError when a `dvc repro` fails or a metric is unreadable.
     """
     project = Path(project).resolve()
     state = prepare(sweep, project)
@@ -295,42 +338,24 @@ def run_trial(sweep: SweepSpec, project: str | Path, overrides: dict,
         log = state / "logs" / f"{label}-slot{slot.path.name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         outcome.log = log
-        write_slot_params(state, slot.path, trial_overrides(sweep, overrides, placement))
         env = trial_env(project, slot.path, trial_run_id, placement)
-        steps = sweep.steps
+        objectives = []
         with open(log, "ab") as handle:
             for name, value in placement.env().items():  # the log says which GPUs the trial ran on
                 handle.write(f"$ export {name}={value!r}\n".encode())
-            for number, step in enumerate(steps):
-                step_start = time.monotonic()
-                offset = handle.tell()
-                handle.write(f"$ dvc repro {step.stage}\n".encode())
-                handle.flush()
-                done = subprocess.run(["dvc", "repro", step.stage], cwd=slot.path, env=env, stdout=handle,
-                                      stderr=subprocess.STDOUT, pass_fds=(slot.lock_fd,))
-                output = log.read_bytes()[offset:].decode(errors="replace")
-                for stage, status in stage_statuses(output).items():
-                    # the first visit tells: a later step sees the same stage unchanged
-                    outcome.stages.setdefault(stage, status)
-                outcome.step_seconds.append(time.monotonic() - step_start)
-                if done.returncode != 0:
-                    raise TrialError(
-                        f"sweep '{sweep.name}': `dvc repro {step.stage}` failed (exit {done.returncode}) "
-                        f"for overrides {overrides}", overrides, log, _tail(output))
-                try:
-                    for index, metric in step.reports:
-                        value = metric.read(slot.path)
-                        outcome.values.append(value)
-                        if report(index, value) and number < len(steps) - 1:
-                            outcome.pruned = True
-                except WsssError as exc:
-                    raise TrialError(f"sweep '{sweep.name}': {exc} (overrides {overrides})", overrides, log) from None
-                if outcome.pruned:
+            # seeds_per_trial > 1: the trial is scored by its mean over the seeds; only the first
+            # seed's intermediate values are reported (and pruned on)
+            for seed in (range(sweep.seeds_per_trial) if sweep.seeds_per_trial > 1 else [None]):
+                seeded = overrides if seed is None else overrides | {SEED_KEY: seed}
+                write_slot_params(state, slot.path, trial_overrides(sweep, seeded, placement))
+                if seed is not None:
+                    handle.write(f"# {SEED_KEY} = {seed}\n".encode())
+                objective = _run_steps(sweep, slot, env, handle, log, outcome, report if seed in (None, 0) else None)
+                if objective is None:  # pruned
                     break
-            else:
-                try:
-                    outcome.objective = sweep.objective.read(slot.path)
-                except WsssError as exc:
-                    raise TrialError(f"sweep '{sweep.name}': {exc} (overrides {overrides})", overrides, log) from None
+                objectives.append(objective)
+        if objectives and not outcome.pruned:
+            outcome.objective = sum(objectives) / len(objectives)
+            outcome.seed_objectives = objectives
     outcome.seconds = time.monotonic() - start
     return outcome
