@@ -4,6 +4,7 @@ run per session, started in the background as soon as a selected test needs it
 (tests/helpers/ has the plain functions they use)."""
 
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -82,6 +83,15 @@ def second_tiny_run(job) -> TinyRun:
     """Another `wsss repro` of the tiny project from scratch, in another copy (no outputs, no DVC
     cache: every stage runs), at the same time as tiny_run (test_reproducible compares them)."""
     return _tiny_run(job)
+
+
+@background_job(after=("tiny_run",))
+def replicate_study(job) -> tuple[Project, subprocess.CompletedProcess]:
+    """`wsss repro --replicates 2 evaluate_seeds` in a copy of the finished tiny project (the
+    classifier's stages: what a seed changes first); tests/test_replicates.py checks it, and the
+    confirmed sweep of tests/test_sweep.py starts from it (seed 1's classifier in its run-cache)."""
+    project = copy_project(job.result("tiny_run").path, job.folder / "project", job.environ)
+    return project, job.run(["wsss", "repro", "--replicates", "2", "evaluate_seeds"], project.path, project.env)
 
 
 def pytest_collection_modifyitems(items):

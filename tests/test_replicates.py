@@ -7,18 +7,10 @@ import re
 
 import pytest
 
-from tests.helpers.background import background_job
 from tests.helpers.mlflow_runs import all_runs
-from tests.helpers.project import copy_project, run
+from tests.helpers.project import run
 from wsss.core.io import write_json
 from wsss.sweep.replicates import STUDY_METRICS, Replicate, summarise
-
-
-@background_job(after=("tiny_run",))
-def replicate_study(job):
-    """`wsss repro --replicates 2 evaluate_refine` in a copy of the finished tiny project."""
-    project = copy_project(job.result("tiny_run").path, job.folder / "project", job.environ)
-    return project, job.run(["wsss", "repro", "--replicates", "2", "evaluate_refine"], project.path, project.env)
 
 
 @pytest.mark.slow
@@ -31,11 +23,10 @@ def test_replicates_run_each_seed_as_an_experiment_and_reuse_seed_independent_st
     assert "replicate-seed-0" in shown and "replicate-seed-1" in shown
 
     study = json.loads((cwd / "metrics/replicates.json").read_text())
-    assert study["seeds"] == [0, 1] and set(study["figures"]) == {"seeds", "refine"}
+    assert study["seeds"] == [0, 1] and set(study["figures"]) == {"seeds"}
     cam = study["figures"]["seeds"]["miou"]
     committed = json.loads((cwd / "metrics/seeds.json").read_text())["miou"]
     assert cam["values"][0] == committed and cam["n"] == 2 and cam["ci_low"] <= cam["mean"] <= cam["ci_high"]
-    assert "refine-seeds" in study["differences"]
     table = (cwd / "results/replicates.md").read_text()
     assert table.strip() in done.stdout and "(n=2)" in table
 
@@ -43,14 +34,13 @@ def test_replicates_run_each_seed_as_an_experiment_and_reuse_seed_independent_st
     (group,) = [r for r in runs if r.data.tags.get("wsss.kind") == "replicates"]
     assert group.info.status == "FINISHED"
     assert group.data.metrics["seeds.miou_n"] == 2 and group.data.metrics["seeds.miou_mean"] == pytest.approx(cam["mean"])
-    assert group.data.metrics["difference.refine-seeds.miou_ci_low"] == pytest.approx(
-        study["differences"]["refine-seeds"]["ci_low"])
+    assert group.data.metrics["seeds.miou_ci_low"] == pytest.approx(cam["ci_low"])
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == group.info.run_id]
     assert sorted(r.info.run_name for r in children) == ["replicate seed 0", "replicate seed 1"]
     seed_1 = next(r for r in children if r.info.run_name.endswith("1"))
     assert seed_1.data.params["project.seed"] == "1" and seed_1.info.status == "FINISHED"
     stages = {r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId") == seed_1.info.run_id}
-    assert {"train_classifier", "seeds", "evaluate_seeds", "refine", "evaluate_refine"} <= stages
+    assert {"train_classifier", "seeds", "evaluate_seeds"} <= stages
 
 
 def test_one_replicate_is_refused_before_anything_runs(tiny_project, capsys):

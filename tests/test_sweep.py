@@ -381,12 +381,13 @@ def test_ray_sweep_on_a_cluster_gives_each_trial_its_gpu(project, mlflow_db):
         assert slot_params["project"]["devices"] == 1
 
 
-@background_job(after=("tiny_run",))
+@background_job(after=("replicate_study",))
 def confirmed_sweep(job) -> tuple[Project, subprocess.CompletedProcess]:
-    """In a copy of the finished tiny project: a sweep whose trials are scored over 2 seeds, then
-    its best trial confirmed against params.yaml over 2 seeds (`--confirm 2`); on the seeds' mIoU,
-    so that a seed runs only the classifier's stages."""
-    project = copy_project(job.result("tiny_run").path, job.folder / "project", job.environ)
+    """In a copy of the tiny project after its replicate study (seed 1's classifier in its
+    run-cache): a sweep whose trials are scored over 2 seeds, then its best trial confirmed
+    against params.yaml over 2 seeds (`--confirm 2`); on the seeds' mIoU, so that a seed runs
+    only the classifier's stages."""
+    project = copy_project(job.result("replicate_study")[0].path, job.folder / "project", job.environ)
     spec = _spec(project.path, "seeded", {"seeds.infer.hflip": {"type": "categorical", "choices": [True, False]}}, 2,
                  seeds_per_trial=2, objective={"metric": "metrics/seeds.json:miou", "direction": "maximize"})
     return project, job.run(["wsss", "sweep", str(spec), "--confirm", "2"], project.path, project.env)
