@@ -166,10 +166,9 @@ def test_a_killed_sweep_resumes_from_its_stored_trials(project, mlflow_db):
         while time.monotonic() < deadline:
             time.sleep(1.0)
             assert first.poll() is None, f"the sweep ended before it was killed:\n{log.read_text()[-5000:]}"
-            try:
-                trials = _study(project, "resume").trials
-            except Exception:  # no study yet
-                continue
+            if not list((state_dir(project, "resume") / "logs").glob("*.log")):
+                continue  # no trial yet: the sweep may still be creating its study (two first opens race)
+            trials = _study(project, "resume").trials
             if any(t.state.name == "COMPLETE" for t in trials) and any(
                     t.state.name == "RUNNING" and t.params for t in trials):
                 break
