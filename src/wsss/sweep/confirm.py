@@ -20,7 +20,7 @@ from wsss.core.io import write_json
 from wsss.evaluation import statistics
 from wsss.sweep import experiments
 from wsss.sweep.best import BEST_FILE
-from wsss.sweep.replicates import run_seeds
+from wsss.sweep.replicates import interval_of, run_seeds
 from wsss.sweep.space import SweepError, SweepSpec
 from wsss.sweep.workspace import state_dir
 
@@ -80,10 +80,8 @@ def confirm_best(spec: SweepSpec, project: Path, env: dict, count: int, log=prin
         result = verdict(spec, objective_values(spec, default), objective_values(spec, best))
         path = state_dir(project, spec.name) / CONFIRMATION_FILE
         write_json(path, result)
-        interval = statistics.Interval(result["mean"], result["ci_low"], result["ci_high"], result["n"],
-                                       result["interval"])
         client.log_batch(group, metrics=experiments.mlflow_metrics(
-            interval.as_metrics("difference") | {"better": float(result["better"])}))
+            interval_of(result).as_metrics("difference") | {"better": float(result["better"])}))
         client.log_artifact(group, str(path))
         success = True
         return describe(result)

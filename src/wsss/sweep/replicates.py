@@ -81,15 +81,20 @@ def flat_metrics(study: dict) -> dict[str, float]:
     return flat
 
 
+def interval_of(value: dict) -> statistics.Interval:
+    """An interval written with ``Interval.as_dict`` (the study file, a confirmation), read back."""
+    return statistics.Interval(value["mean"], value["ci_low"], value["ci_high"], value["n"], value["interval"],
+                               value.get("sd"))
+
+
 def _interval_metrics(name: str, value: dict) -> dict[str, float]:
-    out = {f"{name}_mean": value["mean"], f"{name}_n": value["n"]}
-    if value["ci_low"] is not None:
-        out |= {f"{name}_ci_low": value["ci_low"], f"{name}_ci_high": value["ci_high"], f"{name}_sd": value["sd"]}
-    return out
+    interval = interval_of(value)
+    sd = {} if interval.sd is None else {f"{name}_sd": interval.sd}
+    return interval.as_metrics(name) | sd
 
 
 def _cell(value: dict) -> str:
-    return statistics.Interval(value["mean"], value["ci_low"], value["ci_high"], value["n"], value["interval"]).format()
+    return interval_of(value).format()
 
 
 def markdown(study: dict) -> str:
