@@ -1,0 +1,105 @@
+"""Benchmark: the noise floor of the main job, i.e. how far each headline figure moves between
+training seeds, for a baseline configuration and for params.yaml, measured in the same process.
+
+    .venv/bin/python benchmarks/bench_noise.py [--project DIR] [--replicates N]
+                                               [--baseline KEY=VALUE ...] [--out [FILE]]
+
+Runs the pipeline for project.seed = 0..N-1 (default 5) twice, each replicate a DVC experiment in
+--project (default: this checkout, whose DVC run-cache makes a repeated run cheap): once with the
+--baseline overrides (default: the classifier's 12 epochs, the default before issue 25) and once
+with params.yaml as it is. Prints, per headline figure, the standard deviation over the seeds
+before and after and their ratio, and the paired orderings (CAM < CAM+IRN < PtReCl, segmentation
+vs its pseudo masks) with their 95% intervals. --out writes both studies and the ratios as JSON
+(default benchmarks/results/noise.json). MLflow: one group run per configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from measure import write_json  # noqa: E402
+
+from wsss.core import params as params_mod  # noqa: E402
+from wsss.sweep import experiments, replicates  # noqa: E402
+
+RESULTS = "benchmarks/results/noise.json"
+BASELINE = {"seeds.train.epochs": 12}  # the default before issue 25's noise study
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"--baseline wants KEY=VALUE, got {text!r}")
+    return key, yaml.safe_load(value)
+
+
+def study(project: Path, env: dict, count: int, name: str, overrides: dict) -> dict:
+    """The replicate study of one configuration, under a group run of its own."""
+    params = params_mod.load(project / params_mod.PARAMS_FILE, overrides)
+    group = experiments.start_group_run(project, params, "noise-floor", f"noise floor: {name} x{count}")
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    result = replicates.summarise(replicates.run_seeds(project, env, count, group, overrides, prefix=f"noise-{name}"))
+    client.log_batch(group, metrics=experiments.mlflow_metrics(replicates.flat_metrics(result)))
+    client.set_terminated(group, "FINISHED")
+    return result
+
+
+def spread(before: dict, after: dict) -> dict:
+    """Per metrics file, the mIoU's standard deviation over seeds before and after, and after/before."""
+    rows = {}
+    for stem, figures in after["figures"].items():
+        old = before["figures"].get(stem, {}).get("miou", {}).get("sd")
+        new = figures["miou"]["sd"]
+        rows[stem] = {"method": figures["method"], "sd_before": old, "sd_after": new,
+                      "ratio": None if not old else new / old}
+    return rows
+
+
+def print_report(before: dict, after: dict, rows: dict) -> None:
+    print(f"\n{'figure':12s} {'method':26s} {'sd before':>10s} {'sd after':>10s} {'ratio':>6s}")
+    for stem, row in rows.items():
+        old = "-" if row["sd_before"] is None else f"{100 * row['sd_before']:.2f} pt"
+        ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}"
+        print(f"{stem:12s} {row['method']:26s} {old:>10s} {100 * row['sd_after']:7.2f} pt {ratio:>6s}")
+    for name, result in (("before", before), ("after", after)):
+        print(f"\npaired orderings, {name} (n = {len(result['seeds'])} seeds):")
+        for difference in result["differences"].values():
+            print(f"  {difference['other']} − {difference['reference']}: {difference['mean']:+.4f} "
+                  f"(95% CI {difference['ci_low']:+.4f} to {difference['ci_high']:+.4f}) "
+                  f"{'resolved' if difference['resolved'] else 'not resolved'}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--project", default=str(ROOT), help="the project whose pipeline runs (default: this one)")
+    parser.add_argument("--replicates", type=int, default=5, metavar="N", help="seeds 0..N-1 (default 5)")
+    parser.add_argument("--baseline", type=parse_override, action="append", default=None, metavar="KEY=VALUE",
+                        help=f"the baseline's params overrides (default {BASELINE})")
+    parser.add_argument("--out", nargs="?", const=RESULTS, default=None, help=f"write the results (default {RESULTS})")
+    args = parser.parse_args()
+    if args.replicates < 2:
+        parser.error("--replicates needs 2 or more seeds for a standard deviation")
+    project = Path(args.project).resolve()
+    baseline = dict(args.baseline) if args.baseline else dict(BASELINE)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    before = study(project, env, args.replicates, "baseline", baseline)
+    after = study(project, env, args.replicates, "params", {})
+    rows = spread(before, after)
+    print_report(before, after, rows)
+    if args.out:
+        write_json(ROOT / args.out, {"replicates": args.replicates, "baseline_overrides": baseline,
+                                     "cpus": os.cpu_count(), "spread": rows, "before": before, "after": after})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
