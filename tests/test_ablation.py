@@ -73,3 +73,22 @@ def test_a_table_over_seeds_shows_intervals_and_paired_differences_to_its_first_
     assert f"Δ {headline} vs tau=0.3" in text and "`wsss ablate eps-tau --replicates 3`" in text
     single = markdown("eps-tau", table, [{"row": "tau=0.3", **{c.header: 0.4 for c in table.columns}}])
     assert "Single run" in single and "±" not in single
+
+
+def test_a_tables_claims_are_judged_by_their_paired_interval():
+    from wsss.evaluation.statistics import paired_over_seeds
+    from wsss.sweep.ablation import claim_rows, markdown
+
+    table = TABLES["methods"]
+    figures = {"cam": ([0.44, 0.47, 0.45], [0.80, 0.70, 0.75]), "sipe": ([0.30, 0.28, 0.33], [1.4, 1.5, 1.6]),
+               "ae_sipe": ([0.39, 0.36, 0.37], [1.2, 1.3, 1.1]), "eps": ([0.53, 0.50, 0.56], [0.75, 0.72, 0.80])}
+    rows = [{"row": name, **{c.header: [0.5, 0.5, 0.5] for c in table.columns},
+             "seeds mIoU": miou, "seeds co-occurrence": cooc} for name, (miou, cooc) in figures.items()]
+    claims = {row["claim"].split(" (")[0]: row for row in claim_rows(table, rows)}
+    assert claims["SIPE's seeds above CAM's"]["verdict"] == "reversed"  # lower on every seed
+    assert claims["AE-SIPE's seeds above SIPE's"]["verdict"] == "holds"
+    eps = claims["EPS lowers the co-occurrence confusion of CAM"]
+    assert eps["verdict"] == "not resolved"  # the difference changes sign between seeds
+    difference = paired_over_seeds([0.80, 0.70, 0.75], [0.75, 0.72, 0.80])
+    assert eps["95% CI"] == f"{difference.low:+.4f} to {difference.high:+.4f}"
+    assert "| verdict" in markdown("methods", table, rows, replicates=3)

@@ -41,6 +41,13 @@ def test_replicates_run_each_seed_as_an_experiment_and_reuse_seed_independent_st
     assert seed_1.data.params["project.seed"] == "1" and seed_1.info.status == "FINISHED"
     stages = {r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId") == seed_1.info.run_id}
     assert {"train_classifier", "seeds", "evaluate_seeds"} <= stages
+    # Seed 0 came whole from the run-cache: its evaluation is a restored run with the ref's figures.
+    seed_0 = next(r for r in children if r.info.run_name.endswith("0"))
+    (evaluation,) = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == seed_0.info.run_id]
+    assert evaluation.info.run_name == "evaluate_seeds" and evaluation.data.tags["wsss.restored"] == "true"
+    assert evaluation.data.metrics["miou"] == pytest.approx(committed)
+    report = run(["wsss", "report"], cwd, env).stdout
+    assert "2 seeds" in next(line for line in report.splitlines() if line.startswith("| cam "))
 
 
 def test_one_replicate_is_refused_before_anything_runs(tiny_project, capsys):

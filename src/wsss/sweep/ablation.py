@@ -47,6 +47,18 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """A paper's claim a table can test: ``other`` row's figure in ``column`` is higher (or lower)
+    than the ``reference`` row's, judged by their difference paired by seed."""
+
+    text: str
+    reference: str  # row names
+    other: str
+    column: str  # a column header
+    higher_is_claimed: bool = True
+
+
+@dataclass(frozen=True)
 class Table:
     title: str
     targets: tuple[str, ...]  # dvc stages each row reproduces (with their upstream stages)
@@ -55,6 +67,7 @@ class Table:
     note: str = ""
     common: dict[str, Any] = field(default_factory=dict)  # overrides shared by every row
     curve: str | None = None  # an override key: the table is also plotted against its value (TABLE.png)
+    claims: tuple[Claim, ...] = ()  # judged with --replicates
 
 
 SEED_COLUMNS = (
@@ -131,6 +144,10 @@ TABLES: dict[str, Table] = {
         "co-occurrence: mean m_{k,c} = FP_{k,c} / TP_c over the (context, class) pairs that co-occur "
         "by construction in the synthetic set.",
         {"refine.method": "irn"},
+        claims=(Claim("SIPE's seeds above CAM's (SIPE paper, Table 1)", "cam", "sipe", "seeds mIoU"),
+                Claim("AE-SIPE's seeds above SIPE's (AE-SIPE paper, Table 1)", "sipe", "ae_sipe", "seeds mIoU"),
+                Claim("EPS lowers the co-occurrence confusion of CAM (EPS paper, Fig. 5)", "cam", "eps",
+                      "seeds co-occurrence", higher_is_claimed=False)),
     ),
     "ptrecl-k": Table(
         "PtReCl: number of prototypes K per class and set (PtReCl paper: flat within 1% for K 10-30)",
@@ -190,6 +207,24 @@ def replicate_cells(table: Table, rows: list[dict]) -> list[dict]:
     return cells
 
 
+def claim_rows(table: Table, rows: list[dict]) -> list[dict]:
+    """Each claim of the table against rows of lists over seeds: other − reference paired by seed,
+    its 95% interval, and "holds" / "reversed" when the interval excludes zero, else "not resolved"."""
+    by_name = {row["row"]: row for row in rows}
+    out = []
+    for claim in table.claims:
+        reference, other = by_name[claim.reference][claim.column], by_name[claim.other][claim.column]
+        if None in reference or None in other:
+            continue
+        difference = statistics.paired_over_seeds(reference, other)
+        verdict = "not resolved"
+        if difference.excludes_zero:
+            verdict = "holds" if (difference.estimate > 0) == claim.higher_is_claimed else "reversed"
+        out.append({"claim": claim.text, "difference": f"{claim.other} − {claim.reference}: {difference.estimate:+.4f}",
+                    "95% CI": f"{difference.low:+.4f} to {difference.high:+.4f}", "verdict": verdict})
+    return out
+
+
 def _difference_header(table: Table, rows: list[dict]) -> str:
     return f"Δ {table.columns[0].header} vs {rows[0]['row']}"
 
@@ -205,6 +240,8 @@ def markdown(table_name: str, table: Table, rows: list[dict], replicates: int = 
         lines.append(format_table(replicate_cells(table, rows), [*headers, _difference_header(table, rows)]))
         lines += ["", f"Mean ± half-width of the 95% t interval over project.seed 0..{replicates - 1}; Δ: paired "
                   "by seed, * where its 95% interval excludes zero (docs/statistics.md)."]
+        if table.claims:
+            lines += ["", format_table(claim_rows(table, rows), ["claim", "difference", "95% CI", "verdict"])]
     else:
         lines.append(format_table(rows, headers))
         lines += ["", "Single run (one project.seed): `--replicates N` gives intervals and paired differences."]

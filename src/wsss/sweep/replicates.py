@@ -128,9 +128,11 @@ def run_seeds(project: Path, env: dict, count: int, group: str, overrides: dict 
 
     from wsss.core import params as params_mod
 
+    from wsss.tracking.restore import record_experiment_restored
+
     overrides = dict(overrides or {})
     baseline = experiments.head(project)
-    metrics_files = pipeline(project).metrics_files()
+    dvc = pipeline(project)
     client = mlflow.MlflowClient()
     replicates = []
     for seed in range(count):
@@ -140,9 +142,14 @@ def run_seeds(project: Path, env: dict, count: int, group: str, overrides: dict 
         child = experiments.start_group_run(project, seed_params, "replicate", f"{prefix} seed {seed}", group, name)
         experiments.run_experiment(project, env, name, seeded, targets, child, f"{prefix} seed {seed}", log)
         ref = experiments.experiment_ref(baseline, name)
-        metrics = {Path(f).stem: experiments.read_metrics(project, ref, f) for f in metrics_files}
+        # Only the stages this run covered: the ref also holds the other metrics files as committed.
+        covered = dvc.covering(list(targets), seed_params)
+        metrics = {f: experiments.read_metrics(project, ref, f) for s in covered for f in dvc.stage(s).metrics}
+        # Stages the replicate took from the run-cache ran no process: their runs from the ref.
+        record_experiment_restored(child, project, seed_params, covered, metrics)
         client.set_terminated(child, "FINISHED")
-        replicates.append(Replicate(seed, name, {stem: value for stem, value in metrics.items() if value is not None}))
+        replicates.append(Replicate(seed, name, {Path(f).stem: value for f, value in metrics.items()
+                                                 if value is not None}))
     return replicates
 
 

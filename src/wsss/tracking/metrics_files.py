@@ -91,13 +91,16 @@ def logged(metrics_file: str | Path) -> bool:
     return Path(metrics_file).stem in MLFLOW
 
 
-def log(run, metrics_file: str, result: dict, project_dir: str | Path = ".") -> None:
+def log(run, metrics_file: str, result: dict, project_dir: str | Path | None = ".") -> None:
     """Log one result to a stage's run (a wsss.tracking.runs.StageRun): the method it scored as the
-    tag `wsss report` groups by, every figure, the parent's headline figures and both files."""
+    tag `wsss report` groups by, every figure, the parent's headline figures and both files (from
+    ``project_dir``; None: the figures only, for a result that is not the workspace's)."""
     prefix, parent_figures = MLFLOW[Path(metrics_file).stem]
     run.set_tag("wsss.method", result["method"])
     run.log_metrics({prefix + k: v for k, v in result.items() if k not in LABELS})
     run.log_headline(parent_figures(result))
+    if project_dir is None:
+        return
     run.log_artifact(Path(project_dir) / metrics_file)
     details = Path(project_dir) / details_path(metrics_file)
     if details.exists():

@@ -57,3 +57,25 @@ def record_restored(parent_id: str, project: Path, params: Params, targets: list
 
                 register_segmentation_model(run, params, project)
     return restored
+
+
+def record_experiment_restored(parent_id: str, project: Path, params: Params, covered: list[str],
+                               metrics: dict[str, dict]) -> list[str]:
+    """The same for one DVC experiment (a replicate, an ablation row): each stage of ``covered``
+    that writes a metrics file and has no run under ``parent_id`` came from the run-cache; it gets a
+    restored run with the figures of ``metrics`` ({metrics file: its content in the experiment's
+    git ref}). Returns their names."""
+    experiment_id = tracking.configure(params.tracking.experiment, project)
+    ran = {run.data.tags.get("wsss.stage") for run in tracking.stage_runs(parent_id)}
+    dvc = pipeline(project)
+    restored = []
+    for name in covered:
+        files = [f for f in dvc.stage(name).metrics if metrics_files.logged(f) and metrics.get(f) is not None]
+        if name in ran or not files:
+            continue
+        with tracking.restored_stage_run(experiment_id, parent_id, name, params, list(dvc.stage(name).params),
+                                         project) as run:
+            for file in files:
+                metrics_files.log(run, file, metrics[file], None)  # the workspace's files are not its
+        restored.append(name)
+    return restored

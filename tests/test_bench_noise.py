@@ -1,0 +1,39 @@
+"""benchmarks/bench_noise.py: the spread table of two replicate studies (the studies themselves run
+through wsss.sweep.replicates, tested on a real project in tests/test_replicates.py)."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wsss.sweep.replicates import Replicate, summarise
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import bench_noise as B  # noqa: E402
+
+
+def _study(seeds_miou: list[float], refine_miou: list[float]) -> dict:
+    return summarise([Replicate(k, f"noise-seed-{k}", {"seeds": {"method": "cam", "miou": s},
+                                                       "refine": {"method": "cam+irn", "miou": r}})
+                      for k, (s, r) in enumerate(zip(seeds_miou, refine_miou))])
+
+
+def test_spread_is_the_standard_deviation_over_seeds_before_and_after_with_their_ratio(capsys):
+    before = _study([0.40, 0.44, 0.48], [0.45, 0.47, 0.55])
+    after = _study([0.47, 0.48, 0.49], [0.50, 0.52, 0.51])
+    rows = B.spread(before, after)
+    assert rows["seeds"]["sd_before"] == pytest.approx(np.std([0.40, 0.44, 0.48], ddof=1))
+    assert rows["seeds"]["sd_after"] == pytest.approx(0.01)
+    assert rows["seeds"]["ratio"] == pytest.approx(0.01 / np.std([0.40, 0.44, 0.48], ddof=1))
+    B.print_report(before, after, rows)
+    out = capsys.readouterr().out
+    assert "cam+irn − cam" in out and "resolved" in out and "1.00 pt" in out
+
+
+def test_a_baseline_override_is_key_equals_yaml_value():
+    assert B.parse_override("seeds.train.epochs=12") == ("seeds.train.epochs", 12)
+    assert B.parse_override("refine.method=crf") == ("refine.method", "crf")
+    with pytest.raises(Exception, match="KEY=VALUE"):
+        B.parse_override("seeds.train.epochs")
