@@ -87,11 +87,13 @@ def second_tiny_run(job) -> TinyRun:
 
 @background_job(after=("tiny_run",))
 def replicate_study(job) -> tuple[Project, subprocess.CompletedProcess]:
-    """`wsss repro --replicates 2 evaluate_seeds` in a copy of the finished tiny project (the
-    classifier's stages: what a seed changes first); tests/test_replicates.py checks it, and the
-    confirmed sweep of tests/test_sweep.py starts from it (seed 1's classifier in its run-cache)."""
+    """`wsss repro --replicates 2 --jobs 2 evaluate_seeds` in a copy of the finished tiny project
+    (the classifier's stages: what a seed changes first), both replicates from DVC's queue;
+    tests/test_replicates.py checks it, and the confirmed sweep of tests/test_sweep.py (one
+    replicate at a time) starts from it (seed 1's classifier in its run-cache)."""
     project = copy_project(job.result("tiny_run").path, job.folder / "project", job.environ)
-    return project, job.run(["wsss", "repro", "--replicates", "2", "evaluate_seeds"], project.path, project.env)
+    return project, job.run(["wsss", "repro", "--replicates", "2", "--jobs", "2", "evaluate_seeds"], project.path,
+                            project.env)
 
 
 def pytest_collection_modifyitems(items):

@@ -208,7 +208,9 @@ def cmd_repro(args) -> int:
 def _repro_replicates(args, project: Path) -> int:
     from wsss.sweep.replicates import markdown, run_replicates
 
-    study = run_replicates(project, args.replicates, _tool_env(), dvc_args=tuple(args.dvc_args))
+    if args.jobs < 1:
+        raise WsssError(f"--jobs must be 1 or more, got {args.jobs}")
+    study = run_replicates(project, args.replicates, _tool_env(), dvc_args=tuple(args.dvc_args), jobs=args.jobs)
     print()
     print(markdown(study))
     return 0
@@ -357,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("--replicates", type=int, default=None, metavar="N",
                        help="run it for project.seed = 0..N-1 (DVC experiments) and print each figure's mean "
                             "and 95%% interval over the seeds (docs/statistics.md)")
+    repro.add_argument("--jobs", type=int, default=1, metavar="J",
+                       help="with --replicates: run J replicates at a time from DVC's queue (dvc queue start -j J; "
+                            "on CPU they share the cores)")
     repro.add_argument("dvc_args", nargs=argparse.REMAINDER, help="passed on to dvc repro")
     repro.set_defaults(func=cmd_repro)
     sub.add_parser("results", help="print the results table").set_defaults(func=cmd_results)

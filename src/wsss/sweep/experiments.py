@@ -1,5 +1,6 @@
-"""DVC experiments as the sweep tools run them: one `dvc exp run --temp` per configuration, its
-metrics files read back from the experiment's git ref. Shared by `wsss ablate` (a row per
+"""DVC experiments as the sweep tools run them: one `dvc exp run --temp` per configuration (or
+several from DVC's queue, `dvc queue start -j J`), its metrics files read back from the
+experiment's git ref. Shared by `wsss ablate` (a row per
 configuration) and `wsss repro --replicates` (a replicate per seed)."""
 
 from __future__ import annotations
@@ -43,9 +44,10 @@ def override_value(value: Any) -> str:
     return format_value(value)
 
 
-def exp_run_command(name: str, overrides: dict[str, Any], targets=()) -> list[str]:
-    """`dvc exp run --temp -n NAME -S key=value ... [targets]`."""
-    command = ["dvc", "exp", "run", "--temp", "-n", name]
+def exp_run_command(name: str, overrides: dict[str, Any], targets=(), queue: bool = False) -> list[str]:
+    """`dvc exp run --temp -n NAME -S key=value ... [targets]` (``--queue`` instead of ``--temp``
+    to leave it to `dvc queue start`)."""
+    command = ["dvc", "exp", "run", "--queue" if queue else "--temp", "-n", name]
     for key, value in overrides.items():
         command += ["-S", f"{key}={override_value(value)}"]
     return command + list(targets)
@@ -113,6 +115,49 @@ def run_experiment(project: Path, env: dict, name: str, overrides: dict[str, Any
         mlflow.MlflowClient().set_terminated(run_id, "FAILED")
         raise WsssError(f"{what}: `{' '.join(command)}` failed (exit {done.returncode}); finished stages are "
                         "cached and will not run again")
+
+
+def run_queued(project: Path, env: dict, runs: list[tuple[str, dict[str, Any]]], targets, jobs: int,
+               log=print, poll_s: float = 5.0) -> list[str]:
+    """Each (name, overrides) queued with `dvc exp run --queue` (earlier experiments and tasks of
+    those names replaced), then `dvc queue start -j jobs`; waits until every one has ended and
+    returns the names that failed (`dvc queue logs NAME` has their output). On CPU the workers'
+    stages share the cores: each gets cores / jobs threads unless OMP_NUM_THREADS is set."""
+    names = [name for name, _ in runs]
+    subprocess.run(["dvc", "exp", "remove", *names], cwd=project, env=env, capture_output=True)
+    subprocess.run(["dvc", "queue", "remove", *names], cwd=project, env=env, capture_output=True)
+    for name, overrides in runs:
+        command = exp_run_command(name, overrides, targets, queue=True)
+        log(" ".join(command))
+        done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise WsssError(f"`{' '.join(command)}` failed (exit {done.returncode}): {done.stderr.strip()}")
+    env = dict(env)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
+    start = ["dvc", "queue", "start", "-j", str(jobs)]
+    log(" ".join(start))
+    subprocess.run(start, cwd=project, env=env, capture_output=True, check=True)
+    idle_polls = 0
+    while True:
+        time.sleep(poll_s)
+        states = queue_states(project, env, names)
+        if all(states.get(name) in ("Success", "Failed") for name in names):
+            return [name for name in names if states[name] != "Success"]
+        idle_polls = 0 if "Running" in states.values() else idle_polls + 1
+        if idle_polls >= 3:  # tasks wait and no worker runs one (they ended early): start workers again
+            subprocess.run(start, cwd=project, env=env, capture_output=True)
+            idle_polls = 0
+
+
+def queue_states(project: Path, env: dict, names: list[str]) -> dict[str, str]:
+    """{experiment name: its task's status} from `dvc queue status` (Queued, Running, Success, Failed)."""
+    done = subprocess.run(["dvc", "queue", "status"], cwd=project, env=env, capture_output=True, text=True)
+    states = {}
+    for line in done.stdout.splitlines():  # Task  Name  Created  Status
+        parts = line.split()
+        if len(parts) >= 4 and parts[1] in names:
+            states[parts[1]] = parts[-1]
+    return states
 
 
 def mlflow_metrics(values: dict) -> list:

@@ -120,42 +120,56 @@ def markdown(study: dict) -> str:
 
 
 def run_seeds(project: Path, env: dict, count: int, group: str, overrides: dict | None = None,
-              prefix: str = "replicate", targets: tuple[str, ...] = (), log=print) -> list[Replicate]:
+              prefix: str = "replicate", targets: tuple[str, ...] = (), log=print, jobs: int = 1) -> list[Replicate]:
     """Run the pipeline (``targets``, default all) with ``overrides`` for seeds 0..count-1, each a
     DVC experiment ``<prefix>-seed-K`` with its MLflow child run under ``group``; return each
-    replicate's metrics files."""
+    replicate's metrics files. ``jobs`` > 1: from DVC's queue, that many at a time."""
     import mlflow
 
     from wsss.core import params as params_mod
-
     from wsss.tracking.restore import record_experiment_restored
 
     overrides = dict(overrides or {})
     baseline = experiments.head(project)
     dvc = pipeline(project)
     client = mlflow.MlflowClient()
-    replicates = []
+    planned = []  # (seed, experiment name, overrides with the seed, its params, its MLflow run)
     for seed in range(count):
         name = experiments.experiment_name(prefix, "seed", str(seed))
         seeded = overrides | {experiments.SEED_KEY: seed}
         seed_params = params_mod.load(project / params_mod.PARAMS_FILE, seeded)
         child = experiments.start_group_run(project, seed_params, "replicate", f"{prefix} seed {seed}", group, name)
-        experiments.run_experiment(project, env, name, seeded, targets, child, f"{prefix} seed {seed}", log)
-        ref = experiments.experiment_ref(baseline, name)
-        # Only the stages this run covered: the ref also holds the other metrics files as committed.
-        covered = dvc.covering(list(targets), seed_params)
-        metrics = {f: experiments.read_metrics(project, ref, f) for s in covered for f in dvc.stage(s).metrics}
-        # Stages the replicate took from the run-cache ran no process: their runs from the ref.
-        record_experiment_restored(child, project, seed_params, covered, metrics)
-        client.set_terminated(child, "FINISHED")
-        replicates.append(Replicate(seed, name, {Path(f).stem: value for f, value in metrics.items()
-                                                 if value is not None}))
+        planned.append((seed, name, seeded, seed_params, child))
+    replicates = []
+    try:
+        if jobs > 1:
+            failed = experiments.run_queued(project, env, [(name, seeded) for _, name, seeded, _, _ in planned],
+                                            targets, jobs, log)
+            if failed:
+                raise WsssError(f"replicates {', '.join(failed)} failed (`dvc queue logs NAME` shows why); "
+                                "finished stages are cached and will not run again")
+        for seed, name, seeded, seed_params, child in planned:
+            if jobs == 1:
+                experiments.run_experiment(project, env, name, seeded, targets, child, f"{prefix} seed {seed}", log)
+            ref = experiments.experiment_ref(baseline, name)
+            # Only the stages this run covered: the ref also holds the other metrics files as committed.
+            covered = dvc.covering(list(targets), seed_params)
+            metrics = {f: experiments.read_metrics(project, ref, f) for s in covered for f in dvc.stage(s).metrics}
+            # Stages the replicate took from the run-cache ran no process: their runs from the ref.
+            record_experiment_restored(child, project, seed_params, covered, metrics)
+            client.set_terminated(child, "FINISHED")
+            replicates.append(Replicate(seed, name, {Path(f).stem: value for f, value in metrics.items()
+                                                     if value is not None}))
+    finally:
+        for _, _, _, _, child in planned[len(replicates):]:  # the replicates that did not finish
+            client.set_terminated(child, "FAILED")
     return replicates
 
 
-def run_replicates(project: Path, count: int, env: dict, log=print, dvc_args: tuple[str, ...] = ()) -> dict:
-    """Run the pipeline for seeds 0..count-1 as DVC experiments, one MLflow child run each under
-    one group run; write and return the study."""
+def run_replicates(project: Path, count: int, env: dict, log=print, dvc_args: tuple[str, ...] = (),
+                   jobs: int = 1) -> dict:
+    """Run the pipeline for seeds 0..count-1 as DVC experiments (``jobs`` at a time from DVC's
+    queue when > 1), one MLflow child run each under one group run; write and return the study."""
     import mlflow
 
     from wsss.core import params as params_mod
@@ -167,7 +181,7 @@ def run_replicates(project: Path, count: int, env: dict, log=print, dvc_args: tu
     client = mlflow.MlflowClient()  # the project's store, which start_group_run configured
     success = False
     try:
-        study = summarise(run_seeds(project, env, count, group, targets=dvc_args, log=log))
+        study = summarise(run_seeds(project, env, count, group, targets=dvc_args, log=log, jobs=jobs))
         write_json(project / STUDY_METRICS, study)
         table = project / STUDY_TABLE
         with atomic_path(table) as tmp:

@@ -270,7 +270,7 @@ def start_parent_run(experiment_id: str, params: Params, key: str, project_dir: 
 
 
 def find_or_start_parent(experiment_id: str, params: Params, project_dir: str | Path = ".") -> str:
-    env_id = os.environ.get(PARENT_ENV)
+    env_id = os.environ.get(PARENT_ENV) or queued_replicate_run(experiment_id)
     if env_id:
         return env_id
     mlflow = _mlflow()
@@ -283,6 +283,19 @@ def find_or_start_parent(experiment_id: str, params: Params, project_dir: str | 
             return runs[0].info.run_id
     return start_parent_run(experiment_id, params, key or f"manual:{os.getpid()}:{time.time():.0f}",
                             project_dir, owner=_dvc_owner(key))
+
+
+def queued_replicate_run(experiment_id: str) -> str | None:
+    """The replicate run that holds this DVC experiment's stages when it runs from DVC's queue: a
+    queue worker does not pass our environment on, only the experiment's name (DVC_EXP_NAME); the
+    replicate's run is the newest one tagged with that name (each stage closes and reopens it)."""
+    name = os.environ.get("DVC_EXP_NAME")
+    if not name:
+        return None
+    runs = _mlflow().MlflowClient().search_runs(
+        [experiment_id], filter_string=f"tags.`wsss.dvc_experiment` = '{name}' and tags.`wsss.kind` = 'replicate'",
+        order_by=["attributes.start_time DESC"], max_results=1)
+    return runs[0].info.run_id if runs else None
 
 
 def _dvc_owner(key: str | None) -> str | None:
