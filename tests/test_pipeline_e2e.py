@@ -74,6 +74,11 @@ def test_the_tiny_pipeline_logs_nested_runs_registers_and_serves_its_network(tin
     assert "pairs_mean" in metrics["cooccurrence"] and "f1" in metrics["boundary"]
     refined = json.loads((cwd / "metrics/refine.json").read_text())
     assert refined["stage"] == "refine" and refined["method"] == "cam+irn" and refined["num_images"] == 24
+    # IRN against the seeds it refines, paired on the same 24 images; the table shows it
+    vs = refined["vs_input"]
+    assert vs["reference"] == "seeds" and vs["n_images"] == 24 and vs["ci_low"] <= vs["difference"] <= vs["ci_high"]
+    assert vs["difference"] == pytest.approx(refined["miou"] - metrics["miou"])
+    assert f"{vs['difference']:+.4f} vs seeds" in first
     assert len(list((cwd / "artifacts/refine/masks").glob("*.png"))) == 24
     assert "refine" in first and "cam+irn" in first
     score_files = sorted((cwd / "artifacts/seeds/maps").glob("*.npz"))

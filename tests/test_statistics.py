@@ -118,6 +118,40 @@ def test_mask_evaluation_reports_the_image_bootstrap_interval():
     assert (ci["low"], ci["high"]) == pytest.approx((expected.low, expected.high))
 
 
+def test_a_refinement_is_compared_with_its_input_on_the_same_images():
+    from wsss.core.errors import DataError
+    from wsss.evaluation.masks import difference_over_images
+    from wsss.evaluation.results import versus_input
+
+    class Dataset:
+        class_names = list("abcde")
+        num_classes = 5
+
+    gts, noisy = _images(2, noise=0.4)
+    _, cleaner = _images(2, noise=0.3)
+    results = {}
+    for stage, preds in (("seeds", noisy), ("refine", cleaner)):
+        evaluation = MaskEvaluation(Dataset(), boundary_tolerance=1)
+        for index, (gt, pred) in enumerate(zip(gts, preds)):
+            evaluation.update(gt, pred, image_id=f"img{index}")
+        results[stage] = {"stage": stage, **evaluation.result()}
+    vs = difference_over_images(results["seeds"], results["refine"])
+    expected = S.paired_image_bootstrap(_counts(gts, noisy), _counts(gts, cleaner))
+    assert vs["reference"] == "seeds" and vs["n_images"] == len(gts) and vs["resolved"]
+    assert (vs["difference"], vs["ci_low"], vs["ci_high"]) == pytest.approx((expected.estimate, expected.low,
+                                                                            expected.high))
+    assert versus_input({"vs_input": vs}) == (f"{vs['difference']:+.4f} vs seeds ({vs['ci_low']:+.4f} to "
+                                              f"{vs['ci_high']:+.4f}) *")
+    shifted = dict(results["refine"], per_image=dict(results["refine"]["per_image"], ids=["x", *[
+        f"img{i}" for i in range(1, len(gts))]]))
+    with pytest.raises(DataError, match="seeds and refine were scored on different images"):
+        difference_over_images(results["seeds"], shifted)
+    no_ids = MaskEvaluation(Dataset(), boundary_tolerance=1)
+    no_ids.update(gts[0], noisy[0])
+    assert "per_image" not in no_ids.result()
+    assert difference_over_images({"stage": "seeds", **no_ids.result()}, results["refine"]) is None
+
+
 def _replicate(seed: int, cam: float, irn: float) -> Replicate:
     return Replicate(seed, f"replicate-seed-{seed}", {
         "seeds": {"method": "cam", "miou": cam, "boundary": {"f1": 0.5 + seed / 100}},

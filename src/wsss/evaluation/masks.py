@@ -24,13 +24,17 @@ class MaskEvaluation:
         self.cooccurrence = (M.CooccurrenceAccumulator(dataset.num_classes, len(self.context_names))
                              if self.context_names else None)
         self.image_counts: list[np.ndarray] = []  # per image (3, C): the bootstrap's unit
+        self.image_ids: list[str] = []  # when given: the per-image counts go into the result, to pair
 
     @property
     def images(self) -> int:
         return len(self.image_counts)
 
-    def update(self, gt: np.ndarray, pred: np.ndarray, context: np.ndarray | None = None) -> None:
+    def update(self, gt: np.ndarray, pred: np.ndarray, context: np.ndarray | None = None,
+               image_id: str | None = None) -> None:
         self.image_counts.append(statistics.image_counts(self.confusion.update(gt, pred)).astype(np.int32))
+        if image_id is not None:
+            self.image_ids.append(image_id)
         self.boundary.update(gt, pred)
         if self.cooccurrence is not None and context is not None:
             self.cooccurrence.update(context, gt, pred)
@@ -53,6 +57,8 @@ class MaskEvaluation:
             "per_class": scores["per_class"],
             "boundary": self.boundary.result(),
         }
+        if self.image_ids and len(self.image_ids) == self.images:
+            result["per_image"] = {"ids": self.image_ids, "counts": np.stack(self.image_counts).tolist()}
         if self.cooccurrence is not None:
             every = self.cooccurrence.result(self.class_names, self.context_names)
             result["cooccurrence"] = {"all": every}
@@ -62,6 +68,26 @@ class MaskEvaluation:
                 result["cooccurrence"]["pairs"] = {f"{row['context']}/{row['class']}": row["ratio"] for row in rows}
                 result["cooccurrence"]["pairs_mean"] = float(np.mean(ratios)) if ratios else None
         return result
+
+
+def difference_over_images(reference: dict, other: dict) -> dict | None:
+    """``other``'s mIoU minus ``reference``'s on the same images (two results with per-image
+    counts, e.g. pseudo masks against the seeds they refine), with its paired bootstrap interval
+    over the images. None when the reference has no per-image counts; an error naming the images
+    when the two were scored on different ones."""
+    from wsss.core.errors import DataError
+
+    if "per_image" not in reference or "per_image" not in other:
+        return None
+    ids, other_ids = reference["per_image"]["ids"], other["per_image"]["ids"]
+    if ids != other_ids:
+        missing = sorted(set(ids) ^ set(other_ids))[:5]
+        raise DataError(f"{reference['stage']} and {other['stage']} were scored on different images (e.g. "
+                        f"{missing or 'the same ids in another order'}); re-run both evaluations")
+    interval = statistics.paired_image_bootstrap(np.asarray(reference["per_image"]["counts"]),
+                                                 np.asarray(other["per_image"]["counts"]))
+    return {"reference": reference["stage"], "difference": interval.estimate, "ci_low": interval.low,
+            "ci_high": interval.high, "n_images": interval.n, "resolved": interval.excludes_zero}
 
 
 def read_mask(folder: str, image_id: str, gt: np.ndarray, what: str = "pseudo mask") -> np.ndarray:

@@ -1,7 +1,8 @@
 """The results table: one row per evaluated stage (and baseline), from the DVC metrics files of
 dvc.yaml's stages, in pipeline order. One run: each mIoU comes with its 95% interval over the
-evaluated images (a bootstrap, wsss.evaluation.statistics), not over seeds; SINGLE_RUN says so
-under the table."""
+evaluated images (a bootstrap, wsss.evaluation.statistics), not over seeds, and a refinement's
+row its difference to its input's mIoU paired on the same images; SINGLE_RUN says so under the
+table."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from pathlib import Path
 from wsss.core.dvcfile import pipeline
 from wsss.core.io import read_json
 
-COLUMNS = ["stage", "method", "split", "mIoU", "95% CI (images)", "bg threshold", "boundary F1", "co-occurrence"]
-SINGLE_RUN = ("single run (one project.seed): the 95% CI resamples the evaluated images; seed-to-seed spread "
-              "is not in it (`wsss repro --replicates N`, docs/statistics.md)")
+COLUMNS = ["stage", "method", "split", "mIoU", "95% CI (images)", "vs its input (same images)", "bg threshold",
+           "boundary F1", "co-occurrence"]
+SINGLE_RUN = ("single run (one project.seed): the 95% CI resamples the evaluated images, and a refinement's "
+              "difference to its input is paired on them (* where its 95% interval excludes zero); seed-to-seed "
+              "spread is in neither (`wsss repro --replicates N`, docs/statistics.md)")
 
 
 def image_interval(metrics: dict) -> str | None:
@@ -21,6 +24,16 @@ def image_interval(metrics: dict) -> str | None:
     if ci.get("low") is None:
         return None
     return f"{ci['low']:.4f}–{ci['high']:.4f}"
+
+
+def versus_input(metrics: dict) -> str | None:
+    """``+0.0342 vs seeds (+0.0290 to +0.0391) *``: a refinement's mIoU minus its input's on the
+    same images, the paired image-bootstrap interval, * where it excludes zero."""
+    vs = metrics.get("vs_input")
+    if not vs or vs.get("ci_low") is None:
+        return None
+    return (f"{vs['difference']:+.4f} vs {vs['reference']} ({vs['ci_low']:+.4f} to {vs['ci_high']:+.4f})"
+            + (" *" if vs["resolved"] else ""))
 
 
 def result_rows(project_dir: str | Path = ".") -> list[dict]:
@@ -36,6 +49,7 @@ def result_rows(project_dir: str | Path = ".") -> list[dict]:
             "split": metrics["split"],
             "mIoU": metrics["miou"],
             "95% CI (images)": image_interval(metrics),
+            "vs its input (same images)": versus_input(metrics),
             "bg threshold": "map" if metrics.get("background") == "map" else metrics.get("bg_threshold"),
             "boundary F1": (metrics.get("boundary") or {}).get("f1"),
             # mean m_{k,c} over the (context, class) pairs that co-occur by construction
@@ -48,6 +62,7 @@ def result_rows(project_dir: str | Path = ".") -> list[dict]:
                 "split": metrics["split"],
                 "mIoU": values["miou"],
                 "95% CI (images)": None,
+                "vs its input (same images)": None,
                 "bg threshold": None,
                 "boundary F1": (values.get("boundary") or {}).get("f1"),
                 "co-occurrence": None,

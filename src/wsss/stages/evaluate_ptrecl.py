@@ -2,7 +2,8 @@
 IRN's re-refinement on the evaluation split (docs/methods.md §8, steps 4-5).
 
 The map alone is scored over the background-threshold sweep of `evaluate.bg_thresholds`, like
-the seeds, and at `ptrecl.reclassify.bg_threshold` (auto: the sweep's best), the headline.
+the seeds, and at `ptrecl.reclassify.bg_threshold` (auto: the sweep's best), the headline. Both
+carry their difference to the refine stage's masks on the same images (``vs_input``).
 """
 
 from wsss.core.errors import DataError
@@ -18,7 +19,7 @@ from wsss.core.params import (
 )
 from wsss.data.registry import open_split
 from wsss.evaluation import metrics as M
-from wsss.evaluation.masks import MaskEvaluation, read_mask, with_ground_truth
+from wsss.evaluation.masks import MaskEvaluation, difference_over_images, read_mask, with_ground_truth
 from wsss.evaluation.visualize import gallery, overlay_panels
 from wsss.methods.pseudo_masks import threshold_mask
 from wsss.stages.common import Stage
@@ -47,7 +48,7 @@ def evaluate_ptrecl(stage: Stage, project: ProjectParams, dataset_cfg: DatasetPa
         for image_id, gt, scores, class_ids in scored_images():
             mask = read_mask(paths.ptrecl_masks, image_id, gt)
             sweep.update(gt, scores, class_ids)
-            rerefined.update(gt, mask, dataset.load_context(image_id))
+            rerefined.update(gt, mask, dataset.load_context(image_id), image_id)
             if len(examples) < tracking.num_overlays:
                 examples.append(overlay_panels(dataset.load_image(image_id), scores, mask, gt))
         if rerefined.images == 0:
@@ -57,12 +58,17 @@ def evaluate_ptrecl(stage: Stage, project: ProjectParams, dataset_cfg: DatasetPa
         # Pass 2: the map alone at its background threshold (boundary, co-occurrence).
         map_alone = MaskEvaluation(dataset, cfg.boundary_tolerance)
         for image_id, gt, scores, class_ids in scored_images():
-            map_alone.update(gt, threshold_mask(scores, class_ids, threshold), dataset.load_context(image_id))
+            map_alone.update(gt, threshold_mask(scores, class_ids, threshold), dataset.load_context(image_id),
+                             image_id)
         split = dataset_cfg.eval_split
         map_result = {"stage": "reclassification", "method": method, "split": split, **map_alone.result(),
                       "bg_threshold": threshold, "best_bg_threshold": best["threshold"], "best_miou": best["miou"],
                       "sweep": {f"{r['threshold']:.2f}": r["miou"] for r in sweep.results(names)}}
         result = {"stage": "ptrecl", "method": method, "split": split, **rerefined.result()}
+        # Both against the pseudo masks PtReCl reclassifies, on the same images.
+        refined = metrics_files.read(paths.refine_metrics)
+        for scored in (map_result, result):
+            scored["vs_input"] = difference_over_images(refined, scored)
         metrics_files.write(paths.ptrecl_map_metrics, map_result)
         metrics_files.write(paths.ptrecl_metrics, result)
         metrics_files.log(run, paths.ptrecl_map_metrics, map_result)

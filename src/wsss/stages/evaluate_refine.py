@@ -1,7 +1,7 @@
 """Stage `evaluate_refine`: score the pseudo masks on the evaluation split.
 
-mIoU with per-class IoU / precision / recall, boundary F1 and co-occurrence confusion, as DVC
-metrics JSON and in MLflow.
+mIoU with per-class IoU / precision / recall, boundary F1 and co-occurrence confusion, and the
+difference to the seeds' mIoU on the same images (``vs_input``), as DVC metrics JSON and in MLflow.
 """
 
 from wsss.core.errors import DataError
@@ -14,7 +14,7 @@ from wsss.core.params import (
     TrackingParams,
 )
 from wsss.data.registry import open_split
-from wsss.evaluation.masks import MaskEvaluation, read_mask, with_ground_truth
+from wsss.evaluation.masks import MaskEvaluation, difference_over_images, read_mask, with_ground_truth
 from wsss.evaluation.metrics import format_cell
 from wsss.evaluation.visualize import gallery, overlay_panels
 from wsss.stages.common import Stage
@@ -30,13 +30,15 @@ def evaluate_refine(stage: Stage, project: ProjectParams, dataset_cfg: DatasetPa
         examples = []
         for image_id, gt in with_ground_truth(dataset, project.progress, "evaluate_refine"):
             mask = read_mask(masks, image_id, gt)
-            evaluation.update(gt, mask, dataset.load_context(image_id))
+            evaluation.update(gt, mask, dataset.load_context(image_id), image_id)
             if len(examples) < tracking.num_overlays:
                 examples.append(overlay_panels(dataset.load_image(image_id), None, mask, gt))
         if evaluation.images == 0:
             raise DataError(f"split '{dataset_cfg.eval_split}' has no image with a ground-truth mask")
         result = {"stage": "refine", "method": f"{seed_method}+{method}", "split": dataset_cfg.eval_split,
                   **evaluation.result()}
+        # The refinement against the seeds it refines, on the same images.
+        result["vs_input"] = difference_over_images(metrics_files.read(stage.paths.seeds_metrics), result)
         metrics_files.write(out, result)
         metrics_files.log(run, out, result)
         if examples:

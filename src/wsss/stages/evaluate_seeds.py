@@ -62,7 +62,7 @@ def evaluate_seeds(stage: Stage, project: ProjectParams, dataset_cfg: DatasetPar
                                                                             "evaluate_seeds (masks)"):
             headline = background if own_background else best["threshold"]
             context = dataset.load_context(image_id)
-            at_best.update(gt, threshold_mask(scores, class_ids, headline), context)
+            at_best.update(gt, threshold_mask(scores, class_ids, headline), context, image_id)
             if with_crf is not None:
                 with_crf.update(gt, crf_mask(dataset.load_image(image_id), scores, class_ids, headline, crf), context)
             at_reference.update(gt, threshold_mask(scores, class_ids, cfg.cam_bg_threshold))

@@ -22,6 +22,8 @@ LABELS = ("stage", "method", "split")  # strings that describe a result; not MLf
 HEADLINE = {
     "stage": True, "method": True, "split": True, "num_images": True, "miou": True, "miou_ci": ["low", "high"],
     "boundary": ["f1"], "cooccurrence": ["pairs_mean"],
+    # a refinement against its input on the same images (wsss.evaluation.masks.difference_over_images)
+    "vs_input": True,
     # seeds
     "background": True, "bg_threshold": True, "at_reference_threshold": ["bg_threshold", "miou"],
     "crf": ["miou", "boundary"],
