@@ -88,7 +88,8 @@ def test_sweep_reruns_only_ptrecl_and_nests_every_trial_under_one_sweep_run(proj
     assert set(trials[0].user_attrs["stages_ran"]) == PTRECL  # a fresh top_m: PtReCl reruns ...
     upstream = pipeline(project).upstream(params_mod.load(project / "params.yaml"))
     assert TRAINING <= upstream["ptrecl"]  # ... on everything upstream, from the run-cache
-    assert set(trials[0].user_attrs["stages_restored"]) == upstream["ptrecl"]
+    # evaluate_ptrecl also reads evaluate_refine's per-image counts (the masks it reclassifies)
+    assert set(trials[0].user_attrs["stages_restored"]) == upstream["evaluate_ptrecl"] - PTRECL
 
     sweeps, trial_runs, stage_runs = _runs(mlflow_db)
     assert len(sweeps) == 1 and sweeps[0].info.status == "FINISHED"

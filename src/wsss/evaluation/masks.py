@@ -8,6 +8,8 @@ context masks, with the pairs that co-occur by construction summarised on their 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from wsss.evaluation import metrics as M
@@ -73,17 +75,18 @@ class MaskEvaluation:
 def difference_over_images(reference: dict, other: dict) -> dict | None:
     """``other``'s mIoU minus ``reference``'s on the same images (two results with per-image
     counts, e.g. pseudo masks against the seeds they refine), with its paired bootstrap interval
-    over the images. None when the reference has no per-image counts; an error naming the images
-    when the two were scored on different ones."""
-    from wsss.core.errors import DataError
-
+    over the images. None when the reference has no per-image counts, and, with a warning naming
+    the images, when the two were scored on different ones (a stage run outside DVC's order): the
+    comparison is left out, never computed on part of the images."""
     if "per_image" not in reference or "per_image" not in other:
         return None
     ids, other_ids = reference["per_image"]["ids"], other["per_image"]["ids"]
     if ids != other_ids:
-        missing = sorted(set(ids) ^ set(other_ids))[:5]
-        raise DataError(f"{reference['stage']} and {other['stage']} were scored on different images (e.g. "
-                        f"{missing or 'the same ids in another order'}); re-run both evaluations")
+        differing = sorted(set(ids) ^ set(other_ids))[:5]
+        warnings.warn(f"{other['stage']} is not compared with {reference['stage']}: they were scored on different "
+                      f"images (e.g. {differing or 'the same ids in another order'}); re-run "
+                      f"{reference['stage']}'s evaluation", stacklevel=2)
+        return None
     interval = statistics.paired_image_bootstrap(np.asarray(reference["per_image"]["counts"]),
                                                  np.asarray(other["per_image"]["counts"]))
     return {"reference": reference["stage"], "difference": interval.estimate, "ci_low": interval.low,
