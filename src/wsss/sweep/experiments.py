@@ -1,7 +1,7 @@
 """DVC experiments as the sweep tools run them: one `dvc exp run --temp` per configuration (or
 several from DVC's queue, `dvc queue start -j J`), its metrics files read back from the
-experiment's git ref. Shared by `wsss ablate` (a row per
-configuration) and `wsss repro --replicates` (a replicate per seed)."""
+experiment's git ref. Shared by `wsss ablate` (a row per configuration) and `wsss repro
+--replicates` (a replicate per seed)."""
 
 from __future__ import annotations
 
