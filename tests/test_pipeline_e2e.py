@@ -401,12 +401,14 @@ def test_seed_methods_log_their_losses_and_feed_refinement(eps_seeds, ae_sipe_se
 
 @background_job(after=("tiny_run",))
 def eps_tau_ablation(job) -> tuple[Project, subprocess.CompletedProcess]:
-    """`wsss ablate eps-tau --replicates 2` in a copy of the finished tiny project (the classifier's
-    stages on QUICK_SEEDS, committed: the experiments' baseline)."""
+    """`wsss ablate eps-tau --replicates 2 --jobs 2` in a copy of the finished tiny project (the
+    classifier's stages on QUICK_SEEDS, committed: the experiments' baseline): a row's two seeds
+    from DVC's queue at once."""
     project = copy_project(job.result("tiny_run").path, job.folder / "project", job.environ)
     update_params(project.path, QUICK_SEEDS)
     commit(project.path, project.env, "quick seeds")
-    return project, job.run(["wsss", "ablate", "eps-tau", "--replicates", "2"], project.path, project.env)
+    return project, job.run(["wsss", "ablate", "eps-tau", "--replicates", "2", "--jobs", "2"], project.path,
+                               project.env)
 
 
 @pytest.mark.slow
@@ -427,11 +429,14 @@ def test_ablate_runs_each_row_as_an_experiment_with_one_mlflow_run(eps_tau_ablat
     assert all(r.data.tags["wsss.kind"] == "ablation-row" and "seeds_mIoU" in r.data.metrics for r in rows)
     first = next(r for r in rows if r.info.run_name.endswith("0.3"))
     assert first.data.params["seeds.eps.tau"] == "0.3" and first.data.params["seeds.method"] == "eps"
-    stages = [r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId") == first.info.run_id]
-    assert {"train_classifier", "seeds", "evaluate_seeds"} <= set(stages)  # the row's stages nest under it
-    assert stages.count("train_classifier") == 2  # once per seed
+    seeds = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == first.info.run_id]
+    assert sorted(r.info.run_name for r in seeds) == ["eps-tau-tau_0.3 seed 0", "eps-tau-tau_0.3 seed 1"]
+    assert all(r.data.tags["wsss.kind"] == "replicate" and r.info.status == "FINISHED" for r in seeds)
+    for seed in seeds:  # each seed's stages, found from the queue worker by the experiment's name
+        stages = [r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId") == seed.info.run_id]
+        assert {"train_classifier", "seeds", "evaluate_seeds"} <= set(stages)
     shown = run(["dvc", "exp", "show", "--no-pager", "--json"], cwd, env).stdout
-    assert "eps-tau-tau_0.3-seed0" in shown and "eps-tau-tau_0.3-seed1" in shown
+    assert "eps-tau-tau_0.3-seed-0" in shown and "eps-tau-tau_0.3-seed-1" in shown
     assert yaml.safe_load((cwd / "params.yaml").read_text())["seeds"]["method"] == "cam"  # workspace untouched
 
 

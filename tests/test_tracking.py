@@ -1,5 +1,7 @@
 """The MLflow layer against a real sqlite tracking database."""
 
+import subprocess
+
 import mlflow
 import numpy as np
 import pytest
@@ -183,3 +185,29 @@ def test_step_metrics_are_buffered_yet_all_logged_even_when_the_stage_fails(mlfl
     history = client.get_metric_history(run.run_id, "train.loss")
     assert sorted(m.step for m in history) == list(range(1, tracking.BATCH // 2 + 3))
     assert client.get_run(run.run_id).info.status == "FAILED"
+
+
+def test_a_queued_experiment_nests_under_its_replicate_run_only_while_the_driver_runs(mlflow_db, tmp_path,
+                                                                                    monkeypatch):
+    """DVC's queue passes a stage only DVC_EXP_NAME: the stage finds the replicate run of that name
+    whose owner (the `wsss repro --replicates` driver) still runs, and none once that is gone."""
+    from wsss.core.processes import owner_id
+
+    params = params_mod.validate({})
+    experiment_id = tracking.configure("wsss", tmp_path)
+    replicate = tracking.start_parent_run(experiment_id, params, "test:3", tmp_path, name="replicate seed 0")
+    client = mlflow.MlflowClient()
+    for tag, value in {"wsss.kind": "replicate", "wsss.dvc_experiment": "replicate-seed-0"}.items():
+        client.set_tag(replicate, tag, value)
+    monkeypatch.setenv("DVC_EXP_NAME", "replicate-seed-0")
+    assert tracking.queued_replicate_run(experiment_id) == replicate  # its owner is this process
+    monkeypatch.setenv("DVC_EXP_NAME", "replicate-seed-1")
+    assert tracking.queued_replicate_run(experiment_id) is None
+
+    driver = subprocess.Popen(["sleep", "60"])  # a driver that then ends
+    gone = owner_id(driver.pid)
+    driver.kill()
+    driver.wait()
+    client.set_tag(replicate, tracking.OWNER_TAG, gone)
+    monkeypatch.setenv("DVC_EXP_NAME", "replicate-seed-0")
+    assert tracking.queued_replicate_run(experiment_id) is None

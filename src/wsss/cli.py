@@ -241,7 +241,9 @@ def cmd_ablate(args) -> int:
         return 0
     if args.replicates < 1:
         raise WsssError(f"--replicates must be 1 or more, got {args.replicates}")
-    print(run_table(args.table, Path(args.project), _tool_env(), replicates=args.replicates))
+    if args.jobs < 1:
+        raise WsssError(f"--jobs must be 1 or more, got {args.jobs}")
+    print(run_table(args.table, Path(args.project), _tool_env(), replicates=args.replicates, jobs=args.jobs))
     return 0
 
 
@@ -308,7 +310,7 @@ def cmd_sweep(args) -> int:
     if args.confirm:
         from wsss.sweep.confirm import confirm_best
 
-        print(confirm_best(spec, project, _tool_env(), args.confirm))
+        print(confirm_best(spec, project, _tool_env(), args.confirm, jobs=args.jobs))
     else:
         print("the best trial is one noisy run: `--confirm 3` compares it with params.yaml over 3 seeds, paired")
     print()
@@ -392,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--replicates", type=int, default=1, metavar="N",
                         help="run each row for project.seed = 0..N-1: mean ± 95%% interval, and each row's "
                              "difference to the first paired by seed (default 1)")
+    ablate.add_argument("--jobs", type=int, default=1, metavar="J",
+                        help="with --replicates: run J of a row's seeds at a time from DVC's queue (default 1)")
     ablate.set_defaults(func=cmd_ablate)
     report = sub.add_parser("report", help="methods side by side from MLflow (markdown; plot logged to MLflow)")
     report.add_argument("--runs", type=int, default=200, help="newest runs of each evaluate stage to consider (default 200)")
@@ -412,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--engine", default="optuna", help=f"search engine: {', '.join(SWEEP_ENGINES)} (default optuna)")
     sweep.add_argument("--trials", type=int, default=None, help="finished trials wanted (overrides the spec's budget)")
     sweep.add_argument("--name", default=None, help="sweep name: its state dir and study (default: the spec file's stem)")
-    sweep.add_argument("--jobs", type=int, default=1, help="trials run at the same time (default 1); optuna's "
+    sweep.add_argument("--jobs", type=int, default=1, help="trials (and --confirm's seeds) run at the same time (default 1); optuna's "
                        "share this machine's devices as params.yaml says (GPUs per trial: --engine ray)")
     sweep.add_argument("--confirm", type=int, default=0, metavar="N",
                        help="then re-run the best trial's params and params.yaml for project.seed 0..N-1 and "

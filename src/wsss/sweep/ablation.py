@@ -10,8 +10,9 @@ the row's run. The table is written as markdown to `results/ablations/<table>.md
 rows vary one parameter (``curve``) also as a PNG plot and as the records of a DVC plot
 (`results/ablations/<table>.json`, declared in dvc.yaml's top-level plots).
 
-With ``--replicates N`` each row runs once per project.seed 0..N-1 (experiments
-`<table>-<row>-seedK`, the stages of all of a row's seeds under its MLflow run): each figure is
+With ``--replicates N`` each row runs once per project.seed 0..N-1 as wsss.sweep.replicates does
+(experiments `<table>-<row>-seed-K`, one MLflow replicate run per seed under the row's run;
+``jobs`` > 1: a row's seeds from DVC's queue, that many at a time): each figure is
 shown as mean ± half-width of its 95% t interval, and the first column's difference to the first
 row, paired by seed, is marked when its interval excludes zero (wsss.evaluation.statistics).
 """
@@ -28,6 +29,7 @@ from wsss.evaluation import statistics
 from wsss.evaluation.metrics import format_table
 from wsss.methods.sipe import TABLE3_STEPS
 from wsss.sweep import experiments
+from wsss.sweep import replicates as replicates_mod
 from wsss.tracking import plot_files
 
 RESULTS_DIR = Path("results/ablations")
@@ -149,6 +151,18 @@ TABLES: dict[str, Table] = {
                 Claim("EPS lowers the co-occurrence confusion of CAM (EPS paper, Fig. 5)", "cam", "eps",
                       "seeds co-occurrence", higher_is_claimed=False)),
     ),
+    "refine": Table(
+        "Pseudo-mask refinement of CAM's seeds",
+        ("evaluate_refine",),
+        tuple((m, {"refine.method": m}) for m in ("none", "crf", "pamr", "irn")),
+        (Column("mIoU", REFINE, "miou"), Column("boundary F1", REFINE, "boundary.f1"),
+         Column("co-occurrence", REFINE, "cooccurrence.pairs_mean")),
+        "none: the seeds alone, with their background score (refine.bg_threshold: auto, evaluate_seeds' best).",
+        {"seeds.method": "cam"},
+        claims=(Claim("IRN's masks above CAM's seeds (IRN paper)", "none", "irn", "mIoU"),
+                Claim("PAMR's masks above CAM's seeds (1-stage-wseg paper)", "none", "pamr", "mIoU"),
+                Claim("dense CRF's masks above CAM's seeds", "none", "crf", "mIoU")),
+    ),
     "ptrecl-k": Table(
         "PtReCl: number of prototypes K per class and set (PtReCl paper: flat within 1% for K 10-30)",
         ("evaluate_ptrecl",),
@@ -183,6 +197,12 @@ def row_metrics(project: Path, ref: str, table: Table) -> dict[str, Any]:
             files[column.metrics_file] = experiments.read_metrics(project, ref, column.metrics_file) or {}
         values[column.header] = experiments.dig(files[column.metrics_file], column.key)
     return values
+
+
+def replicate_figures(table: Table, metrics: dict[str, dict]) -> dict[str, Any]:
+    """The table's figures from one replicate's metrics files (keyed by file stem, as
+    wsss.sweep.replicates.Replicate holds them)."""
+    return {c.header: experiments.dig(metrics.get(Path(c.metrics_file).stem, {}), c.key) for c in table.columns}
 
 
 def replicate_cells(table: Table, rows: list[dict]) -> list[dict]:
@@ -250,9 +270,9 @@ def markdown(table_name: str, table: Table, rows: list[dict], replicates: int = 
     return "\n".join(lines) + "\n"
 
 
-def run_table(table_name: str, project: Path, env: dict, log=print, replicates: int = 1) -> str:
-    """Run every row of a table as a DVC experiment (per seed 0..replicates-1 with replicates);
-    return (and write) its markdown."""
+def run_table(table_name: str, project: Path, env: dict, log=print, replicates: int = 1, jobs: int = 1) -> str:
+    """Run every row of a table as a DVC experiment (per seed 0..replicates-1 with replicates,
+    ``jobs`` of a row's seeds at a time from DVC's queue); return (and write) its markdown."""
     import mlflow
 
     from wsss.core import params as params_mod
@@ -275,21 +295,18 @@ def run_table(table_name: str, project: Path, env: dict, log=print, replicates: 
                                                   parent, name)
             for key, value in (table.common | overrides).items():
                 client.set_tag(row_run, f"override.{key}", experiments.format_value(value))
-            per_seed = []
-            for seed in (range(replicates) if replicates > 1 else [None]):
-                seeded = {} if seed is None else {experiments.SEED_KEY: seed}
-                seed_name = name if seed is None else f"{name}-seed{seed}"
-                experiments.run_experiment(project, env, seed_name, table.common | overrides | seeded, table.targets,
-                                           row_run, f"ablation {table_name}, row {row_name!r}"
-                                           + ("" if seed is None else f", seed {seed}"), log)
-                per_seed.append(row_metrics(project, experiments.experiment_ref(baseline, seed_name), table))
-            if replicates > 1:
+            if replicates > 1:  # each seed a replicate run under the row's run, `jobs` at a time
+                seeds = replicates_mod.run_seeds(project, env, replicates, row_run, table.common | overrides,
+                                                 name, table.targets, log, jobs)
+                per_seed = [replicate_figures(table, replicate.metrics) for replicate in seeds]
                 values = {c.header: [v[c.header] for v in per_seed] for c in table.columns}
                 means = {k: sum(v) / len(v) for k, v in values.items() if None not in v}
                 rows.append({"row": row_name, **values})
                 means_rows.append({"row": row_name, **means})
             else:
-                means = per_seed[0]
+                experiments.run_experiment(project, env, name, table.common | overrides, table.targets, row_run,
+                                           f"ablation {table_name}, row {row_name!r}", log)
+                means = row_metrics(project, experiments.experiment_ref(baseline, name), table)
                 rows.append({"row": row_name, **means})
                 means_rows.append(rows[-1])
             client.log_batch(row_run, metrics=experiments.mlflow_metrics(means))

@@ -60,9 +60,9 @@ def describe(result: dict) -> str:
             f"({ci}, paired by seed): the best trial's params are {word} params.yaml")
 
 
-def confirm_best(spec: SweepSpec, project: Path, env: dict, count: int, log=print) -> str:
-    """Run the confirmation under one MLflow run (wsss.kind=confirmation, wsss.sweep=<name>); write,
-    log and describe its verdict."""
+def confirm_best(spec: SweepSpec, project: Path, env: dict, count: int, log=print, jobs: int = 1) -> str:
+    """Run the confirmation under one MLflow run (wsss.kind=confirmation, wsss.sweep=<name>), ``jobs``
+    seeds at a time from DVC's queue when > 1; write, log and describe its verdict."""
     import mlflow
 
     if count < 2:
@@ -75,8 +75,8 @@ def confirm_best(spec: SweepSpec, project: Path, env: dict, count: int, log=prin
     success = False
     try:
         targets = (spec.objective.stage,)
-        default = run_seeds(project, env, count, group, {}, "replicate", targets, log)
-        best = run_seeds(project, env, count, group, overrides, f"{spec.name}-best", targets, log)
+        default = run_seeds(project, env, count, group, {}, "replicate", targets, log, jobs)
+        best = run_seeds(project, env, count, group, overrides, f"{spec.name}-best", targets, log, jobs)
         result = verdict(spec, objective_values(spec, default), objective_values(spec, best))
         path = state_dir(project, spec.name) / CONFIRMATION_FILE
         write_json(path, result)

@@ -288,14 +288,19 @@ def find_or_start_parent(experiment_id: str, params: Params, project_dir: str | 
 def queued_replicate_run(experiment_id: str) -> str | None:
     """The replicate run that holds this DVC experiment's stages when it runs from DVC's queue: a
     queue worker does not pass our environment on, only the experiment's name (DVC_EXP_NAME); the
-    replicate's run is the newest one tagged with that name (each stage closes and reopens it)."""
+    replicate's run is the newest one tagged with that name whose driver (the run's owner) still
+    runs, so that a user's own later experiment of the same name gets a run of its own."""
+    from wsss.core.processes import owner_gone
+
     name = os.environ.get("DVC_EXP_NAME")
     if not name:
         return None
     runs = _mlflow().MlflowClient().search_runs(
         [experiment_id], filter_string=f"tags.`wsss.dvc_experiment` = '{name}' and tags.`wsss.kind` = 'replicate'",
         order_by=["attributes.start_time DESC"], max_results=1)
-    return runs[0].info.run_id if runs else None
+    if not runs or owner_gone(runs[0].data.tags.get(OWNER_TAG, "")):
+        return None
+    return runs[0].info.run_id
 
 
 def _dvc_owner(key: str | None) -> str | None:
