@@ -416,8 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--engine", default="optuna", help=f"search engine: {', '.join(SWEEP_ENGINES)} (default optuna)")
     sweep.add_argument("--trials", type=int, default=None, help="finished trials wanted (overrides the spec's budget)")
     sweep.add_argument("--name", default=None, help="sweep name: its state dir and study (default: the spec file's stem)")
-    sweep.add_argument("--jobs", type=int, default=1, help="trials (and --confirm's seeds) run at the same time (default 1); optuna's "
-                       "share this machine's devices as params.yaml says (GPUs per trial: --engine ray)")
+    sweep.add_argument("--jobs", type=int, default=1, help="trials (and --confirm's seeds) run at the same time "
+                       "(default 1); optuna's share this machine's devices as params.yaml says (GPUs per trial: "
+                       "--engine ray)")
     sweep.add_argument("--confirm", type=int, default=0, metavar="N",
                        help="then re-run the best trial's params and params.yaml for project.seed 0..N-1 and "
                             "call the best better only if the paired 95%% interval says so (default: off)")
