@@ -401,14 +401,13 @@ def test_seed_methods_log_their_losses_and_feed_refinement(eps_seeds, ae_sipe_se
 
 @background_job(after=("tiny_run",))
 def eps_tau_ablation(job) -> tuple[Project, subprocess.CompletedProcess]:
-    """`wsss ablate eps-tau --replicates 2 --jobs 2` in a copy of the finished tiny project (the
-    classifier's stages on QUICK_SEEDS, committed: the experiments' baseline): a row's two seeds
-    from DVC's queue at once."""
+    """`wsss ablate eps-tau --replicates 2` in a copy of the finished tiny project (the classifier's
+    stages on QUICK_SEEDS, committed: the experiments' baseline). Its seeds run as `wsss repro
+    --replicates` runs them (`--jobs`, DVC's queue, is the replicate study's test)."""
     project = copy_project(job.result("tiny_run").path, job.folder / "project", job.environ)
     update_params(project.path, QUICK_SEEDS)
     commit(project.path, project.env, "quick seeds")
-    return project, job.run(["wsss", "ablate", "eps-tau", "--replicates", "2", "--jobs", "2"], project.path,
-                               project.env)
+    return project, job.run(["wsss", "ablate", "eps-tau", "--replicates", "2"], project.path, project.env)
 
 
 @pytest.mark.slow
@@ -432,7 +431,7 @@ def test_ablate_runs_each_row_as_an_experiment_with_one_mlflow_run(eps_tau_ablat
     seeds = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == first.info.run_id]
     assert sorted(r.info.run_name for r in seeds) == ["eps-tau-tau_0.3 seed 0", "eps-tau-tau_0.3 seed 1"]
     assert all(r.data.tags["wsss.kind"] == "replicate" and r.info.status == "FINISHED" for r in seeds)
-    for seed in seeds:  # each seed's stages, found from the queue worker by the experiment's name
+    for seed in seeds:  # each seed's stages nest under its replicate run
         stages = [r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId") == seed.info.run_id]
         assert {"train_classifier", "seeds", "evaluate_seeds"} <= set(stages)
     shown = run(["dvc", "exp", "show", "--no-pager", "--json"], cwd, env).stdout
