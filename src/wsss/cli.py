@@ -43,6 +43,7 @@ import time
 from pathlib import Path
 
 from wsss.core.errors import WsssError
+from wsss.tools.dvc_command import tool_env
 
 MLFLOW_SERVER = "http://127.0.0.1:5000"
 MLFLOW_HINT = (
@@ -58,9 +59,8 @@ def _tool_dir() -> Path:
 
 def _tool_env(**extra: str) -> dict:
     """Environment in which `dvc` and the stages' `python` are the ones installed beside wsss,
-    even when the virtual environment is not activated."""
-    path = f"{_tool_dir()}{os.pathsep}{os.environ.get('PATH', '')}"
-    return dict(os.environ, PATH=path, **extra)
+    even when the virtual environment is not activated (wsss.tools.dvc_command)."""
+    return tool_env(**extra)
 
 
 def _print_mlflow_hint(experiment: str, experiment_id: str, run: str) -> None:

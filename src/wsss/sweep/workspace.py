@@ -33,7 +33,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +46,7 @@ from wsss.core.io import atomic_path
 from wsss.core.project import copy_pipeline, pipeline_digest
 from wsss.sweep.experiments import SEED_KEY
 from wsss.sweep.space import SweepError, SweepSpec
+from wsss.tools.dvc_command import tool_env
 
 STATE_ROOT = Path(".wsss") / "sweeps"
 READY = ".wsss-slot"  # written last into a slot: its copy is complete
@@ -252,8 +252,7 @@ def trial_env(project: Path, slot: Path, trial_run_id: str | None, placement: Pl
     nested under the trial's run, and the GPUs of its placement."""
     from wsss.tracking import runs as tracking
 
-    env = dict(os.environ) | placement.env()
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env = tool_env(dict(os.environ) | placement.env())
     env["PYTHONPATH"] = os.pathsep.join([str(slot / "src"), str(slot)])
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ inside the src/ dirs DVC hashes
     env["MLFLOW_TRACKING_URI"] = tracking.tracking_uri(project)

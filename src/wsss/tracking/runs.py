@@ -27,6 +27,7 @@ from typing import Iterator
 import numpy as np
 
 from wsss.core.params import Params
+from wsss.tools.dvc_command import MODULE as DVC_MODULE
 
 PARENT_ENV = "WSSS_PARENT_RUN_ID"
 INVOCATION_TAG = "wsss.invocation"
@@ -236,7 +237,7 @@ def invocation_key() -> str | None:
             except (psutil.AccessDenied, psutil.ZombieProcess):
                 continue
             if any(Path(part).name in ("dvc", "dvc.exe") for part in cmdline[:2]) or (
-                len(cmdline) > 2 and cmdline[1:3] == ["-m", "dvc"]
+                len(cmdline) > 2 and cmdline[1:3] in (["-m", "dvc"], ["-m", DVC_MODULE])
             ):
                 return f"dvc:{socket.gethostname()}:{process.pid}:{process.create_time():.0f}"
     except psutil.Error:
