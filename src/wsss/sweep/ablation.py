@@ -151,6 +151,20 @@ TABLES: dict[str, Table] = {
                 Claim("EPS lowers the co-occurrence confusion of CAM (EPS paper, Fig. 5)", "cam", "eps",
                       "seeds co-occurrence", higher_is_claimed=False)),
     ),
+    "sipe-dilation": Table(
+        "SIPE against CAM with and without the backbone's dilation (results/sipe-vs-cam.md)",
+        ("evaluate_seeds",),
+        tuple((f"{m}{suffix}", {"seeds.method": m, "seeds.backbone.dilate": dilate})
+              for dilate, suffix in ((True, ""), (False, " undilated"))
+              for m in ("cam", "sipe", "ae_sipe")),
+        SEED_COLUMNS[:2],
+        "dilated: the default backbone (level 4 at stride 8); undilated: level 4 at stride 16, where "
+        "the features of different regions are less alike and SIPE's structure analysis can seed "
+        "smaller objects.",
+        claims=(Claim("SIPE's seeds above CAM's, undilated (SIPE paper, Table 1)", "cam undilated",
+                      "sipe undilated", "seeds mIoU"),
+                Claim("dropping the dilation lifts SIPE's seeds", "sipe", "sipe undilated", "seeds mIoU")),
+    ),
     "refine": Table(
         "Pseudo-mask refinement of CAM's seeds",
         ("evaluate_refine",),
