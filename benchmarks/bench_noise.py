@@ -3,19 +3,25 @@ training seeds, for a baseline configuration and for params.yaml, measured in th
 
     .venv/bin/python benchmarks/bench_noise.py [--project DIR] [--replicates N]
                                                [--baseline KEY=VALUE ...] [--out [FILE]]
+    .venv/bin/python benchmarks/bench_noise.py --from-json benchmarks/results/noise.json
 
 Runs the pipeline for project.seed = 0..N-1 (default 5) twice, each replicate a DVC experiment in
 --project (default: this checkout, whose DVC run-cache makes a repeated run cheap): once with the
 --baseline overrides (default: the classifier's 12 epochs, the default before issue 25) and once
 with params.yaml as it is. Prints, per headline figure, the standard deviation over the seeds
 before and after and their ratio, and the paired orderings (CAM < CAM+IRN < PtReCl, segmentation
-vs its pseudo masks) with their 95% intervals. --out writes both studies and the ratios as JSON
-(default benchmarks/results/noise.json). MLflow: one group run per configuration.
+vs its pseudo masks) with their 95% intervals, and for each step of the chain (seeds -> IRN ->
+PtReCl's map -> its masks -> segmentation) how its figure follows its input's over the seeds: their
+correlation and the standard deviation of the step (output - input), i.e. the noise the step's own
+network adds. --out writes both studies, the ratios and the steps as JSON (default
+benchmarks/results/noise.json); --from-json prints the report of such a file without running.
+MLflow: one group run per configuration.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -28,6 +34,7 @@ from measure import write_json  # noqa: E402
 
 from wsss.core import params as params_mod  # noqa: E402
 from wsss.sweep import experiments, replicates  # noqa: E402
+from wsss.tools.dvc_command import tool_env  # noqa: E402
 
 RESULTS = "benchmarks/results/noise.json"
 BASELINE = {"seeds.train.epochs": 12}  # the default before issue 25's noise study
@@ -64,6 +71,18 @@ def spread(before: dict, after: dict) -> dict:
     return rows
 
 
+def chain_steps(result: dict) -> list[dict]:
+    """For each figure after the first (metrics files in pipeline order), against the one before it:
+    the correlation of their mIoUs over the seeds and the standard deviation of the step."""
+    import numpy as np
+
+    values = [(stem, np.array(figures["miou"]["values"])) for stem, figures in result["figures"].items()]
+    return [{"input": a, "output": b, "correlation": float(np.corrcoef(x, y)[0, 1]),
+             "sd_input": float(x.std(ddof=1)), "sd_output": float(y.std(ddof=1)),
+             "sd_step": float((y - x).std(ddof=1))}
+            for (a, x), (b, y) in zip(values, values[1:])]
+
+
 def print_report(before: dict, after: dict, rows: dict) -> None:
     print(f"\n{'figure':12s} {'method':26s} {'sd before':>10s} {'sd after':>10s} {'ratio':>6s}")
     for stem, row in rows.items():
@@ -76,6 +95,10 @@ def print_report(before: dict, after: dict, rows: dict) -> None:
             print(f"  {difference['other']} − {difference['reference']}: {difference['mean']:+.4f} "
                   f"(95% CI {difference['ci_low']:+.4f} to {difference['ci_high']:+.4f}) "
                   f"{'resolved' if difference['resolved'] else 'not resolved'}")
+        print(f"steps of the chain, {name}: correlation with the input over the seeds, sd of output − input")
+        for step in chain_steps(result):
+            print(f"  {step['input']:>10s} -> {step['output']:10s} r {step['correlation']:+.2f}   "
+                  f"sd {100 * step['sd_input']:.2f} -> {100 * step['sd_output']:.2f} pt, step {100 * step['sd_step']:.2f} pt")
 
 
 def main() -> int:
@@ -85,19 +108,25 @@ def main() -> int:
     parser.add_argument("--baseline", type=parse_override, action="append", default=None, metavar="KEY=VALUE",
                         help=f"the baseline's params overrides (default {BASELINE})")
     parser.add_argument("--out", nargs="?", const=RESULTS, default=None, help=f"write the results (default {RESULTS})")
+    parser.add_argument("--from-json", type=Path, metavar="FILE", help="print the report of a written result, run nothing")
     args = parser.parse_args()
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        print_report(saved["before"], saved["after"], saved["spread"])
+        return 0
     if args.replicates < 2:
         parser.error("--replicates needs 2 or more seeds for a standard deviation")
     project = Path(args.project).resolve()
     baseline = dict(args.baseline) if args.baseline else dict(BASELINE)
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    env = tool_env()
     before = study(project, env, args.replicates, "baseline", baseline)
     after = study(project, env, args.replicates, "params", {})
     rows = spread(before, after)
     print_report(before, after, rows)
     if args.out:
         write_json(ROOT / args.out, {"replicates": args.replicates, "baseline_overrides": baseline,
-                                     "cpus": os.cpu_count(), "spread": rows, "before": before, "after": after})
+                                     "cpus": os.cpu_count(), "spread": rows, "before": before, "after": after,
+                                     "steps": {"before": chain_steps(before), "after": chain_steps(after)}})
     return 0
 
 

@@ -1,6 +1,7 @@
 """benchmarks/bench_noise.py: the spread table of two replicate studies (the studies themselves run
 through wsss.sweep.replicates, tested on a real project in tests/test_replicates.py)."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -37,3 +38,16 @@ def test_a_baseline_override_is_key_equals_yaml_value():
     assert B.parse_override("refine.method=crf") == ("refine.method", "crf")
     with pytest.raises(Exception, match="KEY=VALUE"):
         B.parse_override("seeds.train.epochs")
+
+
+def test_each_step_of_the_chain_shows_how_its_figure_follows_its_input(tmp_path, capsys, monkeypatch):
+    study = _study([0.40, 0.44, 0.48], [0.45, 0.50, 0.52])
+    [step] = B.chain_steps(study)
+    assert (step["input"], step["output"]) == ("seeds", "refine")
+    assert step["correlation"] == pytest.approx(np.corrcoef([0.40, 0.44, 0.48], [0.45, 0.50, 0.52])[0, 1])
+    assert step["sd_step"] == pytest.approx(np.std([0.05, 0.06, 0.04], ddof=1))
+    saved = tmp_path / "noise.json"
+    saved.write_text(json.dumps({"before": study, "after": study, "spread": B.spread(study, study)}))
+    monkeypatch.setattr(sys, "argv", ["bench_noise.py", "--from-json", str(saved)])
+    assert B.main() == 0
+    assert "seeds -> refine" in capsys.readouterr().out
