@@ -57,12 +57,6 @@ def _tool_dir() -> Path:
     return Path(sys.executable).parent
 
 
-def _tool_env(**extra: str) -> dict:
-    """Environment in which `dvc` and the stages' `python` are the ones installed beside wsss,
-    even when the virtual environment is not activated (wsss.tools.dvc_command)."""
-    return tool_env(**extra)
-
-
 def _print_mlflow_hint(experiment: str, experiment_id: str, run: str) -> None:
     from wsss.tracking.runs import experiment_url
 
@@ -176,7 +170,7 @@ def cmd_repro(args) -> int:
     experiment_id = tracking.configure(params.tracking.experiment, project)
     tracking.close_orphaned_runs(experiment_id)
     parent = tracking.start_parent_run(experiment_id, params, f"wsss-repro:{os.getpid()}", project)
-    env = _tool_env(**{tracking.PARENT_ENV: parent})
+    env = tool_env(**{tracking.PARENT_ENV: parent})
     returncode, stopped_by = _run_as_group(["dvc", "repro", *args.dvc_args], project, env)
     if stopped_by is not None:
         name = signal.Signals(stopped_by).name
@@ -210,7 +204,7 @@ def _repro_replicates(args, project: Path) -> int:
 
     if args.jobs < 1:
         raise WsssError(f"--jobs must be 1 or more, got {args.jobs}")
-    study = run_replicates(project, args.replicates, _tool_env(), dvc_args=tuple(args.dvc_args), jobs=args.jobs)
+    study = run_replicates(project, args.replicates, tool_env(), dvc_args=tuple(args.dvc_args), jobs=args.jobs)
     print()
     print(markdown(study))
     return 0
@@ -243,7 +237,7 @@ def cmd_ablate(args) -> int:
         raise WsssError(f"--replicates must be 1 or more, got {args.replicates}")
     if args.jobs < 1:
         raise WsssError(f"--jobs must be 1 or more, got {args.jobs}")
-    print(run_table(args.table, Path(args.project), _tool_env(), replicates=args.replicates, jobs=args.jobs))
+    print(run_table(args.table, Path(args.project), tool_env(), replicates=args.replicates, jobs=args.jobs))
     return 0
 
 
@@ -310,7 +304,7 @@ def cmd_sweep(args) -> int:
     if args.confirm:
         from wsss.sweep.confirm import confirm_best
 
-        print(confirm_best(spec, project, _tool_env(), args.confirm, jobs=args.jobs))
+        print(confirm_best(spec, project, tool_env(), args.confirm, jobs=args.jobs))
     else:
         print("the best trial is one noisy run: `--confirm 3` compares it with params.yaml over 3 seeds, paired")
     print()
