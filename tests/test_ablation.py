@@ -92,3 +92,13 @@ def test_a_tables_claims_are_judged_by_their_paired_interval():
     difference = paired_over_seeds([0.80, 0.70, 0.75], [0.75, 0.72, 0.80])
     assert eps["95% CI"] == f"{difference.low:+.4f} to {difference.high:+.4f}"
     assert "| verdict" in markdown("methods", table, rows, replicates=3)
+
+
+@pytest.mark.parametrize("table_name", sorted(TABLES))
+def test_every_claim_names_a_row_and_a_column_of_its_table(table_name):
+    table = TABLES[table_name]
+    rows = {name for name, _ in table.rows}
+    columns = {column.header for column in table.columns}
+    for claim in table.claims:
+        assert {claim.reference, claim.other} <= rows, claim
+        assert claim.column in columns, claim
