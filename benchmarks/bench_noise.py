@@ -2,13 +2,15 @@
 training seeds, for a baseline configuration and for params.yaml, measured in the same process.
 
     .venv/bin/python benchmarks/bench_noise.py [--project DIR] [--replicates N]
-                                               [--baseline KEY=VALUE ...] [--out [FILE]]
+                                               [--baseline KEY=VALUE ...] [--after KEY=VALUE ...]
+                                               [--targets STAGE ...] [--out [FILE]]
     .venv/bin/python benchmarks/bench_noise.py --from-json benchmarks/results/noise.json
 
 Runs the pipeline for project.seed = 0..N-1 (default 5) twice, each replicate a DVC experiment in
 --project (default: this checkout, whose DVC run-cache makes a repeated run cheap): once with the
 --baseline overrides (default: the classifier's 12 epochs, the default before issue 25) and once
-with params.yaml as it is. Prints, per headline figure, the standard deviation over the seeds
+with params.yaml as it is or with the --after overrides. --targets stops each replicate at those
+stages (e.g. evaluate_refine, to measure one step of the chain at a fraction of the cost). Prints, per headline figure, the standard deviation over the seeds
 before and after and their ratio, and the paired orderings (CAM < CAM+IRN < PtReCl, segmentation
 vs its pseudo masks) with their 95% intervals, and for each step of the chain (seeds -> IRN ->
 PtReCl's map -> its masks -> segmentation) how its figure follows its input's over the seeds: their
@@ -47,14 +49,15 @@ def parse_override(text: str) -> tuple[str, object]:
     return key, yaml.safe_load(value)
 
 
-def study(project: Path, env: dict, count: int, name: str, overrides: dict) -> dict:
+def study(project: Path, env: dict, count: int, name: str, overrides: dict, targets: tuple[str, ...] = ()) -> dict:
     """The replicate study of one configuration, under a group run of its own."""
     params = params_mod.load(project / params_mod.PARAMS_FILE, overrides)
     group = experiments.start_group_run(project, params, "noise-floor", f"noise floor: {name} x{count}")
     import mlflow
 
     client = mlflow.MlflowClient()
-    result = replicates.summarise(replicates.run_seeds(project, env, count, group, overrides, prefix=f"noise-{name}"))
+    result = replicates.summarise(replicates.run_seeds(project, env, count, group, overrides, prefix=f"noise-{name}",
+                                                               targets=targets))
     client.log_batch(group, metrics=experiments.mlflow_metrics(replicates.flat_metrics(result)))
     client.set_terminated(group, "FINISHED")
     return result
@@ -107,6 +110,10 @@ def main() -> int:
     parser.add_argument("--replicates", type=int, default=5, metavar="N", help="seeds 0..N-1 (default 5)")
     parser.add_argument("--baseline", type=parse_override, action="append", default=None, metavar="KEY=VALUE",
                         help=f"the baseline's params overrides (default {BASELINE})")
+    parser.add_argument("--after", type=parse_override, action="append", default=[], metavar="KEY=VALUE",
+                        help="the second study's params overrides (default none: params.yaml as it is)")
+    parser.add_argument("--targets", nargs="+", default=[], metavar="STAGE",
+                        help="the stages each replicate runs, with their upstream stages (default all)")
     parser.add_argument("--out", nargs="?", const=RESULTS, default=None, help=f"write the results (default {RESULTS})")
     parser.add_argument("--from-json", type=Path, metavar="FILE", help="print the report of a written result, run nothing")
     args = parser.parse_args()
@@ -119,12 +126,14 @@ def main() -> int:
     project = Path(args.project).resolve()
     baseline = dict(args.baseline) if args.baseline else dict(BASELINE)
     env = tool_env()
-    before = study(project, env, args.replicates, "baseline", baseline)
-    after = study(project, env, args.replicates, "params", {})
+    after_overrides, targets = dict(args.after), tuple(args.targets)
+    before = study(project, env, args.replicates, "baseline", baseline, targets)
+    after = study(project, env, args.replicates, "after" if after_overrides else "params", after_overrides, targets)
     rows = spread(before, after)
     print_report(before, after, rows)
     if args.out:
         write_json(ROOT / args.out, {"replicates": args.replicates, "baseline_overrides": baseline,
+                                     "after_overrides": after_overrides, "targets": list(targets),
                                      "cpus": os.cpu_count(), "spread": rows, "before": before, "after": after,
                                      "steps": {"before": chain_steps(before), "after": chain_steps(after)}})
     return 0

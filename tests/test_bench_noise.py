@@ -51,3 +51,22 @@ def test_each_step_of_the_chain_shows_how_its_figure_follows_its_input(tmp_path,
     monkeypatch.setattr(sys, "argv", ["bench_noise.py", "--from-json", str(saved)])
     assert B.main() == 0
     assert "seeds -> refine" in capsys.readouterr().out
+
+
+def test_after_overrides_and_targets_reach_both_studies(tmp_path, monkeypatch):
+    calls = []
+
+    def study(project, env, count, name, overrides, targets=()):
+        calls.append((name, overrides, targets))
+        return _study([0.40, 0.44, 0.48], [0.45, 0.50, 0.52])
+
+    monkeypatch.setattr(B, "study", study)
+    out = tmp_path / "noise.json"
+    monkeypatch.setattr(sys, "argv", ["bench_noise.py", "--replicates", "3", "--baseline", "refine.irn.train.epochs=15",
+                                      "--after", "refine.irn.train.epochs=30", "--targets", "evaluate_refine",
+                                      "--out", str(out)])
+    assert B.main() == 0
+    assert calls == [("baseline", {"refine.irn.train.epochs": 15}, ("evaluate_refine",)),
+                     ("after", {"refine.irn.train.epochs": 30}, ("evaluate_refine",))]
+    saved = json.loads(out.read_text())
+    assert saved["after_overrides"] == {"refine.irn.train.epochs": 30} and saved["targets"] == ["evaluate_refine"]
