@@ -10,8 +10,8 @@ Runs the pipeline for project.seed = 0..N-1 (default 5) twice, each replicate a 
 --project (default: this checkout, whose DVC run-cache makes a repeated run cheap): once with the
 --baseline overrides (default: the classifier's 12 epochs, the default before issue 25) and once
 with params.yaml as it is or with the --after overrides. --targets stops each replicate at those
-stages (e.g. evaluate_refine, to measure one step of the chain at a fraction of the cost). Prints, per headline figure, the standard deviation over the seeds
-before and after and their ratio, and the paired orderings (CAM < CAM+IRN < PtReCl, segmentation
+stages (e.g. evaluate_refine, to measure one step of the chain at a fraction of the cost). Prints,
+per headline figure, the standard deviation over the seeds before and after and their ratio, and the paired orderings (CAM < CAM+IRN < PtReCl, segmentation
 vs its pseudo masks) with their 95% intervals, and for each step of the chain (seeds -> IRN ->
 PtReCl's map -> its masks -> segmentation) how its figure follows its input's over the seeds: their
 correlation and the standard deviation of the step (output - input), i.e. the noise the step's own
@@ -56,8 +56,8 @@ def study(project: Path, env: dict, count: int, name: str, overrides: dict, targ
     import mlflow
 
     client = mlflow.MlflowClient()
-    result = replicates.summarise(replicates.run_seeds(project, env, count, group, overrides, prefix=f"noise-{name}",
-                                                               targets=targets))
+    replicate_runs = replicates.run_seeds(project, env, count, group, overrides, prefix=f"noise-{name}", targets=targets)
+    result = replicates.summarise(replicate_runs)
     client.log_batch(group, metrics=experiments.mlflow_metrics(replicates.flat_metrics(result)))
     client.set_terminated(group, "FINISHED")
     return result
