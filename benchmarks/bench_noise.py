@@ -11,8 +11,8 @@ Runs the pipeline for project.seed = 0..N-1 (default 5) twice, each replicate a 
 --baseline overrides (default: the classifier's 12 epochs, the default before issue 25) and once
 with params.yaml as it is or with the --after overrides. --targets stops each replicate at those
 stages (e.g. evaluate_refine, to measure one step of the chain at a fraction of the cost). Prints,
-per headline figure, the standard deviation over the seeds before and after and their ratio, and the paired orderings (CAM < CAM+IRN < PtReCl, segmentation
-vs its pseudo masks) with their 95% intervals, and for each step of the chain (seeds -> IRN ->
+per headline figure, the standard deviation over the seeds before and after and their ratio, and
+the paired orderings (CAM < CAM+IRN < PtReCl, segmentation vs its pseudo masks) with their 95% intervals, and for each step of the chain (seeds -> IRN ->
 PtReCl's map -> its masks -> segmentation) how its figure follows its input's over the seeds: their
 correlation and the standard deviation of the step (output - input), i.e. the noise the step's own
 network adds. --out writes both studies, the ratios and the steps as JSON (default
