@@ -83,8 +83,32 @@ def cmd_check_params(args) -> int:
     from wsss.core import params
     from wsss.stages.preflight import check_all
 
-    check_all(params.load(Path(args.project) / params.PARAMS_FILE), Path(args.project))
+    loaded = params.load(Path(args.project) / params.PARAMS_FILE)
+    check_all(loaded, Path(args.project))
+    _warn_synthetic_values(loaded, Path(args.project))
     print("params.yaml is valid")
+    return 0
+
+
+def _warn_synthetic_values(params, project: Path) -> None:
+    from wsss.stages.presets import warn_synthetic_values
+
+    warning = warn_synthetic_values(params, project)
+    if warning:
+        print(warning, file=sys.stderr)
+
+
+def cmd_init(args) -> int:
+    from wsss.stages.presets import apply_preset, load_preset, preset_names
+
+    if args.list or not args.preset:
+        for name in preset_names(args.project):
+            first = load_preset(name, args.project)
+            print(f"{name:15s} dataset {first['dataset.name']}, backbone {first['seeds.backbone.name']}")
+        return 0 if args.list else 2
+    changed = apply_preset(args.preset, args.project)
+    print(f"params.yaml: preset {args.preset}, {len(changed)} value(s) changed"
+          + (f": {', '.join(changed)}" if changed else " (it was already set)"))
     return 0
 
 
@@ -165,6 +189,7 @@ def cmd_repro(args) -> int:
     project = Path(args.project)
     params = params_mod.load(project / params_mod.PARAMS_FILE)
     check_all(params, project)
+    _warn_synthetic_values(params, project)
     if args.replicates is not None:
         return _repro_replicates(args, project)
     experiment_id = tracking.configure(params.tracking.experiment, project)
@@ -361,6 +386,11 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("dvc_args", nargs=argparse.REMAINDER, help="passed on to dvc repro")
     repro.set_defaults(func=cmd_repro)
     sub.add_parser("results", help="print the results table").set_defaults(func=cmd_results)
+    init = sub.add_parser("init", help="write a preset's values (presets/NAME.yaml) into params.yaml: the papers' "
+                          "VOC / COCO settings, a small real set, the synthetic default (docs/presets.md)")
+    init.add_argument("--preset", default=None, help="the preset's name (see --list)")
+    init.add_argument("--list", action="store_true", help="list the presets")
+    init.set_defaults(func=cmd_init)
     sub.add_parser("check-params", help="validate params.yaml").set_defaults(func=cmd_check_params)
     sub.add_parser("verify", help="check this run's figures against the committed replicate study's intervals "
                    "(metrics/replicates.json)").set_defaults(func=cmd_verify)
