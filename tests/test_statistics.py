@@ -101,13 +101,19 @@ def test_paired_image_bootstrap_resolves_a_consistent_gain_and_not_a_tie():
         S.paired_image_bootstrap(reference, reference[:-1])
 
 
-def test_mask_evaluation_reports_the_image_bootstrap_interval():
-    class Dataset:
-        class_names = list("abcde")
-        num_classes = 5
+class FiveClasses:
+    """What MaskEvaluation reads of a data set: every image labelled with class 1."""
 
+    class_names = list("abcde")
+    num_classes = 5
+
+    def labels(self, image_id):
+        return np.array([1])
+
+
+def test_mask_evaluation_reports_the_image_bootstrap_interval():
     gts, preds = _images(3)
-    evaluation = MaskEvaluation(Dataset(), boundary_tolerance=1)
+    evaluation = MaskEvaluation(FiveClasses(), boundary_tolerance=1)
     for gt, pred in zip(gts, preds):
         evaluation.update(gt, pred)
     result = evaluation.result()
@@ -122,15 +128,11 @@ def test_a_refinement_is_compared_with_its_input_on_the_same_images():
     from wsss.evaluation.masks import difference_over_images
     from wsss.evaluation.results import versus_input
 
-    class Dataset:
-        class_names = list("abcde")
-        num_classes = 5
-
     gts, noisy = _images(2, noise=0.4)
     _, cleaner = _images(2, noise=0.3)
     results = {}
     for stage, preds in (("seeds", noisy), ("refine", cleaner)):
-        evaluation = MaskEvaluation(Dataset(), boundary_tolerance=1)
+        evaluation = MaskEvaluation(FiveClasses(), boundary_tolerance=1)
         for index, (gt, pred) in enumerate(zip(gts, preds)):
             evaluation.update(gt, pred, image_id=f"img{index}")
         results[stage] = {"stage": stage, **evaluation.result()}
@@ -145,7 +147,7 @@ def test_a_refinement_is_compared_with_its_input_on_the_same_images():
         f"img{i}" for i in range(1, len(gts))]]))
     with pytest.warns(UserWarning, match="refine is not compared with seeds: they were scored on different images"):
         assert difference_over_images(results["seeds"], shifted) is None
-    no_ids = MaskEvaluation(Dataset(), boundary_tolerance=1)
+    no_ids = MaskEvaluation(FiveClasses(), boundary_tolerance=1)
     no_ids.update(gts[0], noisy[0])
     assert "per_image" not in no_ids.result()
     assert difference_over_images({"stage": "seeds", **no_ids.result()}, results["refine"]) is None

@@ -3,7 +3,8 @@
 mIoU with per-class IoU / precision / recall and its image-bootstrap interval (how much the
 figure depends on which images were drawn, wsss.evaluation.statistics), class-agnostic boundary
 F1, and co-occurrence confusion m_{k,c} (docs/methods.md §7) when the data set has full-scene
-context masks, with the pairs that co-occur by construction summarised on their own.
+context masks, with the pairs that co-occur by construction summarised on their own; with the
+image ids, the trivial baselines on the same images (wsss.evaluation.guards flags a figure below them).
 """
 
 from __future__ import annotations
@@ -16,8 +17,12 @@ from wsss.evaluation import metrics as M
 from wsss.evaluation import statistics
 
 
+BASELINES = ("all_background", "labelled_class")  # the trivial predictions each evaluation scores beside
+
+
 class MaskEvaluation:
     def __init__(self, dataset, boundary_tolerance: int):
+        self.labels = dataset.labels  # image id -> its labelled class ids: the labelled-class baseline
         self.class_names = dataset.class_names
         self.context_names = getattr(dataset, "context_names", None)
         self.pairs = getattr(dataset, "cooccurrence_pairs", None)
@@ -27,6 +32,8 @@ class MaskEvaluation:
                              if self.context_names else None)
         self.image_counts: list[np.ndarray] = []  # per image (3, C): the bootstrap's unit
         self.image_ids: list[str] = []  # when given: the per-image counts go into the result, to pair
+        # On the same images: every pixel background; every pixel the image's (lowest) labelled class.
+        self.baselines = {name: M.ConfusionAccumulator(dataset.num_classes) for name in BASELINES}
 
     @property
     def images(self) -> int:
@@ -37,6 +44,8 @@ class MaskEvaluation:
         self.image_counts.append(statistics.image_counts(self.confusion.update(gt, pred)).astype(np.int32))
         if image_id is not None:
             self.image_ids.append(image_id)
+            self.baselines["all_background"].update(gt, M.all_background_prediction(gt.shape))
+            self.baselines["labelled_class"].update(gt, M.labelled_class_prediction(gt.shape, self.labels(image_id)))
         self.boundary.update(gt, pred)
         if self.cooccurrence is not None and context is not None:
             self.cooccurrence.update(context, gt, pred)
@@ -61,6 +70,8 @@ class MaskEvaluation:
         }
         if self.image_ids and len(self.image_ids) == self.images:
             result["per_image"] = {"ids": self.image_ids, "counts": np.stack(self.image_counts).tolist()}
+            result["baselines"] = {name: M.segmentation_scores(accumulator.matrix, self.class_names)
+                                   for name, accumulator in self.baselines.items()}
         if self.cooccurrence is not None:
             every = self.cooccurrence.result(self.class_names, self.context_names)
             result["cooccurrence"] = {"all": every}

@@ -16,7 +16,9 @@ seeds row).
 
 When the newest evaluation belongs to a replicate study (`wsss repro --replicates N`), each figure
 is the mean over the study's replicates with its 95% t interval, ``mean ± half-width (n=N)``
-(wsss.evaluation.statistics); otherwise the `runs` column says "single run".
+(wsss.evaluation.statistics); otherwise the `runs` column says "single run". `flags` names the
+guard rails' findings on the row's evaluations (tags `wsss.flags.<stage>`, wsss.evaluation.guards):
+masks below a trivial baseline, a refinement below its input.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from wsss.evaluation.statistics import Interval, over_seeds
 from wsss.tracking.runs import REGISTERED_TAG
 
 COLUMNS = ["method", "seeds mIoU", "pseudo-mask mIoU", "reclass. map mIoU", "segmentation val mIoU",
-           "registered model", "boundary F1", "co-occurrence", "runs", "run"]
+           "registered model", "boundary F1", "co-occurrence", "flags", "runs", "run"]
+FLAGS_TAG = "wsss.flags."  # + the evaluated stage (seeds, refine, reclassification, ptrecl, segment)
 _STAGES = {"evaluate_seeds": "seeds", "evaluate_refine": "refine", "evaluate_ptrecl": "ptrecl",
            "evaluate_segmentation": "segment"}
 _NETWORK = re.compile(r"\+deeplab\w+$")
@@ -50,6 +53,7 @@ class Evaluation:
     registered: str | None = None  # a segmentation network's registry version, "<name>/<version>"
     group: str | None = None  # the replicate study (group run id) its run is a replicate of
     parent: str = ""  # its parent run's id (one replicate of a study)
+    flags: tuple[str, ...] = ()  # "<stage>: <flag>, ..." from its run's tags (wsss.evaluation.guards)
 
 
 def fetch_evaluations(client, experiment_id: str, max_runs: int = 200) -> list[Evaluation]:
@@ -77,8 +81,13 @@ def fetch_evaluations(client, experiment_id: str, max_runs: int = 200) -> list[E
         name, plain, group = parents.get(parent_id, ("", False, None))
         evaluations.append(Evaluation(_STAGES[run.data.tags["wsss.stage"]], method, dict(run.data.metrics),
                                       run.info.start_time, name, plain, run.data.tags.get(REGISTERED_TAG), group,
-                                      parent_id))
+                                      parent_id, _flags(run.data.tags)))
     return evaluations
+
+
+def _flags(tags: dict) -> tuple[str, ...]:
+    return tuple(f"{key[len(FLAGS_TAG):]}: {value}" for key, value in sorted(tags.items())
+                 if key.startswith(FLAGS_TAG))
 
 
 def report_rows(evaluations: list[Evaluation]) -> list[dict]:
@@ -126,6 +135,7 @@ def report_rows(evaluations: list[Evaluation]) -> list[dict]:
             "registered model": getattr(segmentation.get(method), "registered", None),
             "boundary F1": figure(item, "boundary.f1"),
             "co-occurrence": figure(item, "cooccurrence.pairs_mean"),
+            "flags": "; ".join(item.flags + getattr(segmentation.get(method), "flags", ())) or None,
             "runs": f"{len(replicates[(item.stage, item.method, item.group)])} seeds" if item.group else "single run",
             "run": item.run,
             "_order": (method.count("+"), method),

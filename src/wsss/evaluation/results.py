@@ -2,7 +2,7 @@
 dvc.yaml's stages, in pipeline order. One run: each mIoU comes with its 95% interval over the
 evaluated images (a bootstrap, wsss.evaluation.statistics), not over seeds, and a refinement's
 row its difference to its input's mIoU paired on the same images; SINGLE_RUN says so under the
-table."""
+table. `flags`: a figure below a trivial baseline, a refinement below its input (wsss.evaluation.guards)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from wsss.core.dvcfile import pipeline
 from wsss.core.io import read_json
 
 COLUMNS = ["stage", "method", "split", "mIoU", "95% CI (images)", "vs its input (same images)", "bg threshold",
-           "boundary F1", "co-occurrence"]
+           "boundary F1", "co-occurrence", "flags"]
+# wsss.evaluation.guards' flags as the table shows them
+FLAG_MARKS = {"below_baseline": "BELOW BASELINE", "lowers_input": "LOWERS ITS INPUT"}
 SINGLE_RUN = ("single run (one project.seed): the 95% CI resamples the evaluated images, and a refinement's "
               "difference to its input is paired on them (* where its 95% interval excludes zero); seed-to-seed "
               "spread is in neither (`wsss repro --replicates N`, docs/statistics.md)")
@@ -36,8 +38,16 @@ def versus_input(metrics: dict) -> str | None:
             + (" *" if vs["resolved"] else ""))
 
 
+def flag_marks(metrics: dict) -> str | None:
+    """The guard rails' flags of a result, for the table (None: none)."""
+    return ", ".join(FLAG_MARKS.get(f, f) for f in metrics.get("flags") or {}) or None
+
+
 def result_rows(project_dir: str | Path = ".") -> list[dict]:
+    """One row per evaluation, and the trivial baselines once per split (every evaluation scores
+    them on its images; those of a split's first evaluation are shown)."""
     rows = []
+    splits_with_baselines = set()
     for name in pipeline(project_dir).metrics_files():
         path = Path(project_dir) / name
         if not path.exists():
@@ -54,7 +64,12 @@ def result_rows(project_dir: str | Path = ".") -> list[dict]:
             "boundary F1": (metrics.get("boundary") or {}).get("f1"),
             # mean m_{k,c} over the (context, class) pairs that co-occur by construction
             "co-occurrence": (metrics.get("cooccurrence") or {}).get("pairs_mean"),
+            "flags": flag_marks(metrics),
         })
+        if metrics["split"] in splits_with_baselines:
+            continue
+        if metrics.get("baselines"):
+            splits_with_baselines.add(metrics["split"])
         for baseline, values in (metrics.get("baselines") or {}).items():
             rows.append({
                 "stage": "baseline",
@@ -66,5 +81,6 @@ def result_rows(project_dir: str | Path = ".") -> list[dict]:
                 "bg threshold": None,
                 "boundary F1": (values.get("boundary") or {}).get("f1"),
                 "co-occurrence": None,
+                "flags": None,
             })
     return rows

@@ -18,6 +18,7 @@ from wsss.core.params import (
     TrackingParams,
 )
 from wsss.data.registry import open_split
+from wsss.evaluation import guards
 from wsss.evaluation import metrics as M
 from wsss.evaluation.masks import MaskEvaluation, difference_over_images, read_mask, with_ground_truth
 from wsss.evaluation.visualize import gallery, overlay_panels
@@ -69,6 +70,7 @@ def evaluate_ptrecl(stage: Stage, project: ProjectParams, dataset_cfg: DatasetPa
         refined = metrics_files.read(paths.refine_metrics)
         for scored in (map_result, result):
             scored["vs_input"] = difference_over_images(refined, scored)
+            guards.flag(scored, "evaluate_ptrecl")
         metrics_files.write(paths.ptrecl_map_metrics, map_result)
         metrics_files.write(paths.ptrecl_metrics, result)
         metrics_files.log(run, paths.ptrecl_map_metrics, map_result)

@@ -14,6 +14,7 @@ from wsss.core.params import (
     TrackingParams,
 )
 from wsss.data.registry import open_split
+from wsss.evaluation import guards
 from wsss.evaluation.masks import MaskEvaluation, difference_over_images, read_mask, with_ground_truth
 from wsss.evaluation.metrics import format_cell
 from wsss.evaluation.visualize import gallery, overlay_panels
@@ -39,6 +40,7 @@ def evaluate_refine(stage: Stage, project: ProjectParams, dataset_cfg: DatasetPa
                   **evaluation.result()}
         # The refinement against the seeds it refines, on the same images.
         result["vs_input"] = difference_over_images(metrics_files.read(stage.paths.seeds_metrics), result)
+        guards.flag(result, "evaluate_refine")
         metrics_files.write(out, result)
         metrics_files.log(run, out, result)
         if examples:

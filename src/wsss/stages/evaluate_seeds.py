@@ -20,6 +20,7 @@ from wsss.core.params import (
     TrackingParams,
 )
 from wsss.data.registry import open_split
+from wsss.evaluation import guards
 from wsss.evaluation import metrics as M
 from wsss.evaluation.masks import MaskEvaluation, with_ground_truth
 from wsss.evaluation.visualize import gallery, overlay_panels
@@ -40,21 +41,18 @@ def evaluate_seeds(stage: Stage, project: ProjectParams, dataset_cfg: DatasetPar
     dataset = open_split(dataset_cfg, dataset_cfg.eval_split)
     names = dataset.class_names
     with stage.tracked() as run:
-        # Pass 1: the background-threshold sweep and the trivial baselines.
+        # Pass 1: the background-threshold sweep.
         sweep = M.ThresholdSweep(dataset.num_classes, cfg.bg_thresholds)
-        baselines = {name: M.ConfusionAccumulator(dataset.num_classes) for name in ("all_background", "labelled_class")}
         own_background = True  # every image's seeds carry the method's background map
         for _, gt, (scores, class_ids, background) in _scored_images(dataset, maps, project.progress,
                                                                     "evaluate_seeds (sweep)"):
             own_background &= background is not None
             sweep.update(gt, scores, class_ids)
-            baselines["all_background"].update(gt, M.all_background_prediction(gt.shape))
-            baselines["labelled_class"].update(gt, M.labelled_class_prediction(gt.shape, class_ids))
         if sweep.results(names)[0]["miou"] is None:
             raise DataError(f"split '{dataset_cfg.eval_split}' has no image with a ground-truth mask")
         best = sweep.best(names)
         # Pass 2: the headline masks -- with the seeds' own background, else at the best threshold
-        # (boundary, co-occurrence) -- and the masks at the reference's threshold.
+        # (boundary, co-occurrence, the trivial baselines) -- and the masks at the reference's threshold.
         at_best = MaskEvaluation(dataset, cfg.boundary_tolerance)
         at_reference = M.ConfusionAccumulator(dataset.num_classes)
         with_crf = MaskEvaluation(dataset, cfg.boundary_tolerance) if cfg.seeds_crf else None
@@ -76,10 +74,10 @@ def evaluate_seeds(stage: Stage, project: ProjectParams, dataset_cfg: DatasetPar
             "sweep": {f"{r['threshold']:.2f}": r["miou"] for r in sweep.results(names)},
             "at_reference_threshold": {"bg_threshold": cfg.cam_bg_threshold,
                                        **M.segmentation_scores(at_reference.matrix, names)},
-            "baselines": {k: M.segmentation_scores(v.matrix, names) for k, v in baselines.items()},
         }
         if with_crf is not None:
             result["crf"] = with_crf.result()
+        guards.flag(result, "evaluate_seeds")
         metrics_files.write(out, result)
         metrics_files.log(run, out, result)
         _log_overlays(run, dataset, maps, best["threshold"], tracking.num_overlays)

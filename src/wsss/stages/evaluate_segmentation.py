@@ -23,6 +23,7 @@ from wsss.core.params import (
 )
 from wsss.core.progress import progress_bar
 from wsss.data.registry import open_split
+from wsss.evaluation import guards
 from wsss.evaluation.masks import MaskEvaluation
 from wsss.evaluation.metrics import format_cell
 from wsss.evaluation.visualize import gallery, overlay_panels
@@ -51,7 +52,7 @@ def evaluate_segmentation(stage: Stage, project: ProjectParams, dataset_cfg: Dat
             gt = dataset.load_mask(image_id)
             if gt is None:
                 continue
-            evaluation.update(gt, pred, dataset.load_context(image_id))
+            evaluation.update(gt, pred, dataset.load_context(image_id), image_id)
             if len(examples) < tracking.num_overlays:
                 examples.append(overlay_panels(image, None, pred, gt))
         if evaluation.images == 0:
@@ -59,6 +60,7 @@ def evaluate_segmentation(stage: Stage, project: ProjectParams, dataset_cfg: Dat
         result = {"stage": "segment", "method": method, "split": dataset_cfg.val_split, **evaluation.result(),
                   # pixels, rows = ground truth, columns = prediction, in per_class order: its DVC plot
                   "confusion": evaluation.confusion.matrix.tolist()}
+        guards.flag(result, "evaluate_segmentation")
         metrics_files.write(paths.segment_metrics, result)
         metrics_files.log(run, paths.segment_metrics, result)
         if examples:

@@ -16,7 +16,7 @@ from wsss.core.io import read_json, write_json
 from wsss.tracking import plot_files
 
 DETAILS_DIR = "details"
-LABELS = ("stage", "method", "split")  # strings that describe a result; not MLflow metrics
+LABELS = ("stage", "method", "split", "flags")  # what describes a result; not MLflow metrics
 
 # Headline keys of a result, nested as in the result ({"boundary": ["f1"]} keeps boundary.f1).
 HEADLINE = {
@@ -24,6 +24,8 @@ HEADLINE = {
     "boundary": ["f1"], "cooccurrence": ["pairs_mean"],
     # a refinement against its input on the same images (wsss.evaluation.masks.difference_over_images)
     "vs_input": True,
+    # a figure below a trivial baseline, a refinement below its input (wsss.evaluation.guards)
+    "flags": True,
     # seeds
     "background": True, "bg_threshold": True, "at_reference_threshold": ["bg_threshold", "miou"],
     "crf": ["miou", "boundary"],
@@ -99,6 +101,8 @@ def log(run, metrics_file: str, result: dict, project_dir: str | Path | None = "
     ``project_dir``; None: the figures only, for a result that is not the workspace's)."""
     prefix, parent_figures = MLFLOW[Path(metrics_file).stem]
     run.set_tag("wsss.method", result["method"])
+    if result.get("flags"):
+        run.set_tag(f"wsss.flags.{result['stage']}", ", ".join(result["flags"]))
     run.log_metrics({prefix + k: v for k, v in result.items() if k not in LABELS})
     run.log_headline(parent_figures(result))
     if project_dir is None:
