@@ -41,6 +41,7 @@ from tests.helpers.project import (
     copy_project,
     make_project,
     run,
+    run_stage,
     set_param,
     stages_run,
     update_params,
@@ -180,6 +181,26 @@ def test_repro_reruns_only_what_changed_and_records_the_rest(finished_project):
     _, parents, children = pipeline_runs(uri)
     assert len(parents) == 4
     assert sorted(r.info.run_name for r in children[parents[-1].info.run_id]) == sorted(ran)
+
+
+@pytest.mark.slow
+def test_seeds_below_the_trivial_baselines_are_flagged_by_the_stage(finished_project):
+    """Seed maps that localise nothing (every class everywhere at full score: at any background
+    threshold, every pixel is a labelled class) make evaluate_seeds warn, and flag its metrics
+    file and MLflow run."""
+    from wsss.core.io import load_score_map, save_score_map
+
+    cwd, env = finished_project
+    maps = sorted((cwd / "artifacts/seeds/maps").glob("*.npz"))
+    for path in maps:
+        seeds = load_score_map(path)
+        save_score_map(path, np.ones_like(seeds.scores), seeds.class_ids, seeds.background)
+    result = run_stage(cwd, env, "evaluate_seeds")
+    assert re.search(r"evaluate_seeds: WARNING: seeds cam: mIoU [0-9.]+ is below the trivial baseline", result.stderr)
+    metrics = json.loads((cwd / "metrics/seeds.json").read_text())
+    assert set(metrics["flags"]) == {"below_baseline"}
+    newest = all_runs(finished_project.uri, "attributes.run_name = 'evaluate_seeds'")[-1]
+    assert newest.data.tags["wsss.flags.seeds"] == "below_baseline"
 
 
 @background_job(after=("tiny_run",))

@@ -15,3 +15,8 @@ class ParamsError(WsssError):
 
 class WorkerError(WsssError):
     """A process of a multi-process stage failed (the message names the stage, rank and how)."""
+
+
+class CollapseError(WsssError):
+    """A stage's outputs collapsed (all-zero seed maps, a loss of exactly 0, no boundary anywhere)
+    and `project.on_collapse` is fail (the message names the stage and the images)."""

@@ -136,6 +136,9 @@ class ProjectParams(Section):
     num_workers: int = knob(0, "DataLoader worker processes", ge=0, le=64)
     progress: Union[Literal["auto"], bool] = knob(
         "auto", "progress bars: auto (stderr is a terminal and CI unset) | true | false")
+    on_collapse: Literal["warn", "fail"] = knob(
+        "warn", "collapsed outputs (all-zero seed maps, a loss of exactly 0, empty boundary maps): "
+                "warn, or fail the stage")
 
 
 # ------------------------------------------------------------------------------------------- data

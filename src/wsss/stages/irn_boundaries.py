@@ -19,6 +19,7 @@ from wsss.data.registry import open_split
 from wsss.data.transforms import to_tensor
 from wsss.methods.irn import IRN
 from wsss.models.backbones import build_backbone, untrained
+from wsss.stages import collapse
 from wsss.stages.common import Stage
 from wsss.stages.per_image import sharded
 
@@ -58,6 +59,7 @@ def irn_boundaries(stage: Stage, project: ProjectParams, dataset_cfg: DatasetPar
                             WorkerConfig(project, backbone, image_scale, stage.paths.irn_weights))
     with stage.tracked() as run:
         runner.run()
+        collapse.report(stage.name, run, collapse.boundary_findings(out, dataset.ids), project.on_collapse)
         mean_boundary = 0.0  # from the files, in id order: a resumed run logs the same figure
         for image_id in dataset.ids:
             mean_boundary += float(load_boundary_map(out, image_id).mean()) / len(dataset.ids)

@@ -15,6 +15,7 @@ from wsss.data.transforms import to_tensor
 from wsss.evaluation.visualize import gallery, overlay_panels
 from wsss.methods.seed_methods import build_seed_model, infer_seed_maps
 from wsss.models.backbones import build_backbone, untrained
+from wsss.stages import collapse
 from wsss.stages.common import Stage
 from wsss.stages.per_image import sharded
 
@@ -56,6 +57,7 @@ def seeds(stage: Stage, project: ProjectParams, dataset_cfg: DatasetParams, seed
     runner = sharded(stage, project, dataset, {out: ".npz"}, make_worker, WorkerConfig(project, seeds, stage.paths))
     with stage.tracked() as run:
         computed = runner.run()
+        collapse.report(stage.name, run, collapse.score_map_findings(out, dataset.ids), project.on_collapse)
         examples = [overlay_panels(dataset.load_image(image_id), load_score_map(f"{out}/{image_id}.npz").scores,
                                    None, None)
                     for image_id in dataset.ids[:tracking.num_overlays]]

@@ -13,6 +13,7 @@ import torch.nn as nn
 from wsss.core.io import save_state_dict
 from wsss.core.params import ProjectParams
 from wsss.core.progress import progress_bar
+from wsss.stages import collapse
 from wsss.stages.common import Stage
 from wsss.tracking.plot_files import LossLog
 from wsss.train.ddp import Ranks, process_group, relaunch, unwrap
@@ -58,6 +59,8 @@ def run_training(stage: Stage, ranks: Ranks, project: ProjectParams, total_steps
         summary = train(on_step)
         bar.close()
         run.log_metrics({"train.final_epoch_loss": summary["final_epoch_loss"]})
+        if ranks.main:  # before the checkpoint: with on_collapse fail, no weights to train on
+            collapse.report(stage.name, run, collapse.loss_findings(summary), project.on_collapse)
         if ranks.main:
             losses.write()
             save_state_dict(checkpoint, unwrap(model).state_dict())
