@@ -24,6 +24,10 @@
    batches, ResNet-50 at 512 crops, 10,582 train and 1,449 val images, project.devices 1): each
    stage's start plus its work over its measured rate.
 
+--preset NAME (presets/NAME.yaml, e.g. voc-resnet50) runs the throughput part with that preset's
+backbone, crops, IRN and walk settings (each training still one epoch at --batch, random init) and
+projects with its epochs and batches instead of params.yaml's.
+
 Prints the tables as markdown; --out writes everything as JSON (default benchmarks/results/scale.json).
 """
 
@@ -51,7 +55,8 @@ from measure import copy_project, parse_size, scratch_env, write_json  # noqa: E
 from scale_data import VOC_SIZES, VOC_TRAIN, VOC_VAL, synthetic_set  # noqa: E402
 
 from wsss.core.dvcfile import pipeline  # noqa: E402
-from wsss.core.params import read_raw  # noqa: E402
+from wsss.core.params import read_raw, set_key  # noqa: E402
+from wsss.stages.presets import load_preset  # noqa: E402
 
 RESULTS = "benchmarks/results/scale.json"
 DATA = ROOT / "data" / "scale"
@@ -181,6 +186,29 @@ def voc_params(data: dict, images: int, batch: int, crop: int, backbone: str) ->
         "ptrecl": {"recovery": {"train": train}},
         "segment": {"train": train},
     }
+
+
+def preset_params(data: dict, images: int, batch: int, preset: dict) -> dict:
+    """The throughput runs' params with a preset's values: its backbone (random init), crops, IRN
+    and walk settings; every training one epoch at ``batch`` and lr 0.001; the data set is ``data``."""
+    params = {"project": {"progress": False, "devices": 1}, "dataset": {**data, "max_images": images}}
+    for key, value in preset.items():
+        if not key.startswith("dataset."):
+            set_key(params, key, value)
+    set_key(params, "seeds.backbone.pretrained", False)  # cost, not accuracy: no download
+    for section in TRAINING.values():
+        set_key(params, f"{section}.epochs", 1)
+        set_key(params, f"{section}.batch_size", batch)
+        # random init with frozen BN diverges at the papers' rates; a step costs the same at any rate
+        set_key(params, f"{section}.lr", 0.001)
+    return params
+
+
+def with_preset(defaults: dict, preset: dict) -> dict:
+    """params.yaml's values with a preset's written in (what `wsss init --preset` gives)."""
+    for key, value in preset.items():
+        set_key(defaults, key, value)
+    return defaults
 
 
 def measure_throughput(project: Project, stages: list[str], images: int) -> list[dict]:
@@ -367,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=2, help="batch of the training stages in the throughput runs")
     parser.add_argument("--crop", type=int, default=512, help="training crop")
     parser.add_argument("--backbone", default="resnet50", help="seeds.backbone.name of the throughput runs")
+    parser.add_argument("--preset", default=None, help="a preset's backbone, crops and epochs instead (presets/NAME.yaml; "
+                        "--backbone and --crop are then the preset's)")
     parser.add_argument("--mem-counts", default="1000,10000", help="image counts of the memory runs ('' = skip)")
     parser.add_argument("--mem-size", default="40x52", help="image size of the memory runs' set")
     parser.add_argument("--mem-train", type=int, default=16, help="images the memory runs' weights train on")
@@ -396,15 +426,23 @@ def main(argv: list[str] | None = None) -> int:
                 data = {"name": "synthetic", "root": str(data_dir / "voc" / "VOCdevkit" / "VOC2012")}
                 print(f"data: {'generated in ' + str(result['data']['seconds']) + ' s' if result['data']['generated'] else 'reused'}")
             part_start = time.monotonic()
-            project = Project(scratch / "voc", voc_params(data, args.images, args.batch, args.crop, args.backbone))
             defaults = read_raw(ROOT / "params.yaml")
-            backbone = "ResNet-50 (random init, output stride 16)" if args.backbone == "resnet50" else \
-                f"{args.backbone} (random init)"
-            print(f"throughput: {backbone}, {args.crop} crops, batch {args.batch}, first {args.images} images")
+            if args.preset:
+                preset = load_preset(args.preset, ROOT)
+                project = Project(scratch / "voc", preset_params(data, args.images, args.batch, preset))
+                defaults = with_preset(defaults, preset)
+                backbone = f"{preset['seeds.backbone.name']} (random init), preset {args.preset}"
+                crops = "/".join(str(preset[f"{section}.crop_size"]) for section in TRAINING.values())
+            else:
+                project = Project(scratch / "voc", voc_params(data, args.images, args.batch, args.crop, args.backbone))
+                backbone = "ResNet-50 (random init, output stride 16)" if args.backbone == "resnet50" else \
+                    f"{args.backbone} (random init)"
+                crops = str(args.crop)
+            print(f"throughput: {backbone}, {crops} crops, batch {args.batch}, first {args.images} images")
             stage_names = list(pipeline(ROOT).stages)[1:]  # not synthesize
             rows = measure_throughput(project, stage_names, args.images)
             plan = projection(rows, defaults, VOC_TRAIN, VOC_VAL)
-            result["throughput"] = {"images": args.images, "batch": args.batch, "crop": args.crop,
+            result["throughput"] = {"images": args.images, "batch": args.batch, "crop": crops, "preset": args.preset,
                                     "backbone": backbone, "rows": rows, "command": command,
                                     "load_average_at_start": result["machine"]["load_average_at_start"],
                                     "seconds": round(time.monotonic() - part_start, 1)}
@@ -448,7 +486,8 @@ def print_report(result: dict) -> None:
         print("\n### Sharded stages: 1 vs 2 workers\n")
         print(workers_table(t["rows"]))
         p = result["projection"]
-        print(f"\n### Projected wall time of the default pipeline at VOC size ({p['num_train']} train, "
+        which = f"the {args.preset} preset" if args.preset else "the default pipeline"
+        print(f"\n### Projected wall time of {which} at VOC size ({p['num_train']} train, "
               f"{p['num_val']} val images, project.devices 1)\n")
         print(projection_table(p["rows"]))
     if "memory" in result:

@@ -59,6 +59,25 @@ def test_tables_and_projection():
     assert "| seeds | 450 | 459 | 1.020 | 5.0 | 30.0 |" in B.memory_table(memory, [100, 1000])
 
 
+def test_a_presets_throughput_runs_its_settings_one_epoch_and_projects_its_epochs():
+    from wsss.core.params import validate
+    from wsss.stages.presets import load_preset
+
+    preset = load_preset("voc-resnet50", ROOT)
+    data = {"name": "synthetic", "root": "data/scale/voc"}
+    params = B.preset_params(data, 8, 2, preset)
+    assert params["dataset"] == {**data, "max_images": 8}
+    assert params["seeds"]["backbone"] == {"name": "resnet50", "output_stride": 16, "pretrained": False}
+    for section in B.TRAINING.values():
+        train = B.lookup(params, section)
+        assert (train["epochs"], train["batch_size"], train["lr"]) == (1, 2, 0.001)
+        assert train["crop_size"] == preset[f"{section}.crop_size"]
+    assert params["refine"]["irn"]["walk"] == {"exp_times": 8, "bg_score": 0.25}
+    defaults = B.with_preset(B.read_raw(ROOT / "params.yaml"), preset)
+    validate(defaults)
+    assert B.lookup(defaults, "seeds.train")["epochs"] == 5 and B.lookup(defaults, "segment.train")["epochs"] == 19
+
+
 @background_job(rank=1)
 def scale_benchmark(job) -> dict:
     """`python benchmarks/bench_scale.py` on a tiny set (both parts), in the background after the
