@@ -486,7 +486,7 @@ def print_report(result: dict) -> None:
         print("\n### Sharded stages: 1 vs 2 workers\n")
         print(workers_table(t["rows"]))
         p = result["projection"]
-        which = f"the {args.preset} preset" if args.preset else "the default pipeline"
+        which = f"the {t['preset']} preset" if t.get("preset") else "the default pipeline"
         print(f"\n### Projected wall time of {which} at VOC size ({p['num_train']} train, "
               f"{p['num_val']} val images, project.devices 1)\n")
         print(projection_table(p["rows"]))
