@@ -10,11 +10,12 @@ from pathlib import Path
 
 from wsss.core.dvcfile import pipeline
 from wsss.core.io import read_json
+from wsss.evaluation import guards
 
 COLUMNS = ["stage", "method", "split", "mIoU", "95% CI (images)", "vs its input (same images)", "bg threshold",
            "boundary F1", "co-occurrence", "flags"]
 # wsss.evaluation.guards' flags as the table shows them
-FLAG_MARKS = {"below_baseline": "BELOW BASELINE", "lowers_input": "LOWERS ITS INPUT"}
+FLAG_MARKS = {guards.BELOW_BASELINE: "BELOW BASELINE", guards.LOWERS_INPUT: "LOWERS ITS INPUT"}
 SINGLE_RUN = ("single run (one project.seed): the 95% CI resamples the evaluated images, and a refinement's "
               "difference to its input is paired on them (* where its 95% interval excludes zero); seed-to-seed "
               "spread is in neither (`wsss repro --replicates N`, docs/statistics.md)")
