@@ -103,8 +103,8 @@ def cmd_init(args) -> int:
 
     if args.list or not args.preset:
         for name in preset_names(args.project):
-            first = load_preset(name, args.project)
-            print(f"{name:15s} dataset {first['dataset.name']}, backbone {first['seeds.backbone.name']}")
+            values = load_preset(name, args.project)
+            print(f"{name:15s} dataset {values['dataset.name']}, backbone {values['seeds.backbone.name']}")
         return 0 if args.list else 2
     changed = apply_preset(args.preset, args.project)
     print(f"params.yaml: preset {args.preset}, {len(changed)} value(s) changed"
