@@ -73,6 +73,11 @@ def _runs(uri: str):
     return sweeps, trials, stages
 
 
+def _trial_has_run(uri: str, number: int) -> bool:
+    experiment = mlflow.MlflowClient(tracking_uri=uri).get_experiment_by_name("wsss")
+    return experiment is not None and any(int(r.data.tags["wsss.trial"]) == number for r in _runs(uri)[1])
+
+
 @pytest.mark.slow
 def test_sweep_reruns_only_ptrecl_and_nests_every_trial_under_one_sweep_run(project, mlflow_db, capsys):
     spec = _spec(project, "top-m", {"ptrecl.reclassify.top_m": {"type": "int", "low": 2, "high": 6}}, 3,
@@ -170,9 +175,9 @@ def test_a_killed_sweep_resumes_from_its_stored_trials(project, mlflow_db):
             if not list((state_dir(project, "resume") / "logs").glob("*.log")):
                 continue  # no trial yet: the sweep may still be creating its study (two first opens race)
             trials = _study(project, "resume").trials
-            if any(t.state.name == "COMPLETE" for t in trials) and any(
-                    t.state.name == "RUNNING" and t.params for t in trials):
-                break
+            running = [t.number for t in trials if t.state.name == "RUNNING" and t.params]
+            if any(t.state.name == "COMPLETE" for t in trials) and running and _trial_has_run(mlflow_db, running[0]):
+                break  # inside the second trial, once its MLflow run exists (a kill before it leaves none)
     finally:
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)  # the sweep, its dvc and the stage it runs
