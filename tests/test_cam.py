@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from wsss.core.errors import ParamsError
@@ -35,6 +36,20 @@ def test_tiny_dilation_sets_the_level4_receptive_field(dilate, receptive_field):
     level4[0, :, 16, 16].sum().backward()
     cols = (image.grad[0].abs().sum(dim=(0, 1)) > 0).nonzero().flatten()
     assert int(cols.max() - cols.min()) + 1 == receptive_field
+
+
+@pytest.mark.parametrize("name, stride", [("tiny", 8), ("resnet50", 16), ("resnet50", 8), ("efficientnet_lite0", 16)])
+def test_undilated_backbone_removes_the_same_strides_without_dilating(name, stride):
+    """`seeds.backbone.dilate: false` (the references' ResNet-50): same strides and weights, no
+    convolution dilated."""
+    dilated, undilated = (build_backbone(BackboneParams(name=name, output_stride=stride, pretrained=False,
+                                                        dilate=dilate)).eval() for dilate in (True, False))
+    with torch.no_grad():
+        shapes = [[f.shape for f in net(torch.zeros(1, 3, 64, 96))] for net in (dilated, undilated)]
+    assert shapes[0] == shapes[1] and undilated.strides == dilated.strides
+    assert {k: v.shape for k, v in undilated.state_dict().items()} == {k: v.shape for k, v in dilated.state_dict().items()}
+    dilations = [{m.dilation for m in net.modules() if isinstance(m, nn.Conv2d)} for net in (dilated, undilated)]
+    assert dilations[0] != {(1, 1)} and dilations[1] == {(1, 1)}
 
 
 def test_efficientnet_lite0_loads_packaged_imagenet_weights():

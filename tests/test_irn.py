@@ -35,6 +35,21 @@ def test_pair_labels_classify_every_pair():
     assert total.max() == 1
 
 
+def test_reference_window_keeps_only_the_pairs_from_irns_sources():
+    """`pair_sources: reference_window`: sources in rows < h − r and columns r … w − r − 1
+    (r = radius − 1), IRN's PathIndex window, every pair from them inside the map."""
+    labels = torch.zeros(1, 8, 10, dtype=torch.long)
+    window = pair_labels(labels, RADIUS, "reference_window")["bg_pos"][0]
+    r = RADIUS - 1
+    expected = torch.zeros(8, 10, dtype=torch.bool)
+    expected[:8 - r, r:10 - r] = True
+    assert torch.equal(window.amax(dim=0) > 0, expected)
+    assert bool(window[:, expected].all())
+    assert torch.equal(window, pair_labels(labels, RADIUS)["bg_pos"][0] * expected)
+    with pytest.raises(ValueError, match="pair_sources"):
+        pair_labels(labels, RADIUS, "border")
+
+
 def test_a_boundary_on_the_class_border_scores_better_than_elsewhere():
     labels = torch.zeros(1, 8, 20, dtype=torch.long)
     labels[0, :, 10:] = 2

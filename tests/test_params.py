@@ -85,6 +85,11 @@ def test_the_schema_file_is_current_and_params_yaml_follows_it():
         ({"seeds": {"ae_sipe": {"pamr_sigma": "all"}}}, "seeds.ae_sipe.pamr_sigma"),
         ({"seeds": {"sipe": {"pamr_sigma": None}}}, "seeds.sipe.pamr_sigma"),
         ({"refine": {"irn": {"walk": {"exp_times": -1}}}}, "refine.irn.walk.exp_times"),
+        ({"seeds": {"backbone": {"dilate": "no"}}}, "seeds.backbone.dilate"),
+        ({"seeds": {"infer": {"image_resize": "bicubic"}}}, "seeds.infer.image_resize"),
+        ({"seeds": {"sipe": {"infer_argmax": "labeled"}}}, "seeds.sipe.infer_argmax"),
+        ({"seeds": {"ae_sipe": {"scale_norm": "per_image"}}}, "seeds.ae_sipe.scale_norm"),
+        ({"refine": {"irn": {"train": {"pair_sources": "window"}}}}, "refine.irn.train.pair_sources"),
     ],
 )
 def test_bad_values_name_the_key(raw, key):

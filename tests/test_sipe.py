@@ -250,6 +250,38 @@ def test_multiscale_is_cam_reference_mode_runs_infer():
         SIPEConfig(inference="fused")
 
 
+def test_inference_argmax_over_every_class_leaves_an_unlabelled_class_without_prototype():
+    """`infer_argmax: all` (the references' inference) changes nothing when every class is
+    labelled; otherwise a position may seed an unlabelled class, whose IS-CAM stays 0."""
+    labelled = _model(SIPEConfig(), classes=3).eval()
+    every = SIPEClassifier(labelled.backbone, 3, SIPEConfig(infer_argmax="all")).eval()
+    every.load_state_dict(labelled.state_dict())
+    image = torch.randn(1, 3, 40, 48)
+    full, partial = torch.ones(1, 3), torch.tensor([[1.0, 0.0, 1.0]])
+    assert torch.equal(every.infer(image, full), labelled.infer(image, full))
+    assert torch.all(every.infer(image, partial)[:, 2] == 0)
+
+
+def test_per_scale_normalisation_weighs_every_scale_alike():
+    """`scale_norm: per_scale` (AE-SIPE's reference) normalises each scale's IS-CAM before the
+    sum, so a scale of weak maps counts as much as one of strong maps; `after_fusion` sums raw."""
+    def infer(scaled, labels, hflip):  # scale 1: left half 1; scale 0.5: right half 10
+        maps = torch.zeros(1, 4, 4, 4)
+        if scaled.shape[-1] == 48:
+            maps[..., :2] = 1.0
+        else:
+            maps[..., 2:] = 10.0
+        return maps
+
+    fused = {}
+    for scale_norm in ("after_fusion", "per_scale"):
+        model = _model(SIPEConfig(scale_norm=scale_norm), classes=3).eval()
+        model.infer = infer
+        fused[scale_norm] = multiscale_is_cam(model, torch.randn(3, 40, 48), torch.tensor([1]), (1.0, 0.5), True)
+    assert torch.allclose(fused["per_scale"], fused["per_scale"].flip(-1), atol=1e-6)
+    assert fused["after_fusion"][1, :, :8].max() < 0.2 < fused["after_fusion"][1, :, -8:].min()
+
+
 @pytest.mark.parametrize("hierarchical_structure", [False, True])
 def test_inference_structure_analysis_uses_hierarchical_features(monkeypatch, hierarchical_structure):
     import wsss.methods.sipe as sipe

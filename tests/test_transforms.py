@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from PIL import Image
 
 from wsss.core.errors import DataError
 from wsss.core.io import write_palette_png
@@ -11,8 +13,26 @@ from wsss.data.transforms import (
     RelationLabelDataset,
     normalize,
     random_crop,
+    rescale_image,
     resize_long_side,
+    to_tensor,
+    to_uint8,
 )
+
+
+def test_rescale_image_bilinear_on_the_tensor_or_pil_bicubic_on_the_uint8_image():
+    """`seeds.infer.image_resize`: pil_bicubic is PIL's resize of the image the tensor came from."""
+    image = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    tensor = to_tensor(image)
+    assert np.array_equal(to_uint8(tensor), image)
+    for size in ((10, 15), (31, 44)):
+        pil = np.asarray(Image.fromarray(image).resize(size[::-1], Image.Resampling.BICUBIC))
+        assert torch.equal(rescale_image(tensor, size, "pil_bicubic"), to_tensor(pil))
+        bilinear = F.interpolate(tensor[None], size=size, mode="bilinear", align_corners=False)[0]
+        assert torch.equal(rescale_image(tensor, size), bilinear)
+    assert rescale_image(tensor, (20, 30), "pil_bicubic") is tensor
+    with pytest.raises(ValueError, match="image_resize"):
+        rescale_image(tensor, (10, 15), "bicubic")
 
 
 def test_random_crop_keeps_content_and_pads_with_mean_and_ignore():

@@ -75,6 +75,11 @@ RefineMethod = Literal["irn", "crf", "pamr", "none"]
 PamrSigma = Literal["all_dilations", "dilation1"]  # docs/methods.md §4
 SipeInference = Literal["per_flip", "reference"]  # docs/methods.md §5
 CamBackground = Literal["labelled", "all"]
+# The reference value of each of these is the second (docs/fidelity.md, "Differences found").
+ImageResize = Literal["bilinear", "pil_bicubic"]  # docs/methods.md §1
+SipeInferArgmax = Literal["labelled", "all"]  # docs/methods.md §5
+SipeScaleNorm = Literal["after_fusion", "per_scale"]  # docs/methods.md §6
+PairSources = Literal["all", "reference_window"]  # docs/methods.md §2
 PtreclFormula = Literal["fg_share", "fg_margin", "vote"]  # docs/methods.md §8
 BackboneName = Literal["tiny", "resnet50", "resnet101", "efficientnet_lite0"]
 BackboneSource = Literal["classifier", "pretrained"]
@@ -246,7 +251,8 @@ class BackboneParams(Section):
     pretrained: bool = knob(True, "ImageNet weights (torchvision's API; lite0: packaged weights)")
     checkpoint: str | None = knob(None, "a local state_dict file instead of downloaded weights")
     output_stride: Literal[8, 16, 32] = knob(16, "input size / feature-map size")
-    dilate: bool = knob(True, "tiny only: dilated convolutions where the output stride removes a stride")
+    dilate: bool = knob(True, "dilated convolutions where the output stride removes a stride (false: the stride "
+                              "removed alone, as the references' ResNet-50)")
 
 
 class ClassifierTrainParams(Section):
@@ -265,6 +271,8 @@ class ClassifierTrainParams(Section):
 class SeedInferParams(Section):
     scales: Scales = _list([1.0, 0.5, 1.5, 2.0], "image scales whose maps are averaged")
     hflip: bool = knob(True, "also average the mirrored image's maps")
+    image_resize: ImageResize = knob(
+        "bilinear", "each scale's image: the normalised tensor bilinearly | the uint8 image PIL-bicubic (references)")
 
 
 class EpsParams(Section):
@@ -295,6 +303,10 @@ class SipeParams(Section):
     cam_background: CamBackground = knob(
         "labelled", "CAM background: 1 − max over the labelled classes (paper) | over every class (code)")
     gsc_warmup_epochs: int = knob(0, "epochs of L_cls alone before L_gsc joins (references: 0)", ge=0)
+    infer_argmax: SipeInferArgmax = knob(
+        "labelled", "inference seeds: argmax over background + labelled classes | every class (references)")
+    scale_norm: SipeScaleNorm = knob(
+        "after_fusion", "multi-scale: normalise the summed IS-CAMs | also each scale's (AE-SIPE reference)")
 
 
 class SeedsParams(Section):
@@ -366,6 +378,8 @@ class IrnTrainParams(Section):
     hflip: bool = knob(True, "random horizontal flips")
     radius: int = knob(10, "pixel pairs within this radius, on the stride-4 grid", unit="cells", ge=2, le=32)
     displacement: bool = knob(True, "also train the displacement head (instance masks only)")
+    pair_sources: PairSources = knob(
+        "all", "pairs from every pixel | from IRN's window only: rows < h-r, r <= cols < w-r, r = radius-1 (reference)")
 
 
 class WalkParams(Section):

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
+from PIL import Image
 from torch.utils.data import Dataset
 
 from wsss.core.errors import DataError
+from wsss.core.params import ImageResize
 from wsss.data.base import IGNORE_INDEX, SegmentationDataset
 
 # the normalisation of every backbone's input (torchvision's ImageNet weights)
@@ -24,6 +29,33 @@ def normalize(image: np.ndarray) -> np.ndarray:
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(normalize(image))
+
+
+IMAGE_RESIZE_MODES = get_args(ImageResize)
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """The uint8 H x W x 3 image that `to_tensor` made a 3 x H x W tensor of (rounding undoes
+    the float error exactly)."""
+    pixels = image.detach().float().cpu().numpy().transpose(1, 2, 0) * _STD + _MEAN
+    return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+
+
+def rescale_image(image: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
+    """A normalised 3 x H x W image resized to ``size`` for multi-scale inference
+    (`seeds.infer.image_resize`, docs/methods.md §1): "bilinear" resizes the tensor
+    (align_corners=False); "pil_bicubic" resizes the uint8 image with PIL's bicubic filter, then
+    normalises, as the references' multi-scale data sets do (SIPE data/data_voc.py:162 with
+    tool/imutils.py:17; IRN voc12/dataloader.py, VOC12ClassificationDatasetMSF). PIL works on the
+    CPU; the result is on the image's device."""
+    if mode not in IMAGE_RESIZE_MODES:
+        raise ValueError(f"image_resize must be one of {IMAGE_RESIZE_MODES}, got {mode!r}")
+    if tuple(size) == tuple(image.shape[-2:]):
+        return image  # as the references' scale 1 (and bilinear's identity)
+    if mode == "bilinear":
+        return F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0]
+    resized = Image.fromarray(to_uint8(image)).resize(size[::-1], Image.Resampling.BICUBIC)
+    return to_tensor(np.asarray(resized)).to(image.device, image.dtype)
 
 
 def resize_long_side(image: np.ndarray, long_side: int, mask: np.ndarray | None = None):

@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from wsss.data.transforms import rescale_image
 from wsss.models.backbones import Backbone
 
 
@@ -43,11 +44,13 @@ def multiscale_cam(
     class_ids: torch.Tensor,
     scales: Sequence[float],
     hflip: bool,
+    image_resize: str = "bilinear",
 ) -> torch.Tensor:
     """CAMs of the labelled classes for one image, summed over scales and flips.
 
-    image: 3 x H x W normalised; class_ids: K foreground ids (1..C). Returns K x H x W in
-    [0, 1], each map divided by its own maximum (+1e-5), on the image's device.
+    image: 3 x H x W normalised; class_ids: K foreground ids (1..C); image_resize: how each
+    scale's image is made (`wsss.data.transforms.rescale_image`). Returns K x H x W in [0, 1],
+    each map divided by its own maximum (+1e-5), on the image's device.
     """
     height, width = image.shape[-2:]
     channels = class_ids.long() - 1
@@ -56,7 +59,7 @@ def multiscale_cam(
         return total
     for scale in scales:
         size = (max(1, round(height * scale)), max(1, round(width * scale)))
-        scaled = F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)
+        scaled = rescale_image(image, size, image_resize)[None]
         batch = torch.cat([scaled, scaled.flip(-1)]) if hflip else scaled
         maps = model.class_maps(batch)[:, channels]
         if hflip:

