@@ -67,7 +67,7 @@ def test_a_presets_throughput_runs_its_settings_one_epoch_and_projects_its_epoch
     data = {"name": "synthetic", "root": "data/scale/voc"}
     params = B.preset_params(data, 8, 2, preset)
     assert params["dataset"] == {**data, "max_images": 8}
-    assert params["seeds"]["backbone"] == {"name": "resnet50", "output_stride": 16, "pretrained": False}
+    assert params["seeds"]["backbone"] == {"name": "resnet50", "output_stride": 16, "dilate": False, "pretrained": False}
     for section in B.TRAINING.values():
         train = B.lookup(params, section)
         assert (train["epochs"], train["batch_size"], train["lr"]) == (1, 2, 0.001)
