@@ -63,6 +63,10 @@ def test_the_schema_file_is_current_and_params_yaml_follows_it():
         ({"seeds": {"train": {"lr_x": 1}}}, "seeds.train.lr_x"),
         ({"sedes": {}}, "sedes"),
         ({"seeds": {"train": {"lr": -1}}}, "seeds.train.lr"),
+        ({"seeds": {"train": {"lr": 0}}}, "seeds.train.lr"),  # trains nothing: issue 27
+        ({"refine": {"irn": {"train": {"lr": 0.0}}}}, "refine.irn.train.lr"),
+        ({"segment": {"train": {"lr": 0.0}}}, "segment.train.lr"),
+        ({"refine": {"pamr": {"num_iter": 0}}}, "refine.pamr.num_iter"),  # a refinement that changes nothing
         ({"seeds": {"train": {"epochs": 2.5}}}, "seeds.train.epochs"),
         ({"seeds": {"train": {"epochs": True}}}, "seeds.train.epochs"),
         ({"seeds": {"backbone": {"name": "vgg"}}}, "seeds.backbone.name"),

@@ -182,6 +182,15 @@ def test_repro_reruns_only_what_changed_and_records_the_rest(finished_project):
     assert len(parents) == 4
     assert sorted(r.info.run_name for r in children[parents[-1].info.run_id]) == sorted(ran)
 
+    # The results table now marks the figures the new seeds have not reached (issue 27: it showed
+    # them as current); the full run's table above marked none.
+    assert "NOT UP TO DATE" not in second.stdout
+    table = run(["wsss", "results"], cwd, env).stdout
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")}
+    assert "NOT UP TO DATE" not in rows["seeds"]
+    assert all("NOT UP TO DATE" in rows[stage] for stage in ("refine", "ptrecl", "segment"))
+    assert "the stage, or one upstream of it, changed" in table
+
 
 @pytest.mark.slow
 def test_seeds_below_the_trivial_baselines_are_flagged_by_the_stage(finished_project):

@@ -187,6 +187,21 @@ def test_step_metrics_are_buffered_yet_all_logged_even_when_the_stage_fails(mlfl
     assert client.get_run(run.run_id).info.status == "FAILED"
 
 
+def test_step_metrics_reach_mlflow_within_flush_seconds_of_a_step(mlflow_db, tmp_path, monkeypatch):
+    """A slow training (minutes a step on real photos) must not keep its losses back until
+    BATCH metrics pile up (issue 27): a step FLUSH_SECONDS after the last send sends them."""
+    params = params_mod.validate({})
+    monkeypatch.setenv(tracking.PARENT_ENV, tracking.start_parent_run(
+        tracking.configure("wsss", tmp_path), params, "test:steps", tmp_path))
+    client = mlflow.MlflowClient(tracking_uri=mlflow_db)
+    with tracking.stage_run("train_irn", params, ["refine.irn.train"], tmp_path) as run:
+        run.log_step({"train.loss": 1.0}, 1)
+        assert client.get_metric_history(run.run_id, "train.loss") == []  # buffered
+        monkeypatch.setattr(tracking, "FLUSH_SECONDS", 0.0)  # as if 30 s had passed
+        run.log_step({"train.loss": 0.5}, 2)
+        assert [m.step for m in client.get_metric_history(run.run_id, "train.loss")] == [1, 2]
+
+
 def test_a_queued_experiment_nests_under_its_replicate_run_only_while_the_driver_runs(mlflow_db, tmp_path,
                                                                                     monkeypatch):
     """DVC's queue passes a stage only DVC_EXP_NAME: the stage finds the replicate run of that name

@@ -15,6 +15,7 @@ from wsss.data.transforms import (
     random_crop,
     rescale_image,
     resize_long_side,
+    small_images_warning,
     to_tensor,
     to_uint8,
 )
@@ -147,3 +148,17 @@ def test_images_of_mixed_sizes_batch_into_one_crop_size(tmp_path):
             assert set(targets.unique().tolist()) <= {1, IGNORE_INDEX}
     small = LabelMapDataset(_MixedSizes(), str(tmp_path), 32, (1.0, 1.0), hflip=False)[2][1]
     assert (small == 1).sum() == 20 * 20  # the whole 20 x 20 image inside the 32 x 32 crop
+
+
+def test_training_images_under_a_quarter_of_the_crop_are_named():
+    class WithSizes(_MixedSizes):
+        def image_size(self, image_id):
+            return self.sizes[image_id]
+
+    # crop 96: a quarter is 24 px; "small" (20x20) is under it, "landscape" (30x90) is not.
+    warning = small_images_warning(WithSizes(), 96, "segment.train.crop_size")
+    assert warning.startswith("warning: 1 of 4 training images have a side under 24 px")
+    assert "segment.train.crop_size (96)" in warning and "small (20x20)" in warning and "landscape" not in warning
+    assert small_images_warning(WithSizes(), 64, "segment.train.crop_size") is None
+    many = small_images_warning(WithSizes(), 1000, "seeds.train.crop_size", shown=2)
+    assert "4 of 4" in many and many.endswith("and 2 more")

@@ -68,14 +68,16 @@ def _print_mlflow_hint(experiment: str, experiment_id: str, run: str) -> None:
 
 def cmd_results(args) -> int:
     from wsss.evaluation.metrics import format_table
-    from wsss.evaluation.results import COLUMNS, SINGLE_RUN, result_rows
+    from wsss.evaluation.results import COLUMNS, NOT_UP_TO_DATE, SINGLE_RUN, STALE_NOTE, result_rows, stale_stages
 
-    rows = result_rows(args.project)
+    rows = result_rows(args.project, stale_stages(args.project))
     if not rows:
         print("no results yet: run `wsss repro` (or `dvc repro`) first", file=sys.stderr)
         return 1
     print(format_table(rows, COLUMNS))
     print(SINGLE_RUN)
+    if any(NOT_UP_TO_DATE in (row["flags"] or "") for row in rows):
+        print(STALE_NOTE)
     return 0
 
 

@@ -140,7 +140,8 @@ class ProjectParams(Section):
     seed: int = knob(0, "seed of weight init, data order, augmentation and K-means init", ge=0)
     num_workers: int = knob(0, "DataLoader worker processes", ge=0, le=64)
     progress: Union[Literal["auto"], bool] = knob(
-        "auto", "progress bars: auto (stderr is a terminal and CI unset) | true | false")
+        "auto", "progress bars: auto (stderr is a terminal and CI unset; else a line every 30 s) | true | "
+                "false (none)")
     on_collapse: Literal["warn", "fail"] = knob(
         "warn", "collapsed outputs (all-zero seed maps, a loss of exactly 0, empty boundary maps): "
                 "warn, or fail the stage")
@@ -258,7 +259,7 @@ class BackboneParams(Section):
 class ClassifierTrainParams(Section):
     epochs: int = knob(5, "passes over the training split", ge=1, le=1000)
     batch_size: int = knob(16, "global batch (over all processes)", ge=1, le=4096)
-    lr: float = knob(0.1, "base learning rate (poly decay)", ge=0.0, le=10.0)
+    lr: float = knob(0.1, "base learning rate (poly decay; 0 trains nothing)", gt=0.0, le=10.0)
     new_layer_lr_mult: float = knob(10.0, "learning-rate factor of the layers not in the backbone", ge=0.0, le=1000.0)
     momentum: float = knob(0.9, "SGD momentum", ge=0.0, le=1.0)
     weight_decay: float = knob(1e-4, "SGD weight decay", ge=0.0, le=1.0)
@@ -356,7 +357,7 @@ class CrfParams(Section):
 class PamrParams(Section):
     """PAMR (docs/methods.md §4)."""
 
-    num_iter: int = knob(10, "iterations", ge=0, le=100)
+    num_iter: int = knob(10, "iterations (0 would change nothing: refine.method none is that)", ge=1, le=100)
     dilations: Dilations = _list([1, 2, 4, 8, 12, 24], "neighbourhood dilations")
     sigma: PamrSigma = knob("all_dilations", "σ over every dilation's 3x3 window (reference) | dilation 1's")
 
@@ -370,7 +371,7 @@ class IrnLabelParams(Section):
 class IrnTrainParams(Section):
     epochs: int = knob(3, "passes over the training split", ge=1, le=1000)
     batch_size: int = knob(32, "global batch", ge=1, le=4096)
-    lr: float = knob(0.1, "base learning rate (poly decay)", ge=0.0, le=10.0)
+    lr: float = knob(0.1, "base learning rate (poly decay; 0 trains nothing)", gt=0.0, le=10.0)
     momentum: float = knob(0.9, "SGD momentum", ge=0.0, le=1.0)
     weight_decay: float = knob(1e-4, "SGD weight decay", ge=0.0, le=1.0)
     crop_size: int = knob(512, "square training crop", unit="px", ge=16, le=4096)
@@ -415,8 +416,8 @@ class RefineParams(Section):
 class DeeplabTrainParams(Section):
     epochs: int = knob(10, "passes over the training split", ge=1, le=1000)
     batch_size: int = knob(16, "global batch", ge=1, le=4096)
-    lr: float = knob(0.01, "base learning rate (poly decay)", ge=0.0, le=10.0)
-    head_lr_mult: float = knob(10.0, "learning-rate factor of the head", ge=0.0, le=1000.0)
+    lr: float = knob(0.01, "base learning rate (poly decay; 0 trains nothing)", gt=0.0, le=10.0)
+    head_lr_mult: float = knob(10.0, "learning-rate factor of the head (0 would leave it untrained)", gt=0.0, le=1000.0)
     momentum: float = knob(0.9, "SGD momentum", ge=0.0, le=1.0)
     weight_decay: float = knob(5e-4, "SGD weight decay", ge=0.0, le=1.0)
     crop_size: int = knob(321, "square training crop", unit="px", ge=16, le=4096)

@@ -85,6 +85,24 @@ def random_crop(image: np.ndarray, crop: int, rng: np.random.Generator, mask: np
     return out, out_mask
 
 
+SMALL_IMAGE_FRACTION = 4  # an image whose shorter side is under crop / 4 trains on a crop that is mostly padding
+
+
+def small_images_warning(dataset: SegmentationDataset, crop_size: int, key: str, shown: int = 5) -> str | None:
+    """A warning naming the training images whose shorter side is under ``crop_size`` / 4 (a
+    thumbnail or a 1x1 image: each of its crops is mostly padding, or one pixel blown up), or None.
+    Reads only the images' headers."""
+    limit = crop_size / SMALL_IMAGE_FRACTION
+    small = [(image_id, dataset.image_size(image_id)) for image_id in dataset.ids]
+    small = [(image_id, size) for image_id, size in small if min(size) < limit]
+    if not small:
+        return None
+    listed = ", ".join(f"{image_id} ({h}x{w})" for image_id, (h, w) in small[:shown])
+    more = f" and {len(small) - shown} more" if len(small) > shown else ""
+    return (f"warning: {len(small)} of {len(dataset.ids)} training images have a side under {limit:g} px, a quarter "
+            f"of {key} ({crop_size}); they are trained on all the same: {listed}{more}")
+
+
 class AugmentedDataset(Dataset):
     """A split's images with augmentation seeded by (seed, epoch, index): each epoch differs,
     yet runs are repeatable."""

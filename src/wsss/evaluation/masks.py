@@ -122,7 +122,7 @@ def with_ground_truth(dataset, progress, desc: str):
     mask have none), in id order, with a progress bar as ``progress`` (project.progress) says."""
     from wsss.core.progress import progress_bar
 
-    for image_id in progress_bar(progress, dataset.ids, desc=desc):
+    for image_id in progress_bar(progress, dataset.ids, desc=desc, unit="image"):
         gt = dataset.load_mask(image_id)
         if gt is not None:
             yield image_id, gt

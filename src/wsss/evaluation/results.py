@@ -16,6 +16,9 @@ COLUMNS = ["stage", "method", "split", "mIoU", "95% CI (images)", "vs its input 
            "boundary F1", "co-occurrence", "flags"]
 # wsss.evaluation.guards' flags as the table shows them
 FLAG_MARKS = {guards.BELOW_BASELINE: "BELOW BASELINE", guards.LOWERS_INPUT: "LOWERS ITS INPUT"}
+NOT_UP_TO_DATE = "NOT UP TO DATE"
+STALE_NOTE = (f"{NOT_UP_TO_DATE}: the stage, or one upstream of it, changed since these figures were computed "
+              "(`dvc status`); `wsss repro` brings them up to date")
 SINGLE_RUN = ("single run (one project.seed): the 95% CI resamples the evaluated images, and a refinement's "
               "difference to its input is paired on them (* where its 95% interval excludes zero); seed-to-seed "
               "spread is in neither (`wsss repro --replicates N`, docs/statistics.md)")
@@ -44,16 +47,31 @@ def flag_marks(metrics: dict) -> str | None:
     return ", ".join(FLAG_MARKS.get(f, f) for f in metrics.get("flags") or {}) or None
 
 
-def result_rows(project_dir: str | Path = ".") -> list[dict]:
+def stale_stages(project_dir: str | Path = ".") -> set[str]:
+    """The stages whose figures no longer follow from the current params, code and data: changed
+    since they ran (`dvc status`) or downstream of a stage that has."""
+    from wsss.core import params as params_mod
+    from wsss.tools.dvc_command import tool_env
+    from wsss.tracking.restore import changed
+
+    project = Path(project_dir)
+    different = changed(project, env=tool_env())
+    upstream = pipeline(project).upstream(params_mod.load(project / params_mod.PARAMS_FILE))
+    return {stage for stage, above in upstream.items() if stage in different or above & different}
+
+
+def result_rows(project_dir: str | Path = ".", stale: set[str] = frozenset()) -> list[dict]:
     """One row per evaluation, and the trivial baselines once per split (every evaluation scores
-    them on its images; those of a split's first evaluation are shown)."""
+    them on its images; those of a split's first evaluation are shown). A row whose stage is in
+    ``stale`` (`stale_stages`) is flagged NOT UP TO DATE."""
     rows = []
     splits_with_baselines = set()
-    for name in pipeline(project_dir).metrics_files():
+    for name, stage in pipeline(project_dir).metrics_files().items():
         path = Path(project_dir) / name
         if not path.exists():
             continue
         metrics = read_json(path)
+        flags = [m for m in (flag_marks(metrics), NOT_UP_TO_DATE if stage in stale else None) if m]
         rows.append({
             "stage": metrics["stage"],
             "method": metrics["method"],
@@ -65,7 +83,7 @@ def result_rows(project_dir: str | Path = ".") -> list[dict]:
             "boundary F1": (metrics.get("boundary") or {}).get("f1"),
             # mean m_{k,c} over the (context, class) pairs that co-occur by construction
             "co-occurrence": (metrics.get("cooccurrence") or {}).get("pairs_mean"),
-            "flags": flag_marks(metrics),
+            "flags": ", ".join(flags) or None,
         })
         if metrics["split"] in splits_with_baselines:
             continue

@@ -10,7 +10,7 @@ from wsss.data.transforms import LabelMapDataset
 from wsss.models.deeplab import segmentation_loss
 from wsss.stages.common import Stage
 from wsss.stages.networks import deeplab
-from wsss.stages.training import run_training, train_stage
+from wsss.stages.training import run_training, train_stage, warn_small_images
 from wsss.train.ddp import Ranks, prepare
 from wsss.train.loop import make_sgd, train_loader, train_loop
 
@@ -26,6 +26,8 @@ def train_deeplab(stage: Stage, project: ProjectParams, dataset_cfg: DatasetPara
         torch.manual_seed(project.seed)
         device = ranks.device
         dataset = open_split(dataset_cfg, dataset_cfg.train_split)
+        if ranks.main:
+            warn_small_images(dataset, train_cfg.crop_size, f"{section}.train.crop_size")
         model = deeplab(backbone, cfg, dataset.num_classes, stage.paths).to(device)
         items = LabelMapDataset(dataset, labels, train_cfg.crop_size, tuple(train_cfg.scale_range), train_cfg.hflip,
                                 seed=project.seed)
@@ -40,7 +42,7 @@ def train_deeplab(stage: Stage, project: ProjectParams, dataset_cfg: DatasetPara
             stage, ranks, project, train_cfg.epochs * len(loader), model, checkpoint,
             lambda on_step: train_loop(trained, loader, train_cfg.epochs, optimizer, device, segmentation_loss,
                                        f"{section}.train.lr", on_step, precision=precision),
-            tags={"wsss.labels": labels})
+            tags={"wsss.labels": labels}, batch_size=train_cfg.batch_size)
         if ranks.main:
             print(f"{stage.name}: final epoch loss {summary['final_epoch_loss']:.4f} on {labels}, saved {checkpoint}")
 

@@ -45,7 +45,7 @@ def evaluate_segmentation(stage: Stage, project: ProjectParams, dataset_cfg: Dat
     with stage.tracked() as run, atomic_dir(paths.segment_predictions) as out:
         evaluation = MaskEvaluation(dataset, cfg.boundary_tolerance)
         examples = []
-        for image_id in progress_bar(project.progress, dataset.ids, desc="evaluate_segmentation"):
+        for image_id in progress_bar(project.progress, dataset.ids, desc="evaluate_segmentation", unit="image"):
             image = dataset.load_image(image_id)
             pred = segmenter.segment(image)
             write_palette_png(Path(out) / f"{image_id}.png", pred)

@@ -165,7 +165,7 @@ def build(settings: GallerySettings, ids: list[str] | None, counts: GalleryParam
         notes.append(f"segmentation left out: no {paths.segmenter_weights} (stage train_segmentation)")
     titles = ["image", "ground truth", *(title for title, _ in masks), *(["segmentation"] if segmenter else [])]
     rows = []
-    for image_id, groups in progress_bar(settings.project.progress, chosen, desc="gallery (panels)"):
+    for image_id, groups in progress_bar(settings.project.progress, chosen, desc="gallery (panels)", unit="image"):
         gt = dataset.load_mask(image_id)
         if gt is None:
             raise DataError(f"image {image_id} has no ground-truth mask: the gallery shows only images with one")

@@ -51,7 +51,7 @@ def ptrecl_prototypes(stage: Stage, project: ProjectParams, dataset_cfg: Dataset
     model = recovery_network(backbone, recovery, paths, dataset.num_classes, device)
     with stage.tracked() as run:
         bank = PrototypeBank(cfg.pixels_per_image, cfg.capacity, generator=project.seed, device=device)
-        for image_id in progress_bar(project.progress, dataset.ids, desc="ptrecl_prototypes"):
+        for image_id in progress_bar(project.progress, dataset.ids, desc="ptrecl_prototypes", unit="image"):
             class_ids = dataset.labels(image_id)
             features = model.features(to_tensor(dataset.load_image(image_id)).to(device)[None])[0]
             labels = prototype_labels(model, features, class_ids, cfg.masks, f"{paths.pseudo_masks}/{image_id}.png")

@@ -10,7 +10,7 @@ from wsss.data.transforms import ClassificationDataset, SaliencyClassificationDa
 from wsss.methods.seed_methods import build_seed_model, needs_saliency, seed_losses
 from wsss.models.backbones import build_backbone
 from wsss.stages.common import Stage
-from wsss.stages.training import run_training, train_stage
+from wsss.stages.training import run_training, train_stage, warn_small_images
 from wsss.train.ddp import Ranks, prepare
 from wsss.train.loop import make_sgd, train_loader, train_seed_classifier
 
@@ -25,6 +25,8 @@ def train_classifier(stage: Stage, project: ProjectParams, dataset_cfg: DatasetP
         saliency = needs_saliency(seeds)
         dataset = open_split(dataset_cfg, dataset_cfg.train_split, with_saliency=saliency)
         dataset.validate()
+        if ranks.main:
+            warn_small_images(dataset, cfg.crop_size, "seeds.train.crop_size")
         model = build_seed_model(seeds, build_backbone(seeds.backbone), dataset.num_classes - 1).to(device)
         items = (SaliencyClassificationDataset if saliency else ClassificationDataset)(
             dataset, tuple(cfg.resize_long), cfg.crop_size, cfg.hflip, seed=project.seed)
@@ -40,7 +42,8 @@ def train_classifier(stage: Stage, project: ProjectParams, dataset_cfg: DatasetP
             stage, ranks, project, cfg.epochs * len(loader), model, checkpoint,
             lambda on_step: train_seed_classifier(trained, loader, cfg.epochs, optimizer, device, losses,
                                                   cfg.freeze_bn, on_step, precision),
-            tags={"wsss.seed_method": seeds.method}, desc=f"train_classifier ({seeds.method})")
+            tags={"wsss.seed_method": seeds.method}, desc=f"train_classifier ({seeds.method})",
+            batch_size=cfg.batch_size)
         if ranks.main:
             print(f"train_classifier: {seeds.method}, final epoch loss {summary['final_epoch_loss']:.4f}, "
                   f"saved {checkpoint}")

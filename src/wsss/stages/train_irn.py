@@ -10,7 +10,7 @@ from wsss.data.transforms import RelationLabelDataset
 from wsss.methods.irn import IRN
 from wsss.stages.common import Stage
 from wsss.stages.networks import starting_backbone
-from wsss.stages.training import run_training, train_stage
+from wsss.stages.training import run_training, train_stage, warn_small_images
 from wsss.train.ddp import Ranks, prepare
 from wsss.train.loop import make_sgd, train_loader
 from wsss.train.loop import train_irn as train_heads
@@ -25,6 +25,8 @@ def train_irn(stage: Stage, project: ProjectParams, dataset_cfg: DatasetParams, 
         torch.manual_seed(project.seed)
         device = ranks.device
         dataset = open_split(dataset_cfg, dataset_cfg.train_split)
+        if ranks.main:
+            warn_small_images(dataset, cfg.crop_size, "refine.irn.train.crop_size")
         model = IRN(starting_backbone(backbone, irn.backbone, stage.paths), displacement=cfg.displacement).to(device)
         items = RelationLabelDataset(dataset, stage.paths.relation_labels, cfg.crop_size,
                                      tuple(irn.image_scale * s for s in cfg.scale_range), cfg.hflip, seed=project.seed)
@@ -37,7 +39,8 @@ def train_irn(stage: Stage, project: ProjectParams, dataset_cfg: DatasetParams, 
         summary = run_training(
             stage, ranks, project, cfg.epochs * len(loader), model, checkpoint,
             lambda on_step: train_heads(trained, loader, cfg.epochs, optimizer, device, cfg.radius, on_step, precision,
-                                        cfg.pair_sources))
+                                        cfg.pair_sources),
+            batch_size=cfg.batch_size)
         if ranks.main:
             print(f"train_irn: final epoch loss {summary['final_epoch_loss']:.4f}, saved {checkpoint}")
 

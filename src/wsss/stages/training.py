@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from typing import Callable
 
 import torch.nn as nn
@@ -13,11 +14,20 @@ import torch.nn as nn
 from wsss.core.io import save_state_dict
 from wsss.core.params import ProjectParams
 from wsss.core.progress import progress_bar
+from wsss.data.base import SegmentationDataset
+from wsss.data.transforms import small_images_warning
 from wsss.stages import collapse
 from wsss.stages.common import Stage
 from wsss.tracking.plot_files import LossLog
 from wsss.train.ddp import Ranks, process_group, relaunch, unwrap
 from wsss.train.loop import StepCallback
+
+
+def warn_small_images(dataset: SegmentationDataset, crop_size: int, key: str) -> None:
+    """Print `small_images_warning`'s warning, if any, to stderr."""
+    warning = small_images_warning(dataset, crop_size, key)
+    if warning:
+        print(warning, file=sys.stderr)
 
 
 def train_stage(stage: Stage, project: ProjectParams, checkpoint: str, batch: tuple[str, int],
@@ -39,19 +49,21 @@ class NoRun:
 
 def run_training(stage: Stage, ranks: Ranks, project: ProjectParams, total_steps: int, model: nn.Module,
                  checkpoint: str | os.PathLike, train: Callable[[StepCallback], dict], tags: dict | None = None,
-                 desc: str | None = None) -> dict:
+                 desc: str | None = None, batch_size: int | None = None) -> dict:
     """Call train(on_step) inside the stage's MLflow run, then (rank 0) write the loss table and
-    `model`'s state dict to `checkpoint`. Returns train's summary."""
+    `model`'s state dict to `checkpoint`. Returns train's summary. ``batch_size`` (global) turns
+    the progress lines' steps/s into images/s too."""
     tracked = stage.tracked() if ranks.main else contextlib.nullcontext(NoRun())
     with tracked as run:
         for key, value in (tags or {}).items():
             run.set_tag(key, value)
-        bar = progress_bar(project.progress if ranks.main else False, total=total_steps, desc=desc or stage.name)
+        bar = progress_bar(project.progress if ranks.main else False, total=total_steps, desc=desc or stage.name,
+                           unit="step", items_per_step=batch_size)
         losses = LossLog(stage.paths.train_loss_table(stage.name))
 
         def on_step(step: int, metrics: dict) -> None:
+            bar.set_postfix(epoch=int(metrics.get("epoch", 0)) + 1, loss=f"{metrics['loss']:.4f}", refresh=False)
             bar.update(1)
-            bar.set_postfix(loss=f"{metrics['loss']:.4f}")
             # every loss term of the method (cls, sal for EPS, gsc for SIPE, IRN's) and the lr
             run.log_step({f"train.{k}": v for k, v in metrics.items() if k != "epoch"}, step)
             losses.record(step, metrics)

@@ -23,6 +23,7 @@ the spec file and the key.
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 import math
 import re
@@ -36,6 +37,7 @@ from wsss.core import params as params_mod
 from wsss.core.dvcfile import pipeline
 from wsss.core.errors import ParamsError, WsssError
 from wsss.sweep.experiments import SEED_KEY
+from wsss.tracking.metrics_files import headline_figures, is_headline_figure
 
 TOP_LEVEL = ("objective", "report", "budget", "fixed", "space", "seeds_per_trial")
 DIRECTIONS = ("maximize", "minimize")
@@ -301,6 +303,11 @@ def _metric(path: Path, where: str, text, metrics_files: dict[str, str]) -> Metr
     if file not in metrics_files:
         known = ", ".join(sorted(metrics_files)) or "none"
         _fail(path, f"'{where}': {file} is not a metrics output of any dvc.yaml stage (known: {known})")
+    if not is_headline_figure(key):  # caught here, before a trial spends its stages on a key no file holds
+        figures = headline_figures()
+        near = difflib.get_close_matches(key.lower(), figures, n=1)
+        hint = f"did you mean '{near[0]}'?" if near else f"known: {', '.join(figures)}"
+        _fail(path, f"'{where}': an evaluate stage's metrics file holds no number '{key}' ({hint})")
     return Metric(file, key, metrics_files[file])
 
 

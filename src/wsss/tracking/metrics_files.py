@@ -34,6 +34,37 @@ HEADLINE = {
 }
 
 
+# The figures of vs_input (the rest of it, "reference" and "resolved", are not numbers).
+VS_INPUT_FIGURES = ("difference", "ci_low", "ci_high", "n_images")
+
+
+def headline_figures() -> list[str]:
+    """Every dotted key of a number an evaluate stage's metrics file can hold, as `headline`
+    keeps them (a baseline's key written ``baselines.<name>.miou``)."""
+    keys = []
+    for key, keep in HEADLINE.items():
+        if key in LABELS or key == "background":
+            continue
+        if key == "vs_input":
+            keys += [f"vs_input.{k}" for k in VS_INPUT_FIGURES]
+        elif key == "crf":
+            keys += ["crf.miou", "crf.boundary.f1"]
+        elif keep is True:
+            keys.append(key)
+        else:
+            keys += [f"{key}.{k}" for k in keep]
+    return [*keys, "baselines.<name>.miou"]
+
+
+def is_headline_figure(key: str) -> bool:
+    """Whether a metrics file can hold a number at ``key`` (a sweep's objective or report key
+    must be one)."""
+    parts = key.split(".")
+    if len(parts) == 3 and parts[0] == "baselines" and parts[2] == "miou":
+        return True
+    return key in headline_figures()
+
+
 def details_path(metrics_file: str | Path) -> Path:
     """``metrics/seeds.json`` -> ``metrics/details/seeds.json``."""
     path = Path(metrics_file)

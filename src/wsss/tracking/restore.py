@@ -26,15 +26,22 @@ from wsss.tracking import runs as tracking
 REGISTERING_STAGE = "evaluate_segmentation"  # the stage that registers the model (wsss.tracking.registry)
 
 
+def changed(project: Path, stages: list[str] | None = None, env: dict | None = None) -> set[str]:
+    """The stages (of ``stages``, default every one) whose deps, params or outputs differ from
+    dvc.lock (`dvc status`; a stage upstream of a changed one is not among them)."""
+    out = subprocess.run(["dvc", "status", "--json", *(stages or [])], cwd=project, env=env, capture_output=True,
+                         text=True)
+    if out.returncode != 0:
+        raise WsssError(f"dvc status failed (exit {out.returncode}): {out.stderr.strip()}")
+    return set(json.loads(out.stdout or "{}"))
+
+
 def up_to_date(project: Path, stages: list[str], env: dict | None = None) -> list[str]:
     """The given stages whose deps, params and outputs match dvc.lock (`dvc status`)."""
     if not stages:
         return []
-    out = subprocess.run(["dvc", "status", "--json", *stages], cwd=project, env=env, capture_output=True, text=True)
-    if out.returncode != 0:
-        raise WsssError(f"dvc status failed (exit {out.returncode}): {out.stderr.strip()}")
-    changed = json.loads(out.stdout or "{}")
-    return [s for s in stages if s not in changed]
+    different = changed(project, stages, env)
+    return [s for s in stages if s not in different]
 
 
 def record_restored(parent_id: str, project: Path, params: Params, targets: list[str],

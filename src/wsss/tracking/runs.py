@@ -43,6 +43,7 @@ RESTORED_TAG = "wsss.restored"  # a stage run recorded from its outputs: DVC did
 DB_FILE = "mlflow.db"
 ARTIFACT_DIR = "mlruns"
 BATCH = 500  # metrics per MLflow request (the store's log_batch limit is 1000)
+FLUSH_SECONDS = 30.0  # training losses reach MLflow at least this often while steps come
 
 
 def tracking_root(project_dir: str | Path = ".") -> Path:
@@ -355,6 +356,7 @@ class StageRun:
         self.run_id = run_id
         self.parent_id = parent_id
         self._pending: list = []  # log_step's metrics not sent yet
+        self._sent = time.monotonic()  # when log_step's metrics were last sent
 
     def log_metrics(self, metrics: dict, step: int | None = None, prefix: str = "") -> None:
         entries = _metric_entries(metrics, step, prefix)
@@ -363,14 +365,15 @@ class StageRun:
 
     def log_step(self, metrics: dict, step: int) -> None:
         """Per-step metrics (training losses), buffered: one MLflow request per BATCH metrics
-        instead of one per step (each is a database transaction). Sent at the latest when the
-        stage's run closes, also when it fails."""
+        or per FLUSH_SECONDS, whichever comes first, instead of one per step (each is a database
+        transaction). Sent at the latest when the stage's run closes, also when it fails."""
         self._pending.extend(_metric_entries(metrics, step))
-        if len(self._pending) >= BATCH:
+        if len(self._pending) >= BATCH or time.monotonic() - self._sent >= FLUSH_SECONDS:
             self.flush()
 
     def flush(self) -> None:
         pending, self._pending = self._pending, []
+        self._sent = time.monotonic()
         for start in range(0, len(pending), BATCH):
             self.client.log_batch(self.run_id, metrics=pending[start : start + BATCH])
 

@@ -115,7 +115,8 @@ class ShardedStage:
         (the others were done by a killed run with the same fingerprint)."""
         self._open_partials()
         todo = self._missing()
-        with progress_bar(self.progress, total=len(self.ids), initial=len(self.ids) - len(todo), desc=self.stage) as bar:
+        with progress_bar(self.progress, total=len(self.ids), initial=len(self.ids) - len(todo), desc=self.stage,
+                          unit="image") as bar:
             if self.worker is not None:
                 for image_id in todo:
                     self.worker(image_id, self.partials)
