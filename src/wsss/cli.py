@@ -66,11 +66,13 @@ def _print_mlflow_hint(experiment: str, experiment_id: str, run: str) -> None:
                              run=run))
 
 
-def cmd_results(args) -> int:
+def cmd_results(args, check_stale: bool = True) -> int:
+    """Print the results table; ``check_stale`` False where the whole pipeline just ran (nothing
+    can be stale: saves a `dvc status`)."""
     from wsss.evaluation.metrics import format_table
     from wsss.evaluation.results import COLUMNS, NOT_UP_TO_DATE, SINGLE_RUN, STALE_NOTE, result_rows, stale_stages
 
-    rows = result_rows(args.project, stale_stages(args.project))
+    rows = result_rows(args.project, stale_stages(args.project) if check_stale else set())
     if not rows:
         print("no results yet: run `wsss repro` (or `dvc repro`) first", file=sys.stderr)
         return 1
@@ -220,7 +222,7 @@ def cmd_repro(args) -> int:
         print(f"MLflow: {len(restored)} stage(s) DVC did not run recorded from their outputs "
               f"(tag {tracking.RESTORED_TAG}=true): {', '.join(restored)}")
     print()
-    cmd_results(args)
+    cmd_results(args, check_stale=bool(args.dvc_args))  # a target or an option (-s): some stages may not have run
     print()
     _print_mlflow_hint(params.tracking.experiment, experiment_id, "newest parent run")
     return 0
