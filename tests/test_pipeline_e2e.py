@@ -6,13 +6,12 @@ checks; the others start from a copy of it (finished_project) or from a fresh co
 run by scripts/test.sh and CI.
 """
 
+import io
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
@@ -46,6 +45,7 @@ from tests.helpers.project import (
     stages_run,
     update_params,
 )
+from tests.helpers.servers import free_port, running_server
 from wsss import cli
 
 OVERLAYS = {"synthesize": "examples.png", "seeds": "cams.png", "evaluate_seeds": "overlays.png",
@@ -278,48 +278,24 @@ def _assert_predict_reproduces_evaluation(cwd: Path, env: dict) -> None:
         assert (cwd / "predicted" / f"{image.stem}_overlay.png").exists()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _assert_served_model_answers_as_predict(cwd: Path, env: dict) -> None:
-    """`mlflow models serve` on a loopback port answers a real request with the label map that
-    `wsss predict` wrote; the server is stopped by its process id."""
-    port = _free_port()
-    log = open(cwd / "serve.log", "wb")
-    server = subprocess.Popen(["mlflow", "models", "serve", "-m", "models:/wsss-segmenter/1", "--env-manager", "local",
-                               "--host", "127.0.0.1", "--port", str(port)], cwd=cwd, env=env, stdout=log,
-                              stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None, (cwd / "serve.log").read_text()
-                assert time.monotonic() < deadline, "the model server did not come up"
-                time.sleep(1)
+    """`wsss serve` on a loopback port answers a JSON request and an encoded image with the label
+    map that `wsss predict` wrote; the server is stopped by its process id."""
+    port = free_port()
+    command = ["wsss", "serve", "--model", "models:/wsss-segmenter/1", "--port", str(port)]
+    with running_server(command, port, cwd, env, cwd / "serve.log"):
         image = _val_images(cwd, 1)[0]
+        expected = np.array(Image.open(cwd / "predicted" / f"{image.stem}.png"))
         pixels = np.array(Image.open(image).convert("RGB"))
         body = json.dumps({"inputs": {"image": pixels.tolist()}}).encode()
         request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", body,
                                          {"Content-Type": "application/json"})
         answer = json.load(urllib.request.urlopen(request, timeout=120))
-        labels = np.array(answer["predictions"], dtype=np.uint8)
-        assert np.array_equal(labels, np.array(Image.open(cwd / "predicted" / f"{image.stem}.png")))
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
+        assert np.array_equal(np.array(answer["predictions"], dtype=np.uint8), expected)
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", image.read_bytes(),
+                                         {"Content-Type": "image/jpeg", "Accept": "image/png"})
+        with urllib.request.urlopen(request, timeout=120) as response:
+            assert np.array_equal(np.array(Image.open(io.BytesIO(response.read()))), expected)
 
 
 def _assert_mixed_sizes(root: Path) -> None:

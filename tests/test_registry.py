@@ -11,41 +11,19 @@ import torch
 import yaml
 
 from wsss.cli import main as wsss_main
-from wsss.core import params as params_mod
 from wsss.core.io import read_label_png, save_state_dict
 from wsss.core.params import SyntheticParams
 from wsss.data.synthetic import generate
-from wsss.methods.segmenter import InferenceSettings, Segmenter
+from wsss.methods.segmenter import Segmenter
 from wsss.serve.predict import image_files, load_segmenter, predict_files
 from wsss.tracking import registry
 from wsss.tracking import runs as tracking
 
-CLASSES = ["background", "cat", "dog"]
-LINEAGE = {"wsss.method": "cam+irn+deeplabv2", "wsss.val_miou": "0.5000", "wsss.pseudo_masks_md5": "abc.dir"}
-
-
-def _segmenter(seed: int = 0) -> Segmenter:
-    torch.manual_seed(seed)
-    architecture = {"backbone": params_mod.validate({}).seeds.backbone.model_dump(), "head": "v2", "rates": None}
-    return Segmenter.build(architecture, CLASSES, InferenceSettings(scales=(1.0, 0.5)))
-
-
-def _image(seed: int = 0, shape=(37, 45)) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (*shape, 3), dtype=np.uint8)
-
-
-def _register(tmp_path, segmenter, name="seg", lineage=LINEAGE):
-    weights = tmp_path / f"weights-{id(segmenter)}.pt"
-    save_state_dict(weights, segmenter.network.state_dict())
-    params = params_mod.validate({})
-    with tracking.stage_run("evaluate_segmentation", params, ["segment"], tmp_path) as run:
-        version, new = registry.register(run, name, segmenter, weights, _image(9, (16, 16)), lineage)
-    return version, new, run
-
+from tests.helpers.segmenters import CLASSES, LINEAGE, random_image, register_tiny, tiny_segmenter
 
 def test_a_registered_model_predicts_what_the_segmenter_predicts(mlflow_db, tmp_path):
-    segmenter = _segmenter()
-    version, new, run = _register(tmp_path, segmenter)
+    segmenter = tiny_segmenter()
+    version, new, run = register_tiny(tmp_path, segmenter)
     assert (version, new) == ("1", True)
     client = mlflow.MlflowClient()
     stored = client.get_model_version("seg", "1")
@@ -53,7 +31,7 @@ def test_a_registered_model_predicts_what_the_segmenter_predicts(mlflow_db, tmp_
     assert stored.tags[registry.KEY_TAG] and stored.run_id == run.run_id
     assert client.get_run(run.run_id).data.tags[tracking.REGISTERED_TAG] == "seg/1"
 
-    image = _image(1)
+    image = random_image(1)
     model = mlflow.pyfunc.load_model("models:/seg/latest")
     assert model.metadata.metadata["class_names"] == CLASSES
     assert np.array_equal(model.predict(image), segmenter.segment(image))
@@ -68,20 +46,20 @@ def test_a_registered_model_predicts_what_the_segmenter_predicts(mlflow_db, tmp_
 
 
 def test_the_same_network_registers_once_another_gets_a_new_version(mlflow_db, tmp_path):
-    first = _segmenter(0)
-    assert _register(tmp_path, first)[:2] == ("1", True)
-    assert _register(tmp_path, first)[:2] == ("1", False)  # same weights and settings: nothing new
-    assert _register(tmp_path, _segmenter(1), lineage={**LINEAGE, "wsss.val_miou": "0.6"})[:2] == ("2", True)
+    first = tiny_segmenter(0)
+    assert register_tiny(tmp_path, first)[:2] == ("1", True)
+    assert register_tiny(tmp_path, first)[:2] == ("1", False)  # same weights and settings: nothing new
+    assert register_tiny(tmp_path, tiny_segmenter(1), lineage={**LINEAGE, "wsss.val_miou": "0.6"})[:2] == ("2", True)
     first.settings = first.settings.replace(hflip=True)  # same weights, other inference: another model
-    assert _register(tmp_path, first)[:2] == ("3", True)
+    assert register_tiny(tmp_path, first)[:2] == ("3", True)
     versions = mlflow.MlflowClient().search_model_versions("name = 'seg'")
     assert len({v.tags[registry.KEY_TAG] for v in versions}) == 3
 
 
 def test_predict_loads_a_model_by_uri_run_id_or_checkpoint(mlflow_db, tmp_path):
-    segmenter = _segmenter()
-    _, _, run = _register(tmp_path, segmenter)
-    image = _image(2)
+    segmenter = tiny_segmenter()
+    _, _, run = register_tiny(tmp_path, segmenter)
+    image = random_image(2)
     for model in ("models:/seg/1", f"runs:/{run.run_id}/model", run.run_id):
         assert np.array_equal(load_segmenter(model, tmp_path, "cpu").segment(image), segmenter.segment(image)), model
 
@@ -110,11 +88,11 @@ def test_predict_loads_a_model_by_uri_run_id_or_checkpoint(mlflow_db, tmp_path):
 def test_predict_writes_every_readable_image_and_names_the_others(tmp_path, capsys):
     from PIL import Image
 
-    segmenter = _segmenter()
+    segmenter = tiny_segmenter()
     images = tmp_path / "images"
     images.mkdir()
     for i in range(2):
-        Image.fromarray(_image(i)).save(images / f"im{i}.png")
+        Image.fromarray(random_image(i)).save(images / f"im{i}.png")
     (images / "broken.jpg").write_bytes(b"not a jpeg")
     files = image_files([str(images), str(tmp_path / "missing.png")])
     assert [f.name for f in files] == ["broken.jpg", "im0.png", "im1.png", "missing.png"]
@@ -125,7 +103,7 @@ def test_predict_writes_every_readable_image_and_names_the_others(tmp_path, caps
     err = capsys.readouterr().err
     assert "broken.jpg: cannot decode image" in err and "missing.png: image file not found" in err
     labels = read_label_png(tmp_path / "out" / "im1.png")
-    assert np.array_equal(labels, segmenter.segment(_image(1))) and labels.max() < len(CLASSES)
+    assert np.array_equal(labels, segmenter.segment(random_image(1))) and labels.max() < len(CLASSES)
 
     other = tmp_path / "other"
     other.mkdir()
@@ -137,16 +115,16 @@ def test_predict_writes_every_readable_image_and_names_the_others(tmp_path, caps
 def test_wsss_predict_exit_status_says_an_image_failed(mlflow_db, tmp_path, monkeypatch, capsys):
     from PIL import Image
 
-    segmenter = _segmenter()
-    _register(tmp_path, segmenter)
-    Image.fromarray(_image(3)).save(tmp_path / "good.png")
+    segmenter = tiny_segmenter()
+    register_tiny(tmp_path, segmenter)
+    Image.fromarray(random_image(3)).save(tmp_path / "good.png")
     (tmp_path / "bad.png").write_bytes(b"")
     monkeypatch.chdir(tmp_path)
     argv = ["predict", "good.png", "bad.png", "--model", "models:/seg/latest", "--out", "out", "--hflip"]
     assert wsss_main(argv) == 1
     out = capsys.readouterr()
     assert "wrote 1 label map(s)" in out.out and "bad.png" in out.err
-    expected = segmenter.segment(_image(3), segmenter.settings.replace(hflip=True))
+    expected = segmenter.segment(random_image(3), segmenter.settings.replace(hflip=True))
     assert np.array_equal(read_label_png(tmp_path / "out" / "good.png"), expected)
     assert wsss_main(["predict", "good.png", "--model", "models:/seg/1", "--scales", "0"]) == 2
 
@@ -157,12 +135,12 @@ def test_a_copied_project_loads_its_own_copy_of_the_model(tmp_path, monkeypatch)
     original, copy = tmp_path / "original", tmp_path / "copy"
     original.mkdir()
     monkeypatch.chdir(original)
-    segmenter = _segmenter()
-    _register(original, segmenter)
+    segmenter = tiny_segmenter()
+    register_tiny(original, segmenter)
     shutil.copytree(original, copy)
     monkeypatch.chdir(copy)
     shutil.rmtree(original)  # the copy must not need it
-    image = _image(4)
+    image = random_image(4)
     assert np.array_equal(load_segmenter("models:/seg/1", copy, "cpu").segment(image), segmenter.segment(image))
     client = mlflow.MlflowClient(tracking_uri=tracking.tracking_uri(copy))
     assert Path(client.get_model_version_download_uri("seg", "1").removeprefix("file://")).is_relative_to(copy)

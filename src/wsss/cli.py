@@ -20,6 +20,9 @@
                           --model models:/NAME/VERSION|latest (default: the registered model's
                           latest), runs:/RUN/model, a run id or a checkpoint; VOC palette PNGs
                           (and --overlay pictures) in --out
+  wsss serve              the same network over HTTP (MLflow's scoring protocol, or an encoded image
+                          as the body), on 127.0.0.1:5001 by default, with a request size, pixel and
+                          inference size limit
   wsss gallery            one self-contained HTML page of chosen images (default: the worst, best and a
                           fixed sample by per-image IoU of the final pseudo masks) beside their ground
                           truth, seeds, refinements, PtReCl and segmentation masks, the stage `gallery`'s
@@ -345,30 +348,56 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def _model_named(model: str | None, project: Path) -> str:
+    """--model, or the registered model's latest version when it is not given."""
+    from wsss.core import params as params_mod
+
+    if model is not None:
+        return model
+    name = params_mod.load(project / params_mod.PARAMS_FILE).tracking.registered_model
+    if not name:
+        raise WsssError("no --model given and tracking.registered_model is null: name a model "
+                        "(models:/NAME/VERSION, a run id or a checkpoint file)")
+    return f"models:/{name}/latest"
+
+
+def cmd_serve(args) -> int:
+    from wsss.serve.predict import load_segmenter
+    from wsss.serve.server import Limits, serve
+
+    project = Path(args.project)
+    model = _model_named(args.model, project)
+    for option, value in (("--max-request-mb", args.max_request_mb), ("--max-pixels", args.max_pixels)):
+        if value <= 0:
+            raise WsssError(f"{option} must be positive, got {value}")
+    if args.max_side < 0:
+        raise WsssError(f"--max-side must be 0 (no bound) or more, got {args.max_side}")
+    limits = Limits(int(args.max_request_mb * 2**20), args.max_pixels, args.max_side)
+    segmenter = load_segmenter(model, project, args.device)
+    print(f"serve: {model} on {segmenter.device} at http://{args.host}:{args.port}/invocations; requests up to "
+          f"{limits.max_request_bytes} bytes and {limits.max_pixels} pixels, segmented at most {limits.max_side} "
+          "pixels on a side", flush=True)
+    serve(segmenter, args.host, args.port, limits, model)
+    return 0
+
+
 def cmd_predict(args) -> int:
     from tqdm import tqdm
 
-    from wsss.core import params as params_mod
     from wsss.core.progress import progress_enabled
-    from wsss.serve.predict import image_files, load_segmenter, predict_files
+    from wsss.serve.predict import image_files, inference_settings, load_segmenter, predict_files
 
     project = Path(args.project)
-    model = args.model
-    if model is None:
-        name = params_mod.load(project / params_mod.PARAMS_FILE).tracking.registered_model
-        if not name:
-            raise WsssError("no --model given and tracking.registered_model is null: name a model "
-                            "(models:/NAME/VERSION, a run id or a checkpoint file)")
-        model = f"models:/{name}/latest"
-    if args.scales is not None and min(args.scales) <= 0:
-        raise WsssError(f"--scales must be positive, got {args.scales}")
+    model = _model_named(args.model, project)
+    if args.max_side < 0:
+        raise WsssError(f"--max-side must be 0 (no bound) or more, got {args.max_side}")
     files = image_files(args.images)
     segmenter = load_segmenter(model, project, args.device)
-    settings = segmenter.settings.replace(args.scales, args.hflip, args.crf)
+    settings = inference_settings(segmenter, args.scales, args.hflip, args.crf, prefix="--")
     print(f"predict: {model} on {segmenter.device}, scales {list(settings.scales)}, flip {settings.hflip}, "
           f"CRF {settings.crf}; {len(files)} image(s) -> {args.out}")
     bar = tqdm(total=len(files), desc="predict", disable=not progress_enabled("auto"))
-    report = predict_files(segmenter, files, Path(args.out), settings, args.overlay, bar)
+    report = predict_files(segmenter, files, Path(args.out), settings, args.overlay, bar, args.max_side)
     bar.close()
     print(f"predict: wrote {len(report.written)} label map(s) to {args.out}"
           + (f"; {len(report.failed)} image(s) failed (above)" if report.failed else ""))
@@ -376,6 +405,9 @@ def cmd_predict(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from wsss.serve.large_images import MAX_SIDE
+    from wsss.serve.server import Limits
+
     parser = argparse.ArgumentParser(prog="wsss", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--project", default=".", help="project directory (default: .)")
@@ -414,8 +446,22 @@ def build_parser() -> argparse.ArgumentParser:
                          help="average with the mirrored image (default: the model's)")
     predict.add_argument("--crf", action=argparse.BooleanOptionalAction, default=None,
                          help="dense CRF on the prediction (default: the model's)")
+    predict.add_argument("--max-side", type=int, default=MAX_SIDE, help="segment a larger image at this many pixels "
+                         f"on its longer side, bounding memory (0: no bound; default {MAX_SIDE})")
     predict.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N")
     predict.set_defaults(func=cmd_predict)
+    serve = sub.add_parser("serve", help="serve a trained network over HTTP (MLflow's scoring protocol), with limits")
+    serve.add_argument("--model", default=None, help="as for predict (default: models:/<tracking.registered_model>/latest)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=5001, help="port (default 5001)")
+    serve.add_argument("--max-request-mb", type=float, default=Limits.max_request_bytes / 2**20,
+                       help="refuse (413) a larger request body (default %(default)g)")
+    serve.add_argument("--max-pixels", type=int, default=Limits.max_pixels,
+                       help="refuse (413) an image of more pixels (default %(default)d)")
+    serve.add_argument("--max-side", type=int, default=MAX_SIDE, help="segment a larger image at this many pixels on "
+                       f"its longer side, bounding memory (0: no bound; default {MAX_SIDE})")
+    serve.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N")
+    serve.set_defaults(func=cmd_serve)
     ablate = sub.add_parser("ablate", help="run an ablation table (dvc experiments, MLflow runs, markdown)")
     ablate.add_argument("table", nargs="?", help="table name (see --list)")
     ablate.add_argument("--list", action="store_true", help="list the tables")

@@ -7,7 +7,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,13 +15,9 @@ from pathlib import Path
 
 from wsss.sweep.ray_engine import init_ray
 
+from tests.helpers.servers import free_port
+
 LOGICAL_GPUS = ("0", "1")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -32,7 +27,7 @@ def ray_head(gpus: int = len(LOGICAL_GPUS), cpus: int = 4):
     Ray instances on this machine are left alone)."""
     import ray
 
-    port = _free_port()
+    port = free_port()
     temp = tempfile.mkdtemp(prefix="ray")  # short: Ray's socket paths must fit in 107 bytes
     env = dict(os.environ, CUDA_VISIBLE_DEVICES=",".join(LOGICAL_GPUS[:gpus]), RAY_AUTH_MODE="disabled")
     env.pop("MLFLOW_TRACKING_URI", None)  # a node's environment is its own, not the driver's

@@ -5,8 +5,9 @@ bare run id: the model its `evaluate_segmentation` run logged) or from a checkpo
 the project's params.yaml describes (`seeds.backbone`, `segment`). Each image's label map goes to
 `<out>/<stem>.png` as a VOC palette PNG (class ids; 255 never written), with `--overlay` also
 `<stem>_overlay.png`. Inference is `segment.infer`'s, as the model was evaluated, unless
-`--scales`, `--hflip` or `--crf` say otherwise. An image that cannot be read is an error naming
-it; the other images are still done, and the exit status says some failed.
+`--scales`, `--hflip` or `--crf` say otherwise, and an image larger than `--max-side` on its
+longer side is segmented at that size (wsss.serve.large_images). An image that cannot be read is
+an error naming it; the other images are still done, and the exit status says some failed.
 """
 
 from __future__ import annotations
@@ -87,18 +88,36 @@ def _from_checkpoint(path: Path, project: Path, device):
                                   "seeds.backbone)?")
 
 
+def inference_settings(segmenter, scales=None, hflip=None, crf=None, prefix: str = ""):
+    """The segmenter's inference settings with those given (not None) changed, checked by the
+    rules of params.yaml's `segment.infer`; a WsssError names each bad one (`prefix` + name)."""
+    from pydantic import ValidationError
+
+    from wsss.core.params import SegmentInferParams
+
+    given = {"scales": scales, "hflip": hflip, "crf": crf}
+    try:
+        SegmentInferParams.model_validate({key: value for key, value in given.items() if value is not None})
+    except ValidationError as exc:
+        raise WsssError("; ".join(f"{prefix}{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+                                  for error in exc.errors())) from None
+    return segmenter.settings.replace(scales, hflip, crf)
+
+
 def predict_files(segmenter, files: list[Path], out: Path, settings=None, overlay: bool = False,
-                  progress=None) -> PredictReport:
-    """Segment each file into `out`; unreadable or failing images are reported, not raised."""
+                  progress=None, max_side: int | None = None) -> PredictReport:
+    """Segment each file into `out` (at most `max_side` pixels on a side, None: the default bound,
+    0: none); unreadable or failing images are reported, not raised."""
     from wsss.core.io import atomic_path, read_rgb, write_palette_png
     from wsss.evaluation.visualize import blend
+    from wsss.serve.large_images import MAX_SIDE, segment_bounded
 
     out.mkdir(parents=True, exist_ok=True)
     report = PredictReport()
     for path in files:
         try:
             image = read_rgb(path)
-            labels = segmenter.segment(image, settings)
+            labels = segment_bounded(segmenter, image, settings, MAX_SIDE if max_side is None else max_side)
             target = out / f"{path.stem}.png"
             write_palette_png(target, labels)
             report.written.append(target)

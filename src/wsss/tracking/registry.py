@@ -13,8 +13,8 @@ restored from its run-cache: `wsss repro` calls this for a restored `evaluate_se
 adds no version. Sweep trials never register (their params set `tracking.registered_model: null`).
 
 The logged model carries the `wsss` package it was made with (MLflow `code_paths`), so serving it
-applies the very code that scored it: `mlflow models serve -m models:/<name>/<version>
---env-manager local` in this project's environment.
+applies the very code that scored it: `wsss serve --model models:/<name>/<version>` (with size
+limits, wsss.serve.server), or `mlflow models serve ... --env-manager local` in this environment.
 """
 
 from __future__ import annotations
