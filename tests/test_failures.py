@@ -28,6 +28,8 @@ from wsss.data.synthetic import generate
 from wsss.stages.preflight import check_all
 from wsss.tracking import runs as tracking
 
+from tests.helpers.project import make_project, run, stages_run
+
 ROOT = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT}")
 
@@ -302,3 +304,213 @@ def test_sigterm_to_wsss_repro_ends_every_stage(tiny_project):
     assert status == {"synthesize": "FINISHED", "train_classifier": "KILLED", "parent": "KILLED"}
     parent = next(r for r in runs if r.data.tags.get("wsss.kind") == "pipeline")
     assert parent.data.tags["wsss.stopped"].startswith("wsss repro received SIGTERM")
+
+
+# -- 7. a dead driver stops its stages; honest run status; a full disk in one sentence ----------
+STAGE_UNDER_DRIVER = """
+    import sys
+    from wsss.core import params
+    from wsss.stages.common import run_main
+    from wsss.tracking import runs as tracking
+
+    def stage():
+        with tracking.stage_run("seeds", params.validate({}), ["seeds.infer"], ".") as run:
+            print("ready", run.run_id, flush=True)
+            if sys.argv[1:] == ["finish"]:
+                return
+            import time; time.sleep(600)
+
+    run_main(stage, "seeds")
+"""
+
+
+def _stage_under(driver: subprocess.Popen, tmp_path: Path, mlflow_db: str, parent: str | None, *args: str):
+    env = dict(ENV, MLFLOW_TRACKING_URI=mlflow_db, WSSS_DRIVER=owner_id(driver.pid))
+    env.pop(tracking.PARENT_ENV, None)
+    if parent:
+        env[tracking.PARENT_ENV] = parent
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(STAGE_UNDER_DRIVER), *args], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_stage_stops_when_its_driver_is_killed_and_says_so_in_mlflow(mlflow_db, tmp_path):
+    """SIGKILL leaves a driver no chance to stop its children: the stage's watchdog does, and the
+    stage's run and its pipeline's run end KILLED with the reason; a stage whose driver is already
+    gone does not start."""
+    driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    experiment = tracking.configure("wsss", tmp_path)
+    parent = tracking.start_parent_run(experiment, params_mod.validate({}), "test-driver", tmp_path,
+                                       owner=owner_id(driver.pid))
+    stage = _stage_under(driver, tmp_path, mlflow_db, parent)
+    try:
+        run_id = stage.stdout.readline().split()[1]
+        _sigkill(driver)
+        _, err = stage.communicate(timeout=60)
+    finally:
+        stage.kill()
+    assert stage.returncode == 128 + signal.SIGTERM, err
+    assert f"its driver, process {owner_id(driver.pid)}, is gone (killed): stopping" in err
+    assert "Traceback" not in err
+    client = mlflow.MlflowClient(tracking_uri=mlflow_db)
+    run, pipeline = client.get_run(run_id), client.get_run(parent)
+    assert (run.info.status, pipeline.info.status) == ("KILLED", "KILLED")
+    assert "is gone (killed)" in run.data.tags[tracking.STOPPED_TAG]
+    assert pipeline.data.tags[tracking.STOPPED_TAG].startswith("seeds stopped: its driver")
+    late = _stage_under(driver, tmp_path, mlflow_db, parent)
+    out, err = late.communicate(timeout=60)
+    assert late.returncode == 3 and "is gone (killed): not starting" in err and "ready" not in out
+    assert "ended KILLED: seeds stopped: its driver" in tracking.last_pipeline_unfinished(experiment)
+
+
+def test_a_finished_stage_leaves_its_drivers_pipeline_run_open(mlflow_db, tmp_path):
+    """Under a driver the pipeline run is the driver's to close once every stage has run: a stage
+    never marks it FINISHED while others are still to come (the former stages did, so a killed
+    driver's pipeline ended FINISHED with stages missing); without a driver the stage closes it."""
+    driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        experiment = tracking.configure("wsss", tmp_path)
+        parent = tracking.start_parent_run(experiment, params_mod.validate({}), "test-driver", tmp_path,
+                                           owner=owner_id(driver.pid))
+        under_driver = _stage_under(driver, tmp_path, mlflow_db, parent, "finish")
+        alone = _stage_under(driver, tmp_path, mlflow_db, None, "finish")
+        for stage in (under_driver, alone):
+            assert stage.wait(timeout=120) == 0, stage.stderr.read()
+    finally:
+        _sigkill(driver)
+    client = mlflow.MlflowClient(tracking_uri=mlflow_db)
+    assert client.get_run(parent).info.status == "RUNNING"  # its driver's to close
+    own = [r for r in client.search_runs([experiment]) if r.data.tags.get("wsss.kind") == "pipeline"
+           and r.info.run_id != parent]
+    assert [r.info.status for r in own] == ["FINISHED"]
+    assert tracking.close_orphaned_runs(experiment) == [parent]  # its driver is gone now
+
+
+def test_a_full_disk_ends_a_stage_in_one_sentence_and_a_failed_run(mlflow_db, tmp_path, capsys):
+    """ENOSPC as a stage meets it (simulated: raised where the stage writes): one line naming the
+    file and what to do, exit status 2, no traceback, the stage's run FAILED; so for a library's
+    error that wraps it (torch's "file write failed" from an OSError)."""
+    import errno
+
+    from wsss.core.errors import disk_full
+    from wsss.stages.common import run_main
+
+    def stage():
+        with tracking.stage_run("seeds", params_mod.validate({}), ["seeds.infer"], tmp_path):
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "artifacts/seeds/maps/a.npz"))
+
+    with pytest.raises(SystemExit) as exit_:
+        run_main(stage, "seeds")
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("error: seeds: no space left on the disk writing ") and "a.npz" in err
+    assert "run again; finished stages are cached" in err
+    client = mlflow.MlflowClient(tracking_uri=mlflow_db)
+    [run] = [r for r in client.search_runs([tracking.configure("wsss", tmp_path)])
+             if r.data.tags.get("wsss.kind") == "stage"]
+    assert run.info.status == "FAILED"
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as cause:
+            raise RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed") from cause
+    except RuntimeError as wrapped:
+        assert disk_full(wrapped).startswith("no space left on the disk")
+    assert disk_full(ValueError("a bug")) is None
+
+
+def _processes_in(cwd: Path, *markers: str) -> list:
+    """The processes whose working folder is `cwd` and whose command line has one of `markers`."""
+    import psutil
+
+    found = []
+    for process in psutil.process_iter(["cmdline", "cwd"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if process.info["cwd"] == str(cwd) and any(marker in cmdline for marker in markers):
+            found.append(process)
+    return found
+
+
+def _training(client) -> bool:
+    experiment = client.get_experiment_by_name("wsss")
+    return experiment is not None and bool(client.search_runs(
+        [experiment.experiment_id], "attributes.run_name = 'train_classifier'"))
+
+
+def _stage_statuses(client, experiment_id: str) -> dict[str, str]:
+    return {r.info.run_name if r.data.tags.get("wsss.kind") == "stage" else "parent": r.info.status
+            for r in client.search_runs([experiment_id], order_by=["attributes.start_time ASC"])}
+
+
+@pytest.mark.slow
+def test_sigkill_to_wsss_repro_stops_its_pipeline_and_the_next_run_says_so(tiny_project, tmp_path):
+    """The driver SIGKILLed while train_classifier runs: dvc and the stage end within a minute
+    (before: dvc ran the remaining stages unattended and the parent run ended FINISHED with 14 of
+    16 stage runs), no later stage starts, the runs end KILLED; the next `wsss repro` says what it
+    found and runs cleanly."""
+    cwd, env = tiny_project
+    client = mlflow.MlflowClient(tracking_uri=tiny_project.uri)
+    with open(tmp_path / "repro.log", "w") as log:
+        repro = subprocess.Popen(["wsss", "repro"], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 600
+        while not _training(client):  # train_classifier is inside its MLflow run
+            assert repro.poll() is None and time.monotonic() < deadline, (tmp_path / "repro.log").read_text()
+            time.sleep(0.2)
+        repro.kill()
+        repro.wait()
+    deadline = time.monotonic() + 60
+    while _processes_in(cwd, "pipeline.", "dvc"):
+        assert time.monotonic() < deadline, [p.info["cmdline"] for p in _processes_in(cwd, "pipeline.", "dvc")]
+        time.sleep(0.5)
+    experiment_id = client.get_experiment_by_name("wsss").experiment_id
+    assert _stage_statuses(client, experiment_id) == {"synthesize": "FINISHED", "train_classifier": "KILLED",
+                                                      "parent": "KILLED"}
+    assert not (cwd / "artifacts/seeds/classifier.pt").exists() and _temps(cwd / "artifacts/seeds") == []
+    rerun = run(["wsss", "repro", "evaluate_seeds"], cwd, env)
+    assert "ended KILLED: train_classifier stopped: its driver, process" in rerun.stdout
+    assert stages_run(rerun.stdout) == ["train_classifier", "seeds", "evaluate_seeds"]
+
+
+@pytest.mark.slow
+def test_a_full_disk_fails_the_pipeline_in_a_sentence_and_a_rerun_recovers(tmp_path, _mlflow_db_template,
+                                                                          _own_store):
+    """The project on a small tmpfs filled up (needs root to mount; the simulated ENOSPC test
+    above runs everywhere): the stage that meets the full disk says so in one sentence, no
+    traceback; its run and the pipeline's end FAILED (before: 200 lines of chained tracebacks and
+    both FINISHED); once space is freed the same command finishes and says what it found."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(disk)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        cwd, own_store_env = make_project(disk / "project", store=_mlflow_db_template)
+        store = tmp_path / "mlflow.db"  # beside the full disk: what MLflow records can be checked
+        shutil.copy(_mlflow_db_template, store)
+        env = dict(own_store_env, MLFLOW_TRACKING_URI=f"sqlite:///{store}")
+        run(["dvc", "repro", "synthesize"], cwd, env)
+        filler = disk / "filler"
+        free = shutil.disk_usage(disk).free
+        with open(filler, "wb") as handle:  # leave 64 KiB: DVC's own small files fit, a checkpoint does not
+            handle.truncate(0)
+            while free - handle.tell() > 64 * 1024:
+                handle.write(b"\0" * min(1 << 20, free - handle.tell() - 64 * 1024))
+                handle.flush()
+        failed = run(["wsss", "repro", "train_classifier"], cwd, env, check=False)
+        output = failed.stdout + failed.stderr
+        assert failed.returncode != 0
+        assert "no space left on the disk" in output and "Traceback" not in output, output
+        client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{store}")
+        experiment_id = client.get_experiment_by_name("wsss").experiment_id
+        statuses = _stage_statuses(client, experiment_id)
+        assert statuses["parent"] == "FAILED" and "FINISHED" not in [statuses.get("train_classifier")], statuses
+        # the project's own MLflow store on the full disk: no run can be recorded, and that is said
+        failed = run(["wsss", "repro", "train_classifier"], cwd, own_store_env, check=False)
+        output = failed.stdout + failed.stderr
+        assert failed.returncode != 0
+        assert "no space left on the disk" in output and "Traceback" not in output, output
+        filler.unlink()
+        rerun = run(["wsss", "repro", "train_classifier"], cwd, env)
+        assert "ended FAILED" in rerun.stdout and "train_classifier" in stages_run(rerun.stdout)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)

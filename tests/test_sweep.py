@@ -180,8 +180,14 @@ def test_a_killed_sweep_resumes_from_its_stored_trials(project, mlflow_db):
                 break  # inside the second trial, once its MLflow run exists (a kill before it leaves none)
     finally:
         if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)  # the sweep, its dvc and the stage it runs
+            first.kill()  # SIGKILL to the driver alone: its dvc and stage must stop by themselves
         first.wait()
+    deadline = time.monotonic() + 60
+    while _orphans(project):  # before the watchdog, the orphan trial ran on beside the resumed one
+        assert time.monotonic() < deadline, [p.info["cmdline"] for p in _orphans(project)]
+        time.sleep(0.5)
+    if _group_alive(first.pid):  # anything else the sweep started (none expected): not the test's to leave
+        os.killpg(first.pid, signal.SIGKILL)
     before = _study(project, "resume").trials
     done = [t for t in before if t.state.name == "COMPLETE"]
     killed = [t for t in before if t.state.name == "RUNNING"]
@@ -201,6 +207,26 @@ def test_a_killed_sweep_resumes_from_its_stored_trials(project, mlflow_db):
     assert all(r.data.tags["mlflow.parentRunId"] == sweeps[0].info.run_id for r in trial_runs)
     states = {int(r.data.tags["wsss.trial"]): (r.info.status, r.data.tags.get("wsss.state")) for r in trial_runs}
     assert states[killed[0].number] == ("FAILED", "FAIL") and states[retry[0].number] == ("FINISHED", "COMPLETE")
+
+
+def _orphans(project: Path) -> list:
+    """Processes of a sweep's trials (dvc, stages) still running in the project's folders."""
+    import psutil
+
+    found = []
+    for process in psutil.process_iter(["cmdline", "cwd"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if (process.info["cwd"] or "").startswith(str(project)) and ("pipeline." in cmdline or "dvc" in cmdline):
+            found.append(process)
+    return found
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
 
 
 def _md5_mismatches(cache: Path) -> list[str]:

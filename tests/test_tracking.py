@@ -35,7 +35,7 @@ def test_stage_runs_nest_under_the_parent_from_the_environment(mlflow_db, tmp_pa
     assert child.info.status == "FINISHED"
     assert [a.path for a in client.list_artifacts(child.info.run_id)] == ["pic.png"]
     parent_run = client.get_run(parent)
-    assert parent_run.info.status == "FINISHED"
+    assert parent_run.info.status == "RUNNING"  # its driver closes it once every stage has run
     assert parent_run.data.params["seeds.method"] == "cam"
 
 

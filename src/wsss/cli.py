@@ -45,7 +45,7 @@ import sys
 import time
 from pathlib import Path
 
-from wsss.core.errors import WsssError
+from wsss.core.errors import WsssError, disk_full, low_disk_space
 from wsss.tools.dvc_command import tool_env
 
 MLFLOW_SERVER = "http://127.0.0.1:5000"
@@ -200,7 +200,7 @@ def cmd_repro(args) -> int:
     if args.replicates is not None:
         return _repro_replicates(args, project)
     experiment_id = tracking.configure(params.tracking.experiment, project)
-    tracking.close_orphaned_runs(experiment_id)
+    _say_what_was_left(experiment_id)
     parent = tracking.start_parent_run(experiment_id, params, f"wsss-repro:{os.getpid()}", project)
     env = tool_env(**{tracking.PARENT_ENV: parent})
     returncode, stopped_by = _run_as_group(["dvc", "repro", *args.dvc_args], project, env)
@@ -215,11 +215,17 @@ def cmd_repro(args) -> int:
         if returncode == 0:  # stages DVC skipped or took from its run-cache: runs from their outputs
             targets = [arg for arg in args.dvc_args if not arg.startswith("-")]
             restored = restore.record_restored(parent, project, params, targets, env)
+        else:
+            unrecorded = restore.fail_unrecorded(parent, project, env)
+            if unrecorded:
+                print(f"MLflow: {', '.join(unrecorded)} finished but DVC did not record the outputs: marked FAILED "
+                      f"(tag {restore.UNRECORDED_TAG})", file=sys.stderr)
     finally:
         tracking.finish_parent_run(parent, returncode == 0)
     if returncode != 0:
-        print(f"dvc repro failed (exit {returncode}); fix the cause and run again: "
-              "finished stages are cached and will not run twice", file=sys.stderr)
+        full = low_disk_space(project.resolve())
+        print(f"dvc repro failed (exit {returncode}); " + (full if full else "fix the cause and run again: "
+              "finished stages are cached and will not run twice"), file=sys.stderr)
         return returncode
     if restored:
         print(f"MLflow: {len(restored)} stage(s) DVC did not run recorded from their outputs "
@@ -229,6 +235,19 @@ def cmd_repro(args) -> int:
     print()
     _print_mlflow_hint(params.tracking.experiment, experiment_id, "newest parent run")
     return 0
+
+
+def _say_what_was_left(experiment_id: str) -> None:
+    """Close the runs killed processes left RUNNING, and say what the last pipeline run left."""
+    from wsss.tracking import runs as tracking
+
+    closed = tracking.close_orphaned_runs(experiment_id)
+    if closed:
+        print(f"MLflow: closed {len(closed)} run(s) that killed processes left RUNNING (KILLED, tag "
+              f"{tracking.ORPHANED_TAG})")
+    left = tracking.last_pipeline_unfinished(experiment_id)
+    if left:
+        print(f"MLflow: {left}")
 
 
 def _repro_replicates(args, project: Path) -> int:
@@ -523,11 +542,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from wsss.core.processes import DRIVER_ENV, owner_id
+
     args = parse_args(argv)
+    os.environ[DRIVER_ENV] = owner_id()  # what this command starts stops when it dies (watch_driver)
     try:
         return args.func(args)
     except WsssError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        account = disk_full(exc, args.project)
+        if account is None:
+            raise
+        print(f"error: {account}", file=sys.stderr)
         return 2
 
 

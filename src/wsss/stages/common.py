@@ -17,7 +17,8 @@ from typing import Callable, Iterator
 
 from wsss.core import params as params_mod
 from wsss.core.dvcfile import ArtifactPaths, pipeline
-from wsss.core.errors import WsssError
+from wsss.core.errors import WsssError, disk_full
+from wsss.core.processes import driver_gone, watch_driver
 from wsss.core.params import Params
 
 PARAMS_ENV = "WSSS_PARAMS"
@@ -73,22 +74,36 @@ def main(name: str, run: Callable[[Stage, Params], None]) -> None:
     def go() -> None:
         params = load_params()
         run(Stage.of(name, params), params)
-    run_main(go)
+    run_main(go, name)
 
 
 def _exit_on_sigterm(signum, frame) -> None:
     raise SystemExit(128 + signum)
 
 
-def run_main(main: Callable[[], None]) -> None:
-    """Run a stage; bad input ends it with the error's message and exit status 2, no traceback.
+def run_main(main: Callable[[], None], name: str = "stage") -> None:
+    """Run a stage; bad input, and a full disk, end it with one sentence and exit status 2, no
+    traceback.
 
     SIGTERM (``wsss repro`` stopping its pipeline, a scheduler's kill) unwinds the stage like an
-    error: its temporary outputs are removed and its MLflow run is closed.
+    error: its temporary outputs are removed and its MLflow run is closed. So does the death of
+    the `wsss` process that started it (wsss.core.processes.watch_driver), SIGKILL included; a
+    stage whose driver is already gone does not start.
     """
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    gone = driver_gone()
+    if gone:
+        print(f"error: {name}: its driver, process {gone}, is gone (killed): not starting", file=sys.stderr)
+        sys.exit(3)
+    watch_driver(name)
     try:
         main()
     except WsssError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as exc:
+        account = disk_full(exc)
+        if account is None:
+            raise
+        print(f"error: {name}: {account}", file=sys.stderr)
         sys.exit(2)

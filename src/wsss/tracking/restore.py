@@ -86,3 +86,29 @@ def record_experiment_restored(parent_id: str, project: Path, params: Params, co
                 metrics_files.log(run, file, metrics[file], None)  # the workspace's files are not its
         restored.append(name)
     return restored
+
+
+UNRECORDED_TAG = "wsss.unrecorded"
+
+
+def fail_unrecorded(parent_id: str, project: Path, env: dict | None = None) -> list[str]:
+    """After a failed `dvc repro`: a stage whose command finished but whose outputs DVC did not
+    record in dvc.lock (its cache write failed, say on a full disk) is not done, whatever its
+    process said: its FINISHED run becomes FAILED, tagged why. Returns those stages."""
+    runs = {run.data.tags.get("wsss.stage"): run for run in tracking.stage_runs(parent_id)
+            if run.info.status == "FINISHED" and run.data.tags.get(tracking.RESTORED_TAG) != "true"}
+    if not runs:
+        return []
+    try:
+        different = changed(project, list(runs), env)
+    except WsssError:
+        return []  # dvc itself cannot run: nothing more can be said of the stages
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    unrecorded = sorted(stage for stage in runs if stage in different)
+    for stage in unrecorded:
+        client.set_tag(runs[stage].info.run_id, UNRECORDED_TAG,
+                       "the stage's command finished but dvc repro failed before dvc.lock recorded its outputs")
+        client.set_terminated(runs[stage].info.run_id, "FAILED")
+    return unrecorded

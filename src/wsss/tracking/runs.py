@@ -33,6 +33,7 @@ PARENT_ENV = "WSSS_PARENT_RUN_ID"
 INVOCATION_TAG = "wsss.invocation"
 OWNER_TAG = "wsss.owner"  # the process that must close the run (wsss.core.processes.owner_id)
 ORPHANED_TAG = "wsss.orphaned"  # why a run was closed by another process than its owner
+STOPPED_TAG = "wsss.stopped"  # why a run was stopped: a signal to its driver, its driver's death
 # MLflow's experiment kind: our runs are model training, not GenAI traces (the UI of MLflow versions
 # without a browser-wide "workflow type" opens an experiment's view from it; see README).
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
@@ -68,8 +69,13 @@ def tracking_uri(project_dir: str | Path = ".") -> str:
 
 
 def _mlflow():
+    import logging
+
     import mlflow  # imported lazily: it costs seconds, and the library must work without it
 
+    # MLflow logs a store error with its whole traceback and then raises it; the raised error is
+    # ours to report (a full disk in one sentence: wsss.core.errors.disk_full), once.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     return mlflow
 
 
@@ -271,10 +277,12 @@ def start_parent_run(experiment_id: str, params: Params, key: str, project_dir: 
     return run_id
 
 
-def find_or_start_parent(experiment_id: str, params: Params, project_dir: str | Path = ".") -> str:
+def find_or_start_parent(experiment_id: str, params: Params, project_dir: str | Path = ".") -> tuple[str, bool]:
+    """The stage's parent run, and whether a driver (wsss repro, a sweep, a replicate study)
+    holds it, or else the dvc process (found by its invocation key) or this stage itself."""
     env_id = os.environ.get(PARENT_ENV) or queued_replicate_run(experiment_id)
     if env_id:
-        return env_id
+        return env_id, True
     mlflow = _mlflow()
     key = invocation_key()
     if key is not None:
@@ -282,9 +290,9 @@ def find_or_start_parent(experiment_id: str, params: Params, project_dir: str | 
             [experiment_id], filter_string=f"tags.`{INVOCATION_TAG}` = '{key}'", max_results=1
         )
         if runs:
-            return runs[0].info.run_id
+            return runs[0].info.run_id, False
     return start_parent_run(experiment_id, params, key or f"manual:{os.getpid()}:{time.time():.0f}",
-                            project_dir, owner=_dvc_owner(key))
+                            project_dir, owner=_dvc_owner(key)), False
 
 
 def queued_replicate_run(experiment_id: str) -> str | None:
@@ -333,10 +341,27 @@ def close_orphaned_runs(experiment_id: str) -> list[str]:
     return closed
 
 
+def last_pipeline_unfinished(experiment_id: str) -> str | None:
+    """A sentence about the newest pipeline run when it did not finish (FAILED or KILLED, and
+    why), for the next run to say what it found; None when it finished or there is none."""
+    client = _mlflow().MlflowClient()
+    runs = client.search_runs([experiment_id], filter_string="tags.`wsss.kind` = 'pipeline'",
+                              order_by=["attributes.start_time DESC"], max_results=1)
+    if not runs or runs[0].info.status in ("FINISHED", "RUNNING"):
+        return None
+    run = runs[0]
+    stages = {r.data.tags.get("wsss.stage"): r.info.status for r in stage_runs(run.info.run_id)}
+    unfinished = sorted(stage for stage, status in stages.items() if status != "FINISHED")
+    why = run.data.tags.get(STOPPED_TAG) or run.data.tags.get(ORPHANED_TAG) or "a stage failed"
+    return (f"the last pipeline run '{run.info.run_name}' ({run.info.run_id}) ended {run.info.status}: {why}; "
+            f"{len(stages) - len(unfinished)} stage(s) finished" +
+            (f", not {', '.join(unfinished)}" if unfinished else "") + "; DVC reruns only what it lacks")
+
+
 def stop_parent_run(run_id: str, reason: str) -> None:
     """Close a parent run whose pipeline was stopped (a signal): KILLED, tag wsss.stopped."""
     client = _mlflow().MlflowClient()
-    client.set_tag(run_id, "wsss.stopped", reason)
+    client.set_tag(run_id, STOPPED_TAG, reason)
     client.set_terminated(run_id, "KILLED")
 
 
@@ -427,7 +452,7 @@ def stage_run(stage: str, params: Params, sections: list[str], project_dir: str 
     mlflow = _mlflow()
     experiment_id = configure(params.tracking.experiment, project_dir)
     close_orphaned_runs(experiment_id)
-    parent_id = find_or_start_parent(experiment_id, params, project_dir)
+    parent_id, driver_closes_parent = find_or_start_parent(experiment_id, params, project_dir)
     client = mlflow.MlflowClient()
     client.update_run(parent_id, status="RUNNING")
     handle = _create_stage_run(client, experiment_id, parent_id, stage, params, sections, project_dir)
@@ -439,9 +464,30 @@ def stage_run(stage: str, params: Params, sections: list[str], project_dir: str 
         status = "KILLED"
         raise
     finally:
+        _close_stage_run(client, handle, parent_id, stage, status, driver_closes_parent)
+
+
+def _close_stage_run(client, handle: StageRun, parent_id: str, stage: str, status: str,
+                     driver_closes_parent: bool) -> None:
+    """End a stage's run, and its parent's unless the stage finished under a driver (wsss repro, a
+    sweep, a replicate study), which closes the parent itself once the whole pipeline has run: a
+    parent is never FINISHED while stages are still to come. A store that cannot be written (a
+    full disk) is said in one line, not a traceback over the stage's own error."""
+    from wsss.core.processes import stop_reason
+
+    try:
         handle.flush()
+        reason = stop_reason()
+        if status == "KILLED" and reason:
+            client.set_tag(handle.run_id, STOPPED_TAG, reason)
+            client.set_tag(parent_id, STOPPED_TAG, f"{stage} stopped: {reason}")
         client.set_terminated(handle.run_id, status)
-        client.set_terminated(parent_id, status)
+        if status != "FINISHED" or not driver_closes_parent:
+            client.set_terminated(parent_id, status)
+    except Exception as exc:  # the stage's own outcome (and its error) must still reach the user
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"MLflow: could not record {stage}'s end as {status} ({first}); the next run closes it",
+              file=sys.stderr)
 
 
 @contextlib.contextmanager
