@@ -74,9 +74,9 @@ def main() -> int:
     experiment_id = tracking.configure(params.tracking.experiment, project)  # tags the experiment's kind
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri",
-                               tracking.tracking_uri(project), "--host", "127.0.0.1", "--port", str(port)],
-                              cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    command = tracking.ui_command(Path(sys.executable).parent / "mlflow", tracking.tracking_uri(project), port=port)
+    server = subprocess.Popen(command, cwd=project, env=dict(os.environ, **tracking.UI_ENV), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_until_up(base, server)
         url = tracking.experiment_url(base, experiment_id)

@@ -1,13 +1,20 @@
 """The MLflow layer against a real sqlite tracking database."""
 
+import os
 import subprocess
+import sys
+import urllib.request
 
 import mlflow
 import numpy as np
+import psutil
 import pytest
+import yaml
 
 from wsss.core import params as params_mod
 from wsss.tracking import runs as tracking
+
+from tests.helpers.servers import free_port, running_server
 
 
 def _runs(uri):
@@ -29,7 +36,9 @@ def test_stage_runs_nest_under_the_parent_from_the_environment(mlflow_db, tmp_pa
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent]
     assert sorted(r.info.run_name for r in children) == ["seeds", "train_classifier"]
     child = children[0]
-    assert child.data.metrics == {"a.b": 0.5}
+    assert {k: v for k, v in child.data.metrics.items() if not k.startswith("system/")} == {"a.b": 0.5}
+    # MLflow's system metrics, one point even for a stage shorter than its sampling interval
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(child.data.metrics)
     assert child.data.params["seeds.train.epochs"] == str(params.seeds.train.epochs)
     assert child.data.tags["wsss.params_hash"] == params_mod.section_hash(params, ["seeds.train"])
     assert child.info.status == "FINISHED"
@@ -226,3 +235,64 @@ def test_a_queued_experiment_nests_under_its_replicate_run_only_while_the_driver
     client.set_tag(replicate, tracking.OWNER_TAG, gone)
     monkeypatch.setenv("DVC_EXP_NAME", "replicate-seed-0")
     assert tracking.queued_replicate_run(experiment_id) is None
+
+
+def test_a_restored_run_links_the_run_that_computed_its_outputs(mlflow_db, tmp_path):
+    params = params_mod.validate({})
+    experiment_id = tracking.configure("wsss", tmp_path)
+    first = tracking.start_parent_run(experiment_id, params, "test:computed", tmp_path)
+    with tracking.stage_run("seeds", params, ["seeds.infer"], tmp_path) as computed:
+        pass
+    later = tracking.start_parent_run(experiment_id, params, "test:restored", tmp_path)
+    with tracking.restored_stage_run(experiment_id, later, "seeds", params, ["seeds.infer"], tmp_path) as restored:
+        pass
+    other = params_mod.validate({"seeds": {"infer": {"scales": [1.0]}}})
+    with tracking.restored_stage_run(experiment_id, later, "seeds", other, ["seeds.infer"], tmp_path) as unknown:
+        pass
+    client = mlflow.MlflowClient()
+    tags = client.get_run(restored.run_id).data.tags
+    assert tags[tracking.COMPUTED_BY_TAG] == computed.run_id and first != later
+    assert f"#/experiments/{experiment_id}/runs/{computed.run_id}" in tags["mlflow.note.content"]
+    assert tracking.COMPUTED_BY_TAG not in client.get_run(unknown.run_id).data.tags  # other params: no such run
+
+
+def test_every_run_names_the_version_of_its_data_set(mlflow_db, tmp_path):
+    """The md5 DVC records for the data set: a stage's output (the synthetic set), a `dvc add`ed
+    folder, or a dependency a stage recorded; on pipeline and stage runs alike."""
+    from wsss.tracking.data_version import DATA_MD5_TAG, DATA_TAG, data_version
+
+    lock = {"schema": "2.0", "stages": {
+        "synthesize": {"cmd": "x", "outs": [{"path": "data/synthetic", "md5": "aaa.dir"}]},
+        "train_classifier": {"cmd": "y", "deps": [{"path": "data/elsewhere/VOC2012", "md5": "ccc.dir"}]}}}
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
+    (tmp_path / "data/VOC").mkdir(parents=True)
+    (tmp_path / "data/VOC.dvc").write_text(yaml.safe_dump({"outs": [{"md5": "bbb.dir", "path": "VOC"}]}))
+    assert data_version(tmp_path, "data/synthetic/VOCdevkit/VOC2012") == ("data/synthetic", "aaa.dir")
+    assert data_version(tmp_path, "data/VOC/VOCdevkit/VOC2012") == ("data/VOC", "bbb.dir")
+    assert data_version(tmp_path, "data/elsewhere/VOC2012") == ("data/elsewhere/VOC2012", "ccc.dir")
+    assert data_version(tmp_path, "data/unknown") is None
+    params = params_mod.validate({})
+    experiment_id = tracking.configure("wsss", tmp_path)
+    parent = tracking.start_parent_run(experiment_id, params, "test:data", tmp_path)
+    with tracking.stage_run("seeds", params, ["seeds.infer"], tmp_path) as run:
+        pass
+    client = mlflow.MlflowClient()
+    for run_id in (parent, run.run_id):
+        tags = client.get_run(run_id).data.tags
+        assert tags[DATA_MD5_TAG] == "aaa.dir" and tags[DATA_TAG] == "data/synthetic md5 aaa.dir"
+
+
+def test_wsss_ui_serves_the_project_store_with_one_worker(mlflow_db, tmp_path):
+    """The documented UI command, sized for a laptop: one worker and no job consumers (MLflow's
+    defaults started 15 processes, 2.9 GB), the experiment's runs at the link it prints."""
+    (tmp_path / "params.yaml").write_text("{}\n")
+    port = free_port()
+    command = [sys.executable, "-m", "wsss.cli", "--project", str(tmp_path), "ui", "--port", str(port)]
+    env = dict(os.environ, MLFLOW_TRACKING_URI=mlflow_db)
+    with running_server(command, port, tmp_path, env, tmp_path / "ui.log", ready="/health") as server:
+        processes = [server] + psutil.Process(server.pid).children(recursive=True)
+        assert len(processes) <= 3, [p.cmdline() for p in processes[1:]]
+        experiments = urllib.request.urlopen(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name"
+                                             "?experiment_name=wsss", timeout=30).read()
+        assert b'"name": "wsss"' in experiments or b'"name":"wsss"' in experiments
+    assert f"http://127.0.0.1:{port}/#/experiments/" in (tmp_path / "ui.log").read_text()

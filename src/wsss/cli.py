@@ -20,6 +20,7 @@
                           --model models:/NAME/VERSION|latest (default: the registered model's
                           latest), runs:/RUN/model, a run id or a checkpoint; VOC palette PNGs
                           (and --overlay pictures) in --out
+  wsss ui                 the MLflow UI over the project's runs (one worker, about 0.5 GB)
   wsss serve              the same network over HTTP (MLflow's scoring protocol, or an encoded image
                           as the body), on 127.0.0.1:5001 by default, with a request size, pixel and
                           inference size limit
@@ -50,7 +51,7 @@ from wsss.tools.dvc_command import tool_env
 
 MLFLOW_SERVER = "http://127.0.0.1:5000"
 MLFLOW_HINT = (
-    "MLflow UI: {bin}mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000\n"
+    "MLflow UI: {bin}wsss ui\n"
     "           then open {url} (experiment '{experiment}', {run})"
 )
 
@@ -67,6 +68,21 @@ def _print_mlflow_hint(experiment: str, experiment_id: str, run: str) -> None:
     prefix = "" if os.environ.get("VIRTUAL_ENV") else f"{tools}{os.sep}"
     print(MLFLOW_HINT.format(bin=prefix, url=experiment_url(MLFLOW_SERVER, experiment_id), experiment=experiment,
                              run=run))
+
+
+def cmd_ui(args) -> int:
+    """`mlflow ui` over the project's store, sized for a laptop (wsss.tracking.runs.UI_ENV), from
+    any shell: the mlflow beside this interpreter, whether or not the venv is active."""
+    from wsss.core import params as params_mod
+    from wsss.tracking import runs as tracking
+
+    project = Path(args.project)
+    experiment = params_mod.load(project / params_mod.PARAMS_FILE).tracking.experiment
+    experiment_id = tracking.configure(experiment, project)
+    command = tracking.ui_command(_tool_dir() / "mlflow", tracking.tracking_uri(project), args.host, args.port)
+    print(f"MLflow UI: open {tracking.experiment_url(f'http://{args.host}:{args.port}', experiment_id)} "
+          f"(experiment '{experiment}'); Ctrl-C stops it", flush=True)
+    os.execve(command[0], command, dict(os.environ, **tracking.UI_ENV))
 
 
 def cmd_results(args, check_stale: bool = True) -> int:
@@ -469,6 +485,10 @@ def build_parser() -> argparse.ArgumentParser:
                          f"on its longer side, bounding memory (0: no bound; default {MAX_SIDE})")
     predict.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N")
     predict.set_defaults(func=cmd_predict)
+    ui = sub.add_parser("ui", help="the MLflow UI over this project's runs, sized for a laptop (1 worker)")
+    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    ui.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    ui.set_defaults(func=cmd_ui)
     serve = sub.add_parser("serve", help="serve a trained network over HTTP (MLflow's scoring protocol), with limits")
     serve.add_argument("--model", default=None, help="as for predict (default: models:/<tracking.registered_model>/latest)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")

@@ -20,8 +20,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(command: list[str], port: int, cwd: Path, env: dict, log: Path, timeout: float = 180):
-    """Start `command` (which listens on 127.0.0.1:`port`), wait until /ping answers, yield the
+def running_server(command: list[str], port: int, cwd: Path, env: dict, log: Path, timeout: float = 180,
+                   ready: str = "/ping"):
+    """Start `command` (which listens on 127.0.0.1:`port`), wait until `ready` answers, yield the
     process; then SIGTERM (SIGKILL after 30 s) to its process group."""
     with open(log, "wb") as out:
         server = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -30,7 +31,7 @@ def running_server(command: list[str], port: int, cwd: Path, env: dict, log: Pat
             deadline = time.monotonic() + timeout
             while True:
                 try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}{ready}", timeout=2)
                     break
                 except OSError:
                     assert server.poll() is None, log.read_text()

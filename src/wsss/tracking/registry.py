@@ -31,6 +31,7 @@ import numpy as np
 
 from wsss.core.params import Params
 from wsss.methods.segmenter import Segmenter, check_image
+from wsss.tracking.data_version import data_tags
 from wsss.tracking.runs import REGISTERED_TAG
 
 MODEL_DIR = "model"  # the model's name in its run
@@ -241,6 +242,7 @@ def register_segmentation_model(run, params: Params, project: str | Path = ".", 
         "wsss.val_split": result["split"],
         "wsss.val_miou": f"{result['miou']:.4f}",
         "wsss.pipeline_run": run.parent_id,
+        **data_tags(project, params.dataset.root),
         **(extra_lineage or {}),
     }
     example = dataset.load_image(dataset.ids[0])[:EXAMPLE_SIDE, :EXAMPLE_SIDE]
