@@ -17,6 +17,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from tests.helpers.background import background_job
 from tests.helpers.mlflow_runs import all_runs
 from tests.helpers.project import Project, copy_project, make_project, project_env
 from tests.helpers.project import run as _run
-from tests.helpers.ray_head import LOGICAL_GPUS, ray_head
+from tests.helpers.ray_head import LOGICAL_GPUS, ray_cluster, ray_head
 from wsss.cli import main
 from wsss.core import params as params_mod
 from wsss.core.dvcfile import pipeline
@@ -410,6 +411,62 @@ def test_ray_sweep_on_a_cluster_gives_each_trial_its_gpu(project, mlflow_db):
         assert f"export CUDA_VISIBLE_DEVICES='{tags['wsss.gpus']}'" in log.read_text()
         slot_params = yaml.safe_load((state / "slots" / tags["wsss.slot"] / "params.yaml").read_text())
         assert slot_params["project"]["devices"] == 1
+
+
+@pytest.mark.slow
+def test_a_ray_sweep_on_three_nodes_survives_a_worker_node_killed_mid_trial(project, mlflow_db):
+    """A head and two worker nodes (`ray.cluster_utils.Cluster`); one worker node is removed (its
+    raylet and workers killed) while a trial runs a stage on it. Tune retries that trial on the
+    other node (`--max-failures`), the sweep finishes with every trial COMPLETE, the lost attempt's
+    MLflow run is closed with why, every attempt names its node, and nothing of the lost attempt
+    keeps running (its stages watch the worker that started them)."""
+    spec = _spec(project, "ray-nodes", {"ptrecl.walk_bg_score": {"type": "float", "low": 0.5, "high": 0.9}}, 2)
+    killed: dict = {}
+
+    def kill_a_node_mid_trial(cluster, nodes, done: threading.Event) -> None:
+        client = mlflow.MlflowClient(tracking_uri=mlflow_db)
+        by_id = {node.node_id: node for node in nodes}
+        while not done.is_set():
+            experiment = client.get_experiment_by_name("wsss")
+            trials = [] if experiment is None else client.search_runs(
+                [experiment.experiment_id], "tags.`wsss.kind` = 'trial' and attributes.status = 'RUNNING'")
+            for trial in trials:
+                stages = client.search_runs([experiment.experiment_id],
+                                            f"tags.`mlflow.parentRunId` = '{trial.info.run_id}' and "
+                                            "attributes.status = 'RUNNING'")
+                if stages and trial.data.tags.get("wsss.node") in by_id:
+                    killed.update(trial=trial.info.run_id, node=trial.data.tags["wsss.node"],
+                                  stage=stages[0].info.run_name)
+                    cluster.remove_node(by_id[killed["node"]])  # its raylet and workers, killed
+                    return
+            time.sleep(0.5)
+
+    with ray_cluster(workers=2) as (cluster, nodes, address):
+        done = threading.Event()
+        killer = threading.Thread(target=kill_a_node_mid_trial, args=(cluster, nodes, done), daemon=True)
+        killer.start()
+        try:
+            assert main(["--project", str(project), "sweep", str(spec), "--engine", "ray", "--address", address,
+                         "--jobs", "2", "--max-failures", "2"]) == 0
+        finally:
+            done.set()
+            killer.join()
+        assert killed, "no trial was seen running a stage on a worker node"
+        assert _orphans(project) == []
+    sweeps, trial_runs, stage_runs = _runs(mlflow_db)
+    assert sweeps[0].info.status == "FINISHED"
+    attempts = {}
+    for run in trial_runs:
+        assert run.data.tags["wsss.node"] in {node.node_id for node in nodes}, run.data.tags
+        attempts.setdefault(run.data.tags["wsss.trial"], []).append(run)
+    assert len(attempts) == 2  # the budget: no trial lost, none run twice to completion
+    lost = next(run for run in trial_runs if run.info.run_id == killed["trial"])
+    retried = attempts[lost.data.tags["wsss.trial"]]
+    assert lost.info.status in ("KILLED", "FAILED") and len(retried) == 2
+    [retry] = [run for run in retried if run.info.run_id != lost.info.run_id]
+    assert retry.data.tags["wsss.state"] == "COMPLETE" and retry.data.tags["wsss.node"] != killed["node"]
+    assert all(runs[-1].data.tags["wsss.state"] == "COMPLETE" for runs in attempts.values())
+    assert all(run.info.status != "RUNNING" for run in stage_runs)
 
 
 @background_job(after=("replicate_study",))

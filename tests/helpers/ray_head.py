@@ -61,3 +61,33 @@ def ray_head(gpus: int = len(LOGICAL_GPUS), cpus: int = 4):
         os.killpg(head.pid, signal.SIGKILL)  # `ray start --block` takes long to honour SIGTERM
         head.wait()
         shutil.rmtree(temp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def ray_cluster(workers: int = 2, cpus_per_worker: int = 1):
+    """A multi-node Ray cluster on the loopback (`ray.cluster_utils.Cluster`: a head with no CPU,
+    so that every trial runs on a worker node, and `workers` worker nodes, each its own raylet and
+    object store, as `ray start --address` on another machine would be); yields (cluster, worker
+    nodes, address). The driver connects itself (`wsss sweep --address`). Everything is stopped
+    at the end."""
+    import ray
+    from ray._private import ray_constants
+    from ray.cluster_utils import Cluster
+
+    auth, cluster_switch = os.environ.get("RAY_AUTH_MODE"), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    ray_constants.ENABLE_RAY_CLUSTER = False  # keep the driver on the loopback (see ray_head)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False,
+                                                            "node_ip_address": "127.0.0.1"})
+    try:
+        nodes = [cluster.add_node(num_cpus=cpus_per_worker, node_ip_address="127.0.0.1") for _ in range(workers)]
+        cluster.wait_for_nodes()
+        yield cluster, nodes, cluster.address
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+        ray_constants.ENABLE_RAY_CLUSTER = cluster_switch
+        if auth is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = auth

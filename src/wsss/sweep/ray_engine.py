@@ -105,6 +105,15 @@ def placement_tags(placement: Placement, overrides: dict, base_devices) -> dict:
     return {"wsss.gpus": ",".join(placement.gpus) if placement.gpus else "none", "wsss.devices": str(devices)}
 
 
+def node_tags() -> dict:
+    """Which node of the cluster runs this trial attempt: Ray's node id and the host's name."""
+    import socket
+
+    import ray
+
+    return {"wsss.node": ray.get_runtime_context().get_node_id(), "wsss.host": socket.gethostname()}
+
+
 def _trainable(sweep: SweepSpec, project: Path, sweep_run_id: str, gpus_per_trial: float, base_devices):
     """The function each Ray trial runs: one `run_trial`, reporting every value to Tune."""
 
@@ -114,7 +123,7 @@ def _trainable(sweep: SweepSpec, project: Path, sweep_run_id: str, gpus_per_tria
         trial_id = tune.get_context().get_trial_id()  # Ray's id of the trial, kept by its retries
         overrides = {d.key: config[d.key] for d in sweep.space}
         placement = trial_placement(gpus_per_trial)
-        tags = placement_tags(placement, trial_overrides(sweep, overrides, placement), base_devices)
+        tags = placement_tags(placement, trial_overrides(sweep, overrides, placement), base_devices) | node_tags()
         run_id = sweep_tracking.start_trial_run(sweep_run_id, sweep, project, trial_id, overrides, tags)
 
         def report(step: int, value: float) -> bool:
@@ -247,6 +256,12 @@ def run_sweep(sweep: SweepSpec, project: str | Path, jobs: int = 1, log: Callabl
                 ),
             )
             results = tuner.fit()
+            lost = sweep_tracking.close_lost_trial_runs(
+                project, sweep_run_id, "its Ray worker ended without closing the run (its node died?); Tune "
+                                      f"retried the trial (up to --max-failures {max_failures})")
+            if lost:
+                log(f"[sweep {sweep.name}] {len(lost)} trial attempt(s) lost with their worker: their MLflow runs "
+                    "are FAILED; Tune retried them")
             text, complete = summary(sweep, results)
             failed = sum(1 for r in results if r.error is not None)
             if failed:

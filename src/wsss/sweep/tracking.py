@@ -138,3 +138,19 @@ def log_best(project: str | Path, sweep_run_id: str, number: int, value: float, 
 
 def finish_sweep_run(project: str | Path, sweep_run_id: str, success: bool) -> None:
     _client(Path(project)).set_terminated(sweep_run_id, "FINISHED" if success else "FAILED")
+
+
+def close_lost_trial_runs(project: str | Path, sweep_run_id: str, why: str) -> list[str]:
+    """Close the trial runs of a sweep still RUNNING once its engine is done with them: attempts
+    whose worker died with its node (Ray retried the trial elsewhere) never closed their own.
+    They end FAILED, tagged wsss.state FAIL and ``why``. Returns their ids."""
+    from mlflow.entities import RunTag
+
+    client = _client(Path(project))
+    runs = client.search_runs([_experiment(Path(project).resolve())],
+                              filter_string=f"tags.`mlflow.parentRunId` = '{sweep_run_id}' and "
+                                            "tags.`wsss.kind` = 'trial' and attributes.status = 'RUNNING'")
+    for run in runs:
+        client.log_batch(run.info.run_id, tags=[RunTag("wsss.state", "FAIL"), RunTag("wsss.error", why)])
+        client.set_terminated(run.info.run_id, "FAILED")
+    return [run.info.run_id for run in runs]

@@ -43,6 +43,7 @@ import yaml
 from wsss.core import params as params_mod
 from wsss.core.errors import WsssError
 from wsss.core.io import atomic_path
+from wsss.core.processes import DRIVER_ENV, owner_id
 from wsss.core.project import copy_pipeline, pipeline_digest
 from wsss.sweep.experiments import SEED_KEY
 from wsss.sweep.space import SweepError, SweepSpec
@@ -253,6 +254,7 @@ def trial_env(project: Path, slot: Path, trial_run_id: str | None, placement: Pl
     from wsss.tracking import runs as tracking
 
     env = tool_env(dict(os.environ) | placement.env())
+    env[DRIVER_ENV] = owner_id()  # the process running the trial (a Ray worker, the sweep): its stages end with it
     env["PYTHONPATH"] = os.pathsep.join([str(slot / "src"), str(slot)])
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ inside the src/ dirs DVC hashes
     env["MLFLOW_TRACKING_URI"] = tracking.tracking_uri(project)
