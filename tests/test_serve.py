@@ -178,3 +178,16 @@ def test_the_upsampling_band_by_band_is_one_bilinear_interpolation(monkeypatch):
         expected = F.interpolate(probabilities[None], size=(height, width), mode="bilinear", align_corners=False)
         assert np.array_equal(large_images.upsample_argmax(probabilities, height, width),
                               expected[0].argmax(0).numpy().astype(np.uint8))
+
+
+def test_wsss_predict_bounds_a_large_image_as_the_server_does(tmp_path):
+    """`wsss predict` on an image above --max-side (an 8000 x 8000 photo was killed for memory):
+    the same label map as the server's, at full size."""
+    from wsss.serve.predict import predict_files
+
+    segmenter = tiny_segmenter()
+    image = random_image(5, (120, 90))
+    Image.fromarray(image).save(tmp_path / "photo.png")
+    report = predict_files(segmenter, [tmp_path / "photo.png"], tmp_path / "out", max_side=MAX_SIDE)
+    labels = np.array(Image.open(report.written[0]))
+    assert labels.shape == (120, 90) and np.array_equal(labels, segment_bounded(segmenter, image, None, MAX_SIDE))
