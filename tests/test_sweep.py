@@ -335,6 +335,9 @@ def test_a_trial_ray_stops_inside_its_report_is_pruned_not_failed(monkeypatch):
     with pytest.raises(ZeroDivisionError):
         trainable({"ptrecl.reclassify.top_m": 3})
     assert closed[-1][1:] == ("FAIL", "division by zero")
+    import ray
+
+    assert not ray.is_initialized()  # calling a trainable outside Tune starts no Ray (a later test would join it)
 
 
 def _exp_show(project: Path, env: dict) -> list[dict]:

@@ -106,12 +106,16 @@ def placement_tags(placement: Placement, overrides: dict, base_devices) -> dict:
 
 
 def node_tags() -> dict:
-    """Which node of the cluster runs this trial attempt: Ray's node id and the host's name."""
+    """Which node of the cluster runs this trial attempt: Ray's node id and the host's name.
+    (Outside a Ray worker there is no node; asking Ray for its context would start a Ray.)"""
     import socket
 
     import ray
 
-    return {"wsss.node": ray.get_runtime_context().get_node_id(), "wsss.host": socket.gethostname()}
+    tags = {"wsss.host": socket.gethostname()}
+    if ray.is_initialized():
+        tags["wsss.node"] = ray.get_runtime_context().get_node_id()
+    return tags
 
 
 def _trainable(sweep: SweepSpec, project: Path, sweep_run_id: str, gpus_per_trial: float, base_devices):
