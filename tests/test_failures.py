@@ -28,6 +28,7 @@ from wsss.data.synthetic import generate
 from wsss.stages.preflight import check_all
 from wsss.tracking import runs as tracking
 
+from tests.helpers.processes import processes_in
 from tests.helpers.project import make_project, run, stages_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -267,19 +268,12 @@ def test_max_images_checks_the_images_used_and_says_so(tmp_path, capsys):
 # -- 6. a stopped `wsss repro` stops its stages -------------------------------------------------
 @pytest.mark.slow
 def test_sigterm_to_wsss_repro_ends_every_stage(tiny_project):
-    import psutil
-
     cwd, env = tiny_project
     repro = subprocess.Popen(["wsss", "repro"], cwd=cwd, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
 
     def stages():
-        found = []
-        for process in psutil.process_iter(["cmdline", "cwd"]):
-            cmdline = process.info["cmdline"] or []
-            if process.info["cwd"] == str(cwd) and any(a.startswith("pipeline.") for a in cmdline):
-                found.append(process)
-        return found
+        return processes_in(cwd, "pipeline.")
 
     client = mlflow.MlflowClient(tracking_uri=tiny_project.uri)
 
@@ -419,18 +413,6 @@ def test_a_full_disk_ends_a_stage_in_one_sentence_and_a_failed_run(mlflow_db, tm
     assert disk_full(ValueError("a bug")) is None
 
 
-def _processes_in(cwd: Path, *markers: str) -> list:
-    """The processes whose working folder is `cwd` and whose command line has one of `markers`."""
-    import psutil
-
-    found = []
-    for process in psutil.process_iter(["cmdline", "cwd"]):
-        cmdline = " ".join(process.info["cmdline"] or [])
-        if process.info["cwd"] == str(cwd) and any(marker in cmdline for marker in markers):
-            found.append(process)
-    return found
-
-
 def _training(client) -> bool:
     experiment = client.get_experiment_by_name("wsss")
     return experiment is not None and bool(client.search_runs(
@@ -459,8 +441,8 @@ def test_sigkill_to_wsss_repro_stops_its_pipeline_and_the_next_run_says_so(tiny_
         repro.kill()
         repro.wait()
     deadline = time.monotonic() + 60
-    while _processes_in(cwd, "pipeline.", "dvc"):
-        assert time.monotonic() < deadline, [p.info["cmdline"] for p in _processes_in(cwd, "pipeline.", "dvc")]
+    while processes_in(cwd, "pipeline.", "dvc"):
+        assert time.monotonic() < deadline, [p.info["cmdline"] for p in processes_in(cwd, "pipeline.", "dvc")]
         time.sleep(0.5)
     experiment_id = client.get_experiment_by_name("wsss").experiment_id
     assert _stage_statuses(client, experiment_id) == {"synthesize": "FINISHED", "train_classifier": "KILLED",

@@ -30,6 +30,8 @@ from tests.helpers.background import background_job
 from tests.helpers.mlflow_runs import all_runs
 from tests.helpers.project import Project, copy_project, make_project, project_env
 from tests.helpers.project import run as _run
+from tests.helpers.processes import processes_in
+from tests.helpers.processes import processes_in
 from tests.helpers.ray_head import LOGICAL_GPUS, ray_cluster, ray_head
 from wsss.cli import main
 from wsss.core import params as params_mod
@@ -212,14 +214,7 @@ def test_a_killed_sweep_resumes_from_its_stored_trials(project, mlflow_db):
 
 def _orphans(project: Path) -> list:
     """Processes of a sweep's trials (dvc, stages) still running in the project's folders."""
-    import psutil
-
-    found = []
-    for process in psutil.process_iter(["cmdline", "cwd"]):
-        cmdline = " ".join(process.info["cmdline"] or [])
-        if (process.info["cwd"] or "").startswith(str(project)) and ("pipeline." in cmdline or "dvc" in cmdline):
-            found.append(process)
-    return found
+    return processes_in(project, "pipeline.", "dvc", below=True)
 
 
 def _group_alive(pgid: int) -> bool:
