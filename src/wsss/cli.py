@@ -405,8 +405,6 @@ def cmd_serve(args) -> int:
     for option, value in (("--max-request-mb", args.max_request_mb), ("--max-pixels", args.max_pixels)):
         if value <= 0:
             raise WsssError(f"{option} must be positive, got {value}")
-    if args.max_side < 0:
-        raise WsssError(f"--max-side must be 0 (no bound) or more, got {args.max_side}")
     limits = Limits(int(args.max_request_mb * 2**20), args.max_pixels, args.max_side)
     segmenter = load_segmenter(model, project, args.device)
     print(f"serve: {model} on {segmenter.device} at http://{args.host}:{args.port}/invocations; requests up to "
@@ -424,8 +422,6 @@ def cmd_predict(args) -> int:
 
     project = Path(args.project)
     model = _model_named(args.model, project)
-    if args.max_side < 0:
-        raise WsssError(f"--max-side must be 0 (no bound) or more, got {args.max_side}")
     files = image_files(args.images)
     segmenter = load_segmenter(model, project, args.device)
     settings = inference_settings(segmenter, args.scales, args.hflip, args.crf, prefix="--")
@@ -437,6 +433,14 @@ def cmd_predict(args) -> int:
     print(f"predict: wrote {len(report.written)} label map(s) to {args.out}"
           + (f"; {len(report.failed)} image(s) failed (above)" if report.failed else ""))
     return 1 if report.failed else 0
+
+
+def _max_side(text: str) -> int:
+    """--max-side of predict and serve: 0 (no bound) or a positive number of pixels."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (no bound) or more, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -481,7 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="average with the mirrored image (default: the model's)")
     predict.add_argument("--crf", action=argparse.BooleanOptionalAction, default=None,
                          help="dense CRF on the prediction (default: the model's)")
-    predict.add_argument("--max-side", type=int, default=MAX_SIDE, help="segment a larger image at this many pixels "
+    predict.add_argument("--max-side", type=_max_side, default=MAX_SIDE, help="segment a larger image at this many pixels "
                          f"on its longer side, bounding memory (0: no bound; default {MAX_SIDE})")
     predict.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N")
     predict.set_defaults(func=cmd_predict)
@@ -497,7 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="refuse (413) a larger request body (default %(default)g)")
     serve.add_argument("--max-pixels", type=int, default=Limits.max_pixels,
                        help="refuse (413) an image of more pixels (default %(default)d)")
-    serve.add_argument("--max-side", type=int, default=MAX_SIDE, help="segment a larger image at this many pixels on "
+    serve.add_argument("--max-side", type=_max_side, default=MAX_SIDE, help="segment a larger image at this many pixels on "
                        f"its longer side, bounding memory (0: no bound; default {MAX_SIDE})")
     serve.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N")
     serve.set_defaults(func=cmd_serve)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wsss.core.errors import DataError, WsssError
+from wsss.serve.large_images import MAX_SIDE
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 RUN_ID = re.compile(r"[0-9a-f]{32}")
@@ -105,19 +106,19 @@ def inference_settings(segmenter, scales=None, hflip=None, crf=None, prefix: str
 
 
 def predict_files(segmenter, files: list[Path], out: Path, settings=None, overlay: bool = False,
-                  progress=None, max_side: int | None = None) -> PredictReport:
-    """Segment each file into `out` (at most `max_side` pixels on a side, None: the default bound,
-    0: none); unreadable or failing images are reported, not raised."""
+                  progress=None, max_side: int = MAX_SIDE) -> PredictReport:
+    """Segment each file into `out` (at most `max_side` pixels on a side, 0: no bound); unreadable
+    or failing images are reported, not raised."""
     from wsss.core.io import atomic_path, read_rgb, write_palette_png
     from wsss.evaluation.visualize import blend
-    from wsss.serve.large_images import MAX_SIDE, segment_bounded
+    from wsss.serve.large_images import segment_bounded
 
     out.mkdir(parents=True, exist_ok=True)
     report = PredictReport()
     for path in files:
         try:
             image = read_rgb(path)
-            labels = segment_bounded(segmenter, image, settings, MAX_SIDE if max_side is None else max_side)
+            labels = segment_bounded(segmenter, image, settings, max_side)
             target = out / f"{path.stem}.png"
             write_palette_png(target, labels)
             report.written.append(target)
