@@ -3,7 +3,8 @@ training seeds, for a baseline configuration and for params.yaml, measured in th
 
     .venv/bin/python benchmarks/bench_noise.py [--project DIR] [--replicates N]
                                                [--baseline KEY=VALUE ...] [--after KEY=VALUE ...]
-                                               [--targets STAGE ...] [--out [FILE]]
+                                               [--targets STAGE ...] [--vary KEY]
+                                               [--before-from FILE] [--out [FILE]]
     .venv/bin/python benchmarks/bench_noise.py --from-json benchmarks/results/noise.json
 
 Runs the pipeline for project.seed = 0..N-1 (default 5) twice, each replicate a DVC experiment in
@@ -18,6 +19,11 @@ correlation and the standard deviation of the step (output - input), i.e. the no
 network adds. --out writes both studies, the ratios and the steps as JSON (default
 benchmarks/results/noise.json); --from-json prints the report of such a file without running.
 MLflow: one group run per configuration.
+
+One network's own noise: --vary KEY (a training section's own seed, e.g. refine.irn.train.seed)
+makes the second study vary KEY over 0..N-1 instead of project.seed, every other network trained
+with project.seed as params.yaml has it; --before-from FILE takes the first study from a written
+result (its "before") instead of running it again.
 """
 
 from __future__ import annotations
@@ -49,14 +55,16 @@ def parse_override(text: str) -> tuple[str, object]:
     return key, yaml.safe_load(value)
 
 
-def study(project: Path, env: dict, count: int, name: str, overrides: dict, targets: tuple[str, ...] = ()) -> dict:
-    """The replicate study of one configuration, under a group run of its own."""
+def study(project: Path, env: dict, count: int, name: str, overrides: dict, targets: tuple[str, ...] = (),
+          seed_key: str = experiments.SEED_KEY) -> dict:
+    """The replicate study of one configuration (``seed_key`` = 0..count-1), under a group run of its own."""
     params = params_mod.load(project / params_mod.PARAMS_FILE, overrides)
     group = experiments.start_group_run(project, params, "noise-floor", f"noise floor: {name} x{count}")
     import mlflow
 
     client = mlflow.MlflowClient()
-    replicate_runs = replicates.run_seeds(project, env, count, group, overrides, prefix=f"noise-{name}", targets=targets)
+    replicate_runs = replicates.run_seeds(project, env, count, group, overrides, prefix=f"noise-{name}", targets=targets,
+                                          seed_key=seed_key)
     result = replicates.summarise(replicate_runs)
     client.log_batch(group, metrics=experiments.mlflow_metrics(replicates.flat_metrics(result)))
     client.set_terminated(group, "FINISHED")
@@ -114,6 +122,11 @@ def main() -> int:
                         help="the second study's params overrides (default none: params.yaml as it is)")
     parser.add_argument("--targets", nargs="+", default=[], metavar="STAGE",
                         help="the stages each replicate runs, with their upstream stages (default all)")
+    parser.add_argument("--vary", default=experiments.SEED_KEY, metavar="KEY",
+                        help="the seed the second study varies (default project.seed; e.g. refine.irn.train.seed: "
+                             "that network's own noise)")
+    parser.add_argument("--before-from", type=Path, metavar="FILE",
+                        help="the first study from a written result instead of running it")
     parser.add_argument("--out", nargs="?", const=RESULTS, default=None, help=f"write the results (default {RESULTS})")
     parser.add_argument("--from-json", type=Path, metavar="FILE", help="print the report of a written result, run nothing")
     args = parser.parse_args()
@@ -124,16 +137,25 @@ def main() -> int:
     if args.replicates < 2:
         parser.error("--replicates needs 2 or more seeds for a standard deviation")
     project = Path(args.project).resolve()
-    baseline = dict(args.baseline) if args.baseline else dict(BASELINE)
     env = tool_env()
     after_overrides, targets = dict(args.after), tuple(args.targets)
-    before = study(project, env, args.replicates, "baseline", baseline, targets)
-    after = study(project, env, args.replicates, "after" if after_overrides else "params", after_overrides, targets)
+    if args.before_from:
+        saved = json.loads(args.before_from.read_text())
+        before, baseline = saved["before"], saved["baseline_overrides"]
+    else:
+        baseline = dict(args.baseline) if args.baseline else dict(BASELINE)
+        before = study(project, env, args.replicates, "baseline", baseline, targets)
+    name = "after" if after_overrides else "params"
+    if args.vary != experiments.SEED_KEY:
+        name += "-" + args.vary.replace(".", "-")
+    after = study(project, env, args.replicates, name, after_overrides, targets, args.vary)
     rows = spread(before, after)
     print_report(before, after, rows)
     if args.out:
         write_json(ROOT / args.out, {"replicates": args.replicates, "baseline_overrides": baseline,
-                                     "after_overrides": after_overrides, "targets": list(targets),
+                                     "after_overrides": after_overrides, "after_varies": args.vary,
+                                     "before_from": str(args.before_from) if args.before_from else None,
+                                     "targets": list(targets),
                                      "cpus": os.cpu_count(), "spread": rows, "before": before, "after": after,
                                      "steps": {"before": chain_steps(before), "after": chain_steps(after)}})
     return 0

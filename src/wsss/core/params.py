@@ -137,7 +137,8 @@ class ProjectParams(Section):
         1, "processes per stage, one per device (DDP training, sharded per-image stages); auto = every visible GPU")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = knob(
         "auto", "autocast dtype: auto = bf16 on a CUDA device that has it, else fp32")
-    seed: int = knob(0, "seed of weight init, data order, augmentation and K-means init", ge=0)
+    seed: int = knob(0, "seed of weight init, data order, augmentation and K-means init (a training "
+                        "section's own seed, where set, replaces it for that network)", ge=0)
     num_workers: int = knob(0, "DataLoader worker processes", ge=0, le=64)
     progress: Union[Literal["auto"], bool] = knob(
         "auto", "progress bars: auto (stderr is a terminal and CI unset; else a line every 30 s) | true | "
@@ -145,6 +146,10 @@ class ProjectParams(Section):
     on_collapse: Literal["warn", "fail"] = knob(
         "warn", "collapsed outputs (all-zero seed maps, a loss of exactly 0, empty boundary maps): "
                 "warn, or fail the stage")
+
+    def seed_of(self, own: int | None) -> int:
+        """A network's training seed: its training section's own ``seed``, else ``seed``."""
+        return self.seed if own is None else own
 
 
 # ------------------------------------------------------------------------------------------- data
@@ -256,6 +261,11 @@ class BackboneParams(Section):
                               "removed alone, as the references' ResNet-50)")
 
 
+def _own_seed() -> Any:
+    return knob(None, "this network's own seed of weight init, data order and augmentation (null: "
+                      "project.seed): vary it alone to measure the noise this network adds", ge=0)
+
+
 class ClassifierTrainParams(Section):
     epochs: int = knob(5, "passes over the training split", ge=1, le=1000)
     batch_size: int = knob(16, "global batch (over all processes)", ge=1, le=4096)
@@ -267,6 +277,7 @@ class ClassifierTrainParams(Section):
     crop_size: int = knob(512, "square training crop", unit="px", ge=8, le=4096)
     hflip: bool = knob(True, "random horizontal flips")
     freeze_bn: bool = knob(True, "keep BN statistics and affine parameters fixed (pretrained backbones)")
+    seed: int | None = _own_seed()
 
 
 class SeedInferParams(Section):
@@ -381,6 +392,7 @@ class IrnTrainParams(Section):
     displacement: bool = knob(True, "also train the displacement head (instance masks only)")
     pair_sources: PairSources = knob(
         "all", "pairs from every pixel | from IRN's window only: rows < h-r, r <= cols < w-r, r = radius-1 (reference)")
+    seed: int | None = _own_seed()
 
 
 class WalkParams(Section):
@@ -423,6 +435,7 @@ class DeeplabTrainParams(Section):
     crop_size: int = knob(321, "square training crop", unit="px", ge=16, le=4096)
     scale_range: RangePair = _list([0.5, 1.5], "[low, high] random rescaling")
     hflip: bool = knob(True, "random horizontal flips")
+    seed: int | None = _own_seed()
 
 
 class DeeplabParams(Section):

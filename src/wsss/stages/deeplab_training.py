@@ -23,15 +23,16 @@ def train_deeplab(stage: Stage, project: ProjectParams, dataset_cfg: DatasetPara
     train_cfg = cfg.train
 
     def train(ranks: Ranks) -> None:
-        torch.manual_seed(project.seed)
+        seed = project.seed_of(train_cfg.seed)
+        torch.manual_seed(seed)
         device = ranks.device
         dataset = open_split(dataset_cfg, dataset_cfg.train_split)
         if ranks.main:
             warn_small_images(dataset, train_cfg.crop_size, f"{section}.train.crop_size")
         model = deeplab(backbone, cfg, dataset.num_classes, stage.paths).to(device)
         items = LabelMapDataset(dataset, labels, train_cfg.crop_size, tuple(train_cfg.scale_range), train_cfg.hflip,
-                                seed=project.seed)
-        loader = train_loader(items, train_cfg.batch_size, f"{section}.train.batch_size", project.seed,
+                                seed=seed)
+        loader = train_loader(items, train_cfg.batch_size, f"{section}.train.batch_size", seed,
                               project.num_workers, ranks)
         backbone_params, head_params = model.parameter_groups()
         optimizer = make_sgd([(backbone_params, 1.0), (head_params, train_cfg.head_lr_mult)], train_cfg.lr,

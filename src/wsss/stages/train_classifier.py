@@ -20,7 +20,8 @@ def train_classifier(stage: Stage, project: ProjectParams, dataset_cfg: DatasetP
     cfg = seeds.train
 
     def train(ranks: Ranks) -> None:
-        torch.manual_seed(project.seed)
+        seed = project.seed_of(cfg.seed)
+        torch.manual_seed(seed)
         device = ranks.device
         saliency = needs_saliency(seeds)
         dataset = open_split(dataset_cfg, dataset_cfg.train_split, with_saliency=saliency)
@@ -29,8 +30,8 @@ def train_classifier(stage: Stage, project: ProjectParams, dataset_cfg: DatasetP
             warn_small_images(dataset, cfg.crop_size, "seeds.train.crop_size")
         model = build_seed_model(seeds, build_backbone(seeds.backbone), dataset.num_classes - 1).to(device)
         items = (SaliencyClassificationDataset if saliency else ClassificationDataset)(
-            dataset, tuple(cfg.resize_long), cfg.crop_size, cfg.hflip, seed=project.seed)
-        loader = train_loader(items, cfg.batch_size, "seeds.train.batch_size", project.seed, project.num_workers,
+            dataset, tuple(cfg.resize_long), cfg.crop_size, cfg.hflip, seed=seed)
+        loader = train_loader(items, cfg.batch_size, "seeds.train.batch_size", seed, project.num_workers,
                               ranks)
         backbone_params, new_params = model.parameter_groups()
         optimizer = make_sgd([(backbone_params, 1.0), (new_params, cfg.new_layer_lr_mult)],

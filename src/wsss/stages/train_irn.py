@@ -22,15 +22,16 @@ def train_irn(stage: Stage, project: ProjectParams, dataset_cfg: DatasetParams, 
     cfg = irn.train
 
     def train(ranks: Ranks) -> None:
-        torch.manual_seed(project.seed)
+        seed = project.seed_of(cfg.seed)
+        torch.manual_seed(seed)
         device = ranks.device
         dataset = open_split(dataset_cfg, dataset_cfg.train_split)
         if ranks.main:
             warn_small_images(dataset, cfg.crop_size, "refine.irn.train.crop_size")
         model = IRN(starting_backbone(backbone, irn.backbone, stage.paths), displacement=cfg.displacement).to(device)
         items = RelationLabelDataset(dataset, stage.paths.relation_labels, cfg.crop_size,
-                                     tuple(irn.image_scale * s for s in cfg.scale_range), cfg.hflip, seed=project.seed)
-        loader = train_loader(items, cfg.batch_size, "refine.irn.train.batch_size", project.seed, project.num_workers,
+                                     tuple(irn.image_scale * s for s in cfg.scale_range), cfg.hflip, seed=seed)
+        loader = train_loader(items, cfg.batch_size, "refine.irn.train.batch_size", seed, project.num_workers,
                               ranks)
         heads = [p for module in model.heads() for p in module.parameters()]
         optimizer = make_sgd([(heads, 1.0)], cfg.lr, cfg.momentum, cfg.weight_decay)

@@ -120,10 +120,12 @@ def markdown(study: dict) -> str:
 
 
 def run_seeds(project: Path, env: dict, count: int, group: str, overrides: dict | None = None,
-              prefix: str = "replicate", targets: tuple[str, ...] = (), log=print, jobs: int = 1) -> list[Replicate]:
+              prefix: str = "replicate", targets: tuple[str, ...] = (), log=print, jobs: int = 1,
+              seed_key: str = experiments.SEED_KEY) -> list[Replicate]:
     """Run the pipeline (``targets``, default all) with ``overrides`` for seeds 0..count-1, each a
     DVC experiment ``<prefix>-seed-K`` with its MLflow child run under ``group``; return each
-    replicate's metrics files. ``jobs`` > 1: from DVC's queue, that many at a time."""
+    replicate's metrics files. ``jobs`` > 1: from DVC's queue, that many at a time. ``seed_key``:
+    the seed varied (another than project.seed, e.g. refine.irn.train.seed: one network's noise)."""
     import mlflow
 
     from wsss.core import params as params_mod
@@ -136,7 +138,7 @@ def run_seeds(project: Path, env: dict, count: int, group: str, overrides: dict 
     planned = []  # (seed, experiment name, overrides with the seed, its params, its MLflow run)
     for seed in range(count):
         name = experiments.experiment_name(prefix, "seed", str(seed))
-        seeded = overrides | {experiments.SEED_KEY: seed}
+        seeded = overrides | {seed_key: seed}
         seed_params = params_mod.load(project / params_mod.PARAMS_FILE, seeded)
         child = experiments.start_group_run(project, seed_params, "replicate", f"{prefix} seed {seed}", group, name)
         planned.append((seed, name, seeded, seed_params, child))
