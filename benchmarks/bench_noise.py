@@ -88,7 +88,10 @@ def chain_steps(result: dict) -> list[dict]:
     import numpy as np
 
     values = [(stem, np.array(figures["miou"]["values"])) for stem, figures in result["figures"].items()]
-    return [{"input": a, "output": b, "correlation": float(np.corrcoef(x, y)[0, 1]),
+    def correlation(x, y) -> float | None:  # none where a figure does not move (its network held fixed)
+        return None if min(np.ptp(x), np.ptp(y)) < 1e-9 else float(np.corrcoef(x, y)[0, 1])
+
+    return [{"input": a, "output": b, "correlation": correlation(x, y),
              "sd_input": float(x.std(ddof=1)), "sd_output": float(y.std(ddof=1)),
              "sd_step": float((y - x).std(ddof=1))}
             for (a, x), (b, y) in zip(values, values[1:])]
@@ -108,7 +111,8 @@ def print_report(before: dict, after: dict, rows: dict) -> None:
                   f"{'resolved' if difference['resolved'] else 'not resolved'}")
         print(f"steps of the chain, {name}: correlation with the input over the seeds, sd of output − input")
         for step in chain_steps(result):
-            print(f"  {step['input']:>10s} -> {step['output']:10s} r {step['correlation']:+.2f}   "
+            r = "  -  " if step["correlation"] is None else f"{step['correlation']:+.2f}"
+            print(f"  {step['input']:>10s} -> {step['output']:10s} r {r}   "
                   f"sd {100 * step['sd_input']:.2f} -> {100 * step['sd_output']:.2f} pt, step {100 * step['sd_step']:.2f} pt")
 
 

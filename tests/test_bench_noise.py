@@ -56,8 +56,8 @@ def test_each_step_of_the_chain_shows_how_its_figure_follows_its_input(tmp_path,
 def test_after_overrides_and_targets_reach_both_studies(tmp_path, monkeypatch):
     calls = []
 
-    def study(project, env, count, name, overrides, targets=()):
-        calls.append((name, overrides, targets))
+    def study(project, env, count, name, overrides, targets=(), seed_key="project.seed"):
+        calls.append((name, overrides, targets, seed_key))
         return _study([0.40, 0.44, 0.48], [0.45, 0.50, 0.52])
 
     monkeypatch.setattr(B, "study", study)
@@ -66,7 +66,22 @@ def test_after_overrides_and_targets_reach_both_studies(tmp_path, monkeypatch):
                                       "--after", "refine.irn.train.epochs=30", "--targets", "evaluate_refine",
                                       "--out", str(out)])
     assert B.main() == 0
-    assert calls == [("baseline", {"refine.irn.train.epochs": 15}, ("evaluate_refine",)),
-                     ("after", {"refine.irn.train.epochs": 30}, ("evaluate_refine",))]
+    assert calls == [("baseline", {"refine.irn.train.epochs": 15}, ("evaluate_refine",), "project.seed"),
+                     ("after", {"refine.irn.train.epochs": 30}, ("evaluate_refine",), "project.seed")]
     saved = json.loads(out.read_text())
     assert saved["after_overrides"] == {"refine.irn.train.epochs": 30} and saved["targets"] == ["evaluate_refine"]
+
+    # One network's own noise: the second study varies its seed; the first comes from the file.
+    calls.clear()
+    monkeypatch.setattr(sys, "argv", ["bench_noise.py", "--replicates", "3", "--before-from", str(out),
+                                      "--vary", "refine.irn.train.seed", "--out", str(tmp_path / "irn.json")])
+    assert B.main() == 0
+    assert calls == [("params-refine-irn-train-seed", {}, (), "refine.irn.train.seed")]
+    varied = json.loads((tmp_path / "irn.json").read_text())
+    assert varied["before"] == saved["before"] and varied["after_varies"] == "refine.irn.train.seed"
+
+
+def test_a_figure_held_fixed_has_no_correlation():
+    held = _study([0.47, 0.47, 0.47], [0.55, 0.56, 0.55])
+    (step,) = B.chain_steps(held)
+    assert step["correlation"] is None and step["sd_step"] == pytest.approx(np.std([0.55, 0.56, 0.55], ddof=1))
