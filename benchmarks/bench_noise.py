@@ -88,6 +88,7 @@ def chain_steps(result: dict) -> list[dict]:
     import numpy as np
 
     values = [(stem, np.array(figures["miou"]["values"])) for stem, figures in result["figures"].items()]
+
     def correlation(x, y) -> float | None:  # none where a figure does not move (its network held fixed)
         return None if min(np.ptp(x), np.ptp(y)) < 1e-9 else float(np.corrcoef(x, y)[0, 1])
 

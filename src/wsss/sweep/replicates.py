@@ -119,6 +119,15 @@ def markdown(study: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Training sections' own seeds (null: project.seed); one that is set holds its network in every replicate.
+OWN_SEED_KEYS = ("seeds.train.seed", "refine.irn.train.seed", "ptrecl.recovery.train.seed", "segment.train.seed")
+
+
+def held_networks(params) -> list[str]:
+    """``key=value`` for each training section whose own seed is set: it does not vary with project.seed."""
+    return [f"{key}={params.get(key)}" for key in OWN_SEED_KEYS if params.get(key) is not None]
+
+
 def run_seeds(project: Path, env: dict, count: int, group: str, overrides: dict | None = None,
               prefix: str = "replicate", targets: tuple[str, ...] = (), log=print, jobs: int = 1,
               seed_key: str = experiments.SEED_KEY) -> list[Replicate]:
@@ -142,6 +151,10 @@ def run_seeds(project: Path, env: dict, count: int, group: str, overrides: dict 
         seed_params = params_mod.load(project / params_mod.PARAMS_FILE, seeded)
         child = experiments.start_group_run(project, seed_params, "replicate", f"{prefix} seed {seed}", group, name)
         planned.append((seed, name, seeded, seed_params, child))
+    held = held_networks(planned[0][3]) if planned and seed_key == experiments.SEED_KEY else []
+    if held:
+        log(f"replicates: {', '.join(held)}: those networks keep that seed in every replicate; only the "
+            f"others vary with {seed_key}")
     replicates = []
     try:
         if jobs > 1:
